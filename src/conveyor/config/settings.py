@@ -1,0 +1,104 @@
+"""Conveyor settings, read from the environment (and an optional `.env` file) and validated."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from conveyor.config.errors import ConfigError
+
+STANDARD_QUEUES = ("indexing", "ai-processing", "background")
+
+
+class BackoffSettings(BaseModel):
+    """Default retry backoff of a queue: `fixed` or `exponential`, base delay in ms, optional jitter 0..1."""
+
+    type: str = Field(default="exponential", pattern="^(fixed|exponential)$")
+    delay: int = Field(default=1000, ge=0)
+    jitter: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class QueueSettings(BaseModel):
+    """Per-queue defaults: worker concurrency and the job options every job of the queue starts from."""
+
+    concurrency: int = Field(default=1, ge=1, le=10_000)
+    attempts: int = Field(default=1, ge=1, le=1000)
+    backoff: BackoffSettings | None = None
+    timeout_ms: int | None = Field(default=None, gt=0)
+    keep_completed: int | None = Field(default=None, ge=0)
+    keep_failed: int | None = Field(default=None, ge=0)
+
+
+class Settings(BaseSettings):
+    """Everything Conveyor reads from its environment. Field names map to upper-case env vars."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    redis_url: str | None = Field(default=None, description="redis://, rediss:// or unix:// URL")
+    redis_host: str | None = None
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    redis_password: str | None = None
+    redis_db: int = Field(default=0, ge=0)
+    redis_sentinels: str | None = Field(default=None, description="host:port,host:port of Sentinels")
+    redis_sentinel_master: str = "mymaster"
+
+    conveyor_data_dir: Path = Path(".conveyor")
+    conveyor_prefix: str = Field(default="bull", min_length=1, pattern=r"^[^:\s]+$")
+    conveyor_queues: dict[str, QueueSettings] = Field(default_factory=dict)
+    conveyor_max_payload_bytes: int = Field(default=1024 * 1024, gt=0)
+    conveyor_lock_duration_ms: int = Field(default=6000, ge=1000)
+    conveyor_stalled_interval_ms: int = Field(default=4000, ge=500)
+    conveyor_shutdown_grace_s: float = Field(default=30.0, ge=0)
+    conveyor_heartbeat_s: float = Field(default=2.0, gt=0)
+
+    indexing_queue_concurrency: int = Field(default=5, ge=1, le=10_000)
+    ai_queue_concurrency: int = Field(default=3, ge=1, le=10_000)
+    background_queue_concurrency: int = Field(default=2, ge=1, le=10_000)
+
+    @field_validator("conveyor_queues", mode="before")
+    @classmethod
+    def _parse_queues(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @property
+    def redis_configured(self) -> bool:
+        """True when the user pointed Conveyor at a Redis; False means the embedded server is used."""
+        return bool(self.redis_url or self.redis_host or self.redis_sentinels)
+
+    def queue_settings(self) -> dict[str, QueueSettings]:
+        """The standard queues with the design's defaults, then the configured ones (which may override)."""
+        queues = {
+            "indexing": QueueSettings(
+                concurrency=self.indexing_queue_concurrency,
+                attempts=3,
+                backoff=BackoffSettings(type="exponential", delay=1000),
+                keep_completed=100,
+                keep_failed=500,
+            ),
+            "ai-processing": QueueSettings(
+                concurrency=self.ai_queue_concurrency,
+                attempts=2,
+                backoff=BackoffSettings(type="exponential", delay=2000),
+                timeout_ms=30_000,
+            ),
+            "background": QueueSettings(concurrency=self.background_queue_concurrency, attempts=1),
+        }
+        queues.update(self.conveyor_queues)
+        return queues
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings; a bad value raises `ConfigError` naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"Invalid configuration: {problems}") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"CONVEYOR_QUEUES is not valid JSON: {exc}") from exc
