@@ -1,0 +1,24 @@
+"""The Redis layer: connections, the embedded server, the key schema, script access."""
+
+# -- connections and the embedded server ------------------------------------------------------------
+from conveyor.redis.connection import (
+    RedisTarget,
+    ServerHealth,
+    check_server,
+    ping_or_raise,
+    resolve_target,
+)
+from conveyor.redis.embedded import EmbeddedRedis
+from conveyor.redis.errors import EmbeddedRedisError, RedisUnavailableError, RedisVersionError
+
+__all__ = [
+    "EmbeddedRedis",
+    "EmbeddedRedisError",
+    "RedisTarget",
+    "RedisUnavailableError",
+    "RedisVersionError",
+    "ServerHealth",
+    "check_server",
+    "ping_or_raise",
+    "resolve_target",
+]

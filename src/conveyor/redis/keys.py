@@ -1,0 +1,168 @@
+"""The whole Redis key schema: BullMQ's layout plus Conveyor's few additions. No key is built elsewhere.
+
+BullMQ keeps a queue under `<prefix>:<queue>:<suffix>` and a job under `<prefix>:<queue>:<id>` (with
+`:lock`, `:logs`, `:dependencies` beside it). Conveyor adds a worker registry and a cancel channel under
+`<prefix>:conveyor:*` so that Node BullMQ tools never mistake them for queues.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+QUEUE_SUFFIXES = (
+    "active",
+    "wait",
+    "waiting-children",
+    "paused",
+    "completed",
+    "failed",
+    "delayed",
+    "repeat",
+    "stalled",
+    "limiter",
+    "prioritized",
+    "id",
+    "stalled-check",
+    "meta",
+    "pc",
+    "events",
+    "marker",
+)
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """Every key of one queue, in BullMQ's layout."""
+
+    prefix: str
+    queue: str
+
+    @cached_property
+    def base(self) -> str:
+        """`<prefix>:<queue>:` — the key prefix BullMQ's scripts take as ARGV (job keys are base + id)."""
+        return f"{self.prefix}:{self.queue}:"
+
+    # One property per BullMQ queue structure (`keys.wait`, `keys.waiting_children`, …).
+    @property
+    def active(self) -> str:
+        return self.base + "active"
+
+    @property
+    def wait(self) -> str:
+        return self.base + "wait"
+
+    @property
+    def waiting_children(self) -> str:
+        return self.base + "waiting-children"
+
+    @property
+    def paused(self) -> str:
+        return self.base + "paused"
+
+    @property
+    def completed(self) -> str:
+        return self.base + "completed"
+
+    @property
+    def failed(self) -> str:
+        return self.base + "failed"
+
+    @property
+    def delayed(self) -> str:
+        return self.base + "delayed"
+
+    @property
+    def repeat(self) -> str:
+        return self.base + "repeat"
+
+    @property
+    def stalled(self) -> str:
+        return self.base + "stalled"
+
+    @property
+    def limiter(self) -> str:
+        return self.base + "limiter"
+
+    @property
+    def prioritized(self) -> str:
+        return self.base + "prioritized"
+
+    @property
+    def id(self) -> str:
+        return self.base + "id"
+
+    @property
+    def stalled_check(self) -> str:
+        return self.base + "stalled-check"
+
+    @property
+    def meta(self) -> str:
+        return self.base + "meta"
+
+    @property
+    def pc(self) -> str:
+        return self.base + "pc"
+
+    @property
+    def events(self) -> str:
+        return self.base + "events"
+
+    @property
+    def marker(self) -> str:
+        return self.base + "marker"
+
+    def of(self, suffix: str) -> str:
+        """The key of a queue-level structure by its BullMQ suffix (`wait`, `waiting-children`, …)."""
+        if suffix not in QUEUE_SUFFIXES:
+            raise ValueError(f"unknown queue key suffix {suffix!r}")
+        return self.base + suffix
+
+    def job(self, job_id: str) -> str:
+        """The hash holding a job."""
+        return self.base + job_id
+
+    def lock(self, job_id: str) -> str:
+        """The lock of an active job; its value is the owning worker's token."""
+        return f"{self.base}{job_id}:lock"
+
+    def logs(self, job_id: str) -> str:
+        """The list of a job's log lines."""
+        return f"{self.base}{job_id}:logs"
+
+    def metrics(self, target: str) -> str:
+        """BullMQ's per-minute metrics of `completed` or `failed`."""
+        return f"{self.base}metrics:{target}"
+
+    def deduplication(self, dedup_id: str) -> str:
+        """The key that holds a deduplication id for its time to live."""
+        return f"{self.base}de:{dedup_id}"
+
+
+@dataclass(frozen=True)
+class ConveyorKeys:
+    """Keys Conveyor adds beside the queues (worker registry, cancellation)."""
+
+    prefix: str
+
+    @property
+    def workers(self) -> str:
+        """Sorted set of live worker ids, scored by their last heartbeat (Redis server time, ms)."""
+        return f"{self.prefix}:conveyor:workers"
+
+    def worker(self, worker_id: str) -> str:
+        """Hash describing one worker; expires when its heartbeats stop."""
+        return f"{self.prefix}:conveyor:worker:{worker_id}"
+
+    @property
+    def cancel_channel(self) -> str:
+        """Pub/sub channel announcing `<queue>:<job id>` of jobs asked to cancel."""
+        return f"{self.prefix}:conveyor:cancel"
+
+    def cancel_flag(self, queue: str, job_id: str) -> str:
+        """Key set while a cancellation request for an active job is pending (survives missed messages)."""
+        return f"{self.prefix}:conveyor:cancel:{queue}:{job_id}"
+
+    def queue_pattern(self) -> str:
+        """SCAN pattern that finds every queue's meta hash (to discover queues)."""
+        return f"{self.prefix}:*:meta"

@@ -1,0 +1,319 @@
+"""BullMQ's Lua scripts, loaded from the pinned `bullmq` package and called with typed arguments.
+
+Each method names the script it runs; the script's header (in the bullmq package) is the contract for KEYS,
+ARGV and return codes. Negative return codes become `ScriptError` subclasses, never magic numbers at call
+sites. Every state change of an active job passes the worker's lock token, which the script checks (fencing).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import msgpack
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
+
+from conveyor.redis.keys import QueueKeys
+from conveyor.redis.script_errors import raise_for_code
+
+SCRIPT_FILES = {
+    "addStandardJob": "addStandardJob-9.lua",
+    "addDelayedJob": "addDelayedJob-6.lua",
+    "addPrioritizedJob": "addPrioritizedJob-9.lua",
+    "moveToActive": "moveToActive-11.lua",
+    "moveToFinished": "moveToFinished-14.lua",
+    "moveToDelayed": "moveToDelayed-11.lua",
+    "retryJob": "retryJob-11.lua",
+    "extendLocks": "extendLocks-1.lua",
+    "moveStalledJobsToWait": "moveStalledJobsToWait-9.lua",
+    "updateProgress": "updateProgress-3.lua",
+    "addLog": "addLog-2.lua",
+    "getCounts": "getCounts-1.lua",
+    "pause": "pause-7.lua",
+    "obliterate": "obliterate-2.lua",
+    "drain": "drain-5.lua",
+    "promote": "promote-9.lua",
+    "removeJob": "removeJob-2.lua",
+    "getStateV2": "getStateV2-8.lua",
+    "reprocessJob": "reprocessJob-9.lua",
+    "moveJobsToWait": "moveJobsToWait-8.lua",
+    "moveJobFromActiveToWait": "moveJobFromActiveToWait-9.lua",
+}
+
+
+@cache
+def script_source(name: str) -> str:
+    """The Lua source of a BullMQ script as shipped by the pinned `bullmq` package."""
+    return (resources.files("bullmq") / "commands" / SCRIPT_FILES[name]).read_text()
+
+
+def _pack(value: Any) -> bytes:
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
+
+
+def _flat(fields: dict[str, str]) -> bytes:
+    return _pack([item for pair in fields.items() for item in pair])
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedJob:
+    """What `moveToActive` (or a finishing script with fetch-next) hands back."""
+
+    job_id: str | None
+    fields: dict[str, str]
+    rate_limit_delay_ms: int
+    next_delayed_ms: int
+
+
+def _fetched(raw: Any) -> FetchedJob:
+    if not raw or isinstance(raw, int):
+        return FetchedJob(None, {}, 0, 0)
+    flat, job_id = raw[0], raw[1]
+    fields = dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {}
+    delay = int(raw[2] or 0) if len(raw) > 2 else 0
+    next_ts = int(raw[3] or 0) if len(raw) > 3 else 0
+    return FetchedJob(str(job_id) if job_id else None, fields, delay, next_ts)
+
+
+class QueueScripts:
+    """BullMQ's scripts bound to one queue's keys and one client."""
+
+    def __init__(self, client: Redis, keys: QueueKeys) -> None:
+        self.client = client
+        self.keys = keys
+        self._scripts: dict[str, AsyncScript] = {}
+
+    def _script(self, name: str) -> AsyncScript:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self.client.register_script(script_source(name))
+            self._scripts[name] = script
+        return script
+
+    async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any], pipe: Pipeline | None = None) -> Any:
+        return await self._script(name)(keys=list(keys), args=list(args), client=pipe)
+
+    # --- producing -------------------------------------------------------------------------------------
+
+    async def add_job(
+        self,
+        *,
+        job_id: str,
+        name: str,
+        data_json: str,
+        opts: dict[str, Any],
+        timestamp: int,
+        pipe: Pipeline | None = None,
+    ) -> Any:
+        """Add one job (delayed, prioritized or standard, by its options). Returns its id, or a queued pipe."""
+        k = self.keys
+        packed_args = _pack([k.base, job_id, name, timestamp, None, None, None, None, None])
+        args = [packed_args, data_json, _pack(opts), timestamp]
+        if opts.get("delay"):
+            keys = [k.marker, k.meta, k.id, k.delayed, k.completed, k.events]
+            result = await self._run("addDelayedJob", keys, args, pipe)
+        elif opts.get("priority"):
+            keys = [k.marker, k.meta, k.id, k.prioritized, k.delayed, k.completed, k.active, k.events, k.pc]
+            result = await self._run("addPrioritizedJob", keys, args, pipe)
+        else:
+            keys = [k.wait, k.paused, k.meta, k.id, k.completed, k.delayed, k.active, k.events, k.marker]
+            result = await self._run("addStandardJob", keys, args, pipe)
+        if pipe is None:
+            raise_for_code(result, job_id=job_id, command="addJob")
+        return result
+
+    # --- the worker's lifecycle of a job ---------------------------------------------------------------
+
+    def _fetch_keys(self) -> list[str]:
+        k = self.keys
+        return [k.wait, k.active, k.prioritized, k.events, k.stalled, k.limiter, k.delayed, k.paused, k.meta, k.pc]
+
+    async def move_to_active(self, *, token: str, lock_ms: int, worker: str, timestamp: int) -> FetchedJob:
+        """Take the next job (promoting due delayed jobs first) and lock it with `token`."""
+        opts = _pack({"token": token, "lockDuration": lock_ms, "limiter": None, "name": worker})
+        raw = await self._run(
+            "moveToActive", [*self._fetch_keys(), self.keys.marker], [self.keys.base, timestamp, opts]
+        )
+        return _fetched(raw)
+
+    async def move_to_finished(
+        self,
+        *,
+        job_id: str,
+        token: str,
+        target: str,
+        value: str,
+        timestamp: int,
+        keep: dict[str, int],
+        attempts: int,
+        fetch_next: bool,
+        lock_ms: int,
+        worker: str,
+        fields: dict[str, str] | None = None,
+    ) -> FetchedJob:
+        """Complete (`target="completed"`, value = JSON result) or fail (value = reason) an active job."""
+        k = self.keys
+        keys = [*self._fetch_keys(), k.of(target), k.job(job_id), k.metrics(target), k.marker]
+        opts = _pack(
+            {
+                "token": token,
+                "keepJobs": keep,
+                "lockDuration": lock_ms,
+                "attempts": attempts,
+                "maxMetricsSize": "",
+                "name": worker,
+                "limiter": None,
+            }
+        )
+        prop = "returnvalue" if target == "completed" else "failedReason"
+        args: list[Any] = [job_id, timestamp, prop, value, target, "1" if fetch_next else "", k.base, opts]
+        if fields:
+            args.append(_flat(fields))
+        raw = await self._run("moveToFinished", keys, args)
+        raise_for_code(raw, job_id=job_id, command="moveToFinished")
+        return _fetched(raw)
+
+    async def move_to_delayed(
+        self, *, job_id: str, token: str, timestamp: int, delay_ms: int, fields: dict[str, str]
+    ) -> None:
+        """Send an active job back to `delayed` for `delay_ms` (a retry with backoff); counts an attempt."""
+        k = self.keys
+        keys = [
+            k.marker,
+            k.active,
+            k.prioritized,
+            k.delayed,
+            k.job(job_id),
+            k.events,
+            k.meta,
+            k.stalled,
+            k.wait,
+            k.limiter,
+            k.pc,
+        ]
+        args = [k.base, str(timestamp), job_id, token, delay_ms, "0", _flat(fields), "0"]
+        raise_for_code(await self._run("moveToDelayed", keys, args), job_id=job_id, command="moveToDelayed")
+
+    async def retry_job(self, *, job_id: str, token: str, timestamp: int, fields: dict[str, str]) -> None:
+        """Send an active job straight back to waiting (a retry without delay); counts an attempt."""
+        k = self.keys
+        keys = [
+            k.active,
+            k.wait,
+            k.paused,
+            k.job(job_id),
+            k.meta,
+            k.events,
+            k.delayed,
+            k.prioritized,
+            k.pc,
+            k.marker,
+            k.stalled,
+        ]
+        args = [k.base, timestamp, "LPUSH", job_id, token, _flat(fields)]
+        raise_for_code(await self._run("retryJob", keys, args), job_id=job_id, command="retryJob")
+
+    async def hand_back(self, job_id: str, token: str) -> None:
+        """Return an active job to waiting (keeping its priority) without counting an attempt."""
+        k = self.keys
+        keys = [k.active, k.wait, k.stalled, k.paused, k.meta, k.limiter, k.prioritized, k.marker, k.events]
+        result = await self._run("moveJobFromActiveToWait", keys, [job_id, token, k.job(job_id)])
+        raise_for_code(result, job_id=job_id, command="moveJobFromActiveToWait")
+        # The script wakes idle workers only for unprioritized jobs; wake them for prioritized ones too.
+        await self.client.zadd(k.marker, {"0": 0})
+
+    async def extend_locks(self, job_ids: Sequence[str], tokens: Sequence[str], lock_ms: int) -> list[str]:
+        """Renew the locks of many active jobs in one call; returns the ids whose lock was lost."""
+        args = [self.keys.base, _pack(list(tokens)), _pack(list(job_ids)), lock_ms]
+        failed = await self._run("extendLocks", [self.keys.stalled], args)
+        return [str(job_id) for job_id in failed or []]
+
+    async def move_stalled_jobs_to_wait(self, *, max_stalled: int, timestamp: int, interval_ms: int) -> list[str]:
+        """Requeue active jobs whose lock expired since the last check; returns their ids."""
+        k = self.keys
+        keys = [k.stalled, k.wait, k.active, k.stalled_check, k.meta, k.paused, k.marker, k.events, k.repeat]
+        stalled = await self._run("moveStalledJobsToWait", keys, [max_stalled, k.base, timestamp, interval_ms])
+        return [str(job_id) for job_id in stalled or []]
+
+    async def update_progress(self, job_id: str, progress: Any) -> None:
+        """Store a job's progress (a number or a JSON object) and emit a `progress` event."""
+        k = self.keys
+        args = [job_id, json.dumps(progress, separators=(",", ":"))]
+        result = await self._run("updateProgress", [k.job(job_id), k.events, k.meta], args)
+        raise_for_code(result, job_id=job_id, command="updateProgress")
+
+    async def add_log(self, job_id: str, line: str, keep_logs: int = 0) -> int:
+        """Append a log line to a job; returns the number of lines."""
+        result = await self._run(
+            "addLog", [self.keys.job(job_id), self.keys.logs(job_id)], [job_id, line, keep_logs or ""]
+        )
+        raise_for_code(result, job_id=job_id, command="addLog")
+        return int(result)
+
+    # --- inspecting and managing ----------------------------------------------------------------------
+
+    async def get_counts(self, states: Sequence[str]) -> list[int]:
+        """Count jobs per BullMQ state (`waiting`, `active`, `completed`, `failed`, `delayed`, …)."""
+        return [int(n) for n in await self._run("getCounts", [self.keys.base], list(states))]
+
+    async def get_state(self, job_id: str) -> str:
+        """The BullMQ state of a job, or `unknown`."""
+        k = self.keys
+        keys = [k.completed, k.failed, k.delayed, k.active, k.wait, k.paused, k.waiting_children, k.prioritized]
+        return str(await self._run("getStateV2", keys, [job_id]))
+
+    async def pause(self, paused: bool) -> None:
+        """Pause or resume the queue for every worker."""
+        k = self.keys
+        src, dst = (k.wait, k.paused) if paused else (k.paused, k.wait)
+        await self._run(
+            "pause",
+            [src, dst, k.meta, k.prioritized, k.events, k.delayed, k.marker],
+            ["paused" if paused else "resumed", "1"],
+        )
+
+    async def obliterate(self, count: int, force: bool) -> int:
+        """Delete up to `count` jobs and the queue's keys; returns >0 when more remain. Queue must be paused."""
+        result = await self._run("obliterate", [self.keys.meta, self.keys.base], [count, "force" if force else ""])
+        raise_for_code(result, job_id="", command="obliterate")
+        return int(result)
+
+    async def drain(self, include_delayed: bool) -> None:
+        """Remove every waiting (and optionally delayed) job."""
+        k = self.keys
+        await self._run(
+            "drain", [k.wait, k.paused, k.delayed, k.prioritized, k.repeat], [k.base, "1" if include_delayed else "0"]
+        )
+
+    async def promote(self, job_id: str) -> None:
+        """Move a delayed job to waiting now."""
+        k = self.keys
+        keys = [k.delayed, k.wait, k.paused, k.meta, k.prioritized, k.active, k.pc, k.events, k.marker]
+        raise_for_code(await self._run("promote", keys, [k.base, job_id]), job_id=job_id, command="promote")
+
+    async def remove_job(self, job_id: str) -> bool:
+        """Remove a job that is not active, with its logs; False if it was locked (active)."""
+        k = self.keys
+        result = await self._run("removeJob", [k.job(job_id), k.repeat], [job_id, "1", k.base])
+        return bool(result == 1)
+
+    async def reprocess_job(self, job_id: str, state: str, *, lifo: bool = False) -> None:
+        """Move a failed or completed job back to waiting, resetting its attempts."""
+        k = self.keys
+        keys = [k.job(job_id), k.events, k.of(state), k.wait, k.meta, k.active, k.marker, k.prioritized, k.pc]
+        prop = "failedReason" if state == "failed" else "returnvalue"
+        args = [job_id, "RPUSH" if lifo else "LPUSH", prop, state, "1", "1"]
+        raise_for_code(await self._run("reprocessJob", keys, args), job_id=job_id, command="reprocessJob")
+
+    async def move_jobs_to_wait(self, state: str, count: int, timestamp: int) -> bool:
+        """Move up to `count` jobs of `state` (failed, completed, delayed) to waiting; True if more remain."""
+        k = self.keys
+        keys = [k.base, k.events, k.of(state), k.wait, k.paused, k.meta, k.active, k.marker]
+        return bool(await self._run("moveJobsToWait", keys, [count, timestamp, state]) == 1)
