@@ -1,0 +1,52 @@
+"""Errors of producing and managing queues."""
+
+from __future__ import annotations
+
+from conveyor.errors import ConveyorError
+
+
+class QueueError(ConveyorError):
+    """A queue operation was refused."""
+
+
+class UnknownQueueError(QueueError):
+    """The queue is not configured."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(
+            f"Unknown queue {name!r}. Known queues: {', '.join(sorted(known))}. Add custom queues with CONVEYOR_QUEUES."
+        )
+        self.name = name
+
+
+class InvalidQueueNameError(QueueError):
+    """A queue name that BullMQ's key layout cannot hold."""
+
+
+class InvalidPayloadError(QueueError):
+    """The payload is not JSON, or does not match the handler's payload model; nothing was written."""
+
+    def __init__(self, message: str, fields: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or []
+
+
+class PayloadTooLargeError(QueueError):
+    """The payload is bigger than the configured limit; nothing was written."""
+
+
+class JobNotFoundError(QueueError):
+    """No job with that id in that queue."""
+
+    def __init__(self, queue: str, job_id: str) -> None:
+        super().__init__(f"No job {job_id!r} in queue {queue!r} (it may have been removed by retention).")
+        self.queue = queue
+        self.job_id = job_id
+
+
+class JobStateError(QueueError):
+    """The job is not in a state that allows the operation (e.g. retrying a job that has not failed)."""
+
+
+class QueueBusyError(QueueError):
+    """The queue has active jobs; the operation needs `force=True` or the jobs to finish."""

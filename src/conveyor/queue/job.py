@@ -1,0 +1,135 @@
+"""The job as read back from Redis: state, data, progress, attempts, result, error and retry history."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+HISTORY_FIELD = "chist"  # Conveyor's retry history, a JSON list inside the job hash (removed with the job)
+
+
+class JobState(StrEnum):
+    """Where a job is. A job is in exactly one of these at any time."""
+
+    WAITING = "waiting"
+    PRIORITIZED = "prioritized"
+    DELAYED = "delayed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    PAUSED = "paused"
+    WAITING_CHILDREN = "waiting-children"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One failed attempt: what went wrong, where, when, on which worker."""
+
+    attempt: int
+    error: str
+    stacktrace: str
+    failed_at: datetime
+    worker: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as stored in the job hash."""
+        return {
+            "attempt": self.attempt,
+            "error": self.error,
+            "stacktrace": self.stacktrace,
+            "at": int(self.failed_at.timestamp() * 1000),
+            "worker": self.worker,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> AttemptRecord:
+        """Parse a stored record."""
+        return cls(
+            attempt=int(raw.get("attempt", 0)),
+            error=str(raw.get("error", "")),
+            stacktrace=str(raw.get("stacktrace", "")),
+            failed_at=from_ms(raw.get("at")) or datetime.fromtimestamp(0, UTC),
+            worker=str(raw.get("worker", "")),
+        )
+
+
+def from_ms(value: Any) -> datetime | None:
+    """A BullMQ millisecond timestamp as an aware datetime (None for missing/zero)."""
+    if value in (None, "", "0", 0):
+        return None
+    return datetime.fromtimestamp(int(float(value)) / 1000, UTC)
+
+
+def _json(value: str | None, default: Any = None) -> Any:
+    if value is None or value == "":
+        return default
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def parse_history(raw: str | None) -> list[AttemptRecord]:
+    """The retry history stored in a job hash."""
+    return [AttemptRecord.from_json(item) for item in _json(raw, [])]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A snapshot of one job. Read it with `Queue.get_job`; it does not change when the job does."""
+
+    id: str
+    queue: str
+    type: str
+    data: Any
+    options: dict[str, Any]
+    state: JobState
+    progress: Any
+    attempts_made: int
+    attempts_started: int
+    max_attempts: int
+    priority: int
+    created_at: datetime | None
+    processed_at: datetime | None
+    finished_at: datetime | None
+    delay_until: datetime | None
+    result: Any
+    failed_reason: str | None
+    history: list[AttemptRecord] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
+    worker: str | None = None
+
+    @classmethod
+    def from_hash(
+        cls, queue: str, job_id: str, fields: dict[str, str], state: JobState, logs: list[str] | None = None
+    ) -> Job:
+        """Build a job from its Redis hash (as BullMQ writes it)."""
+        opts = _json(fields.get("opts"), {}) or {}
+        created = from_ms(fields.get("timestamp"))
+        delay = int(fields.get("delay") or 0)
+        return cls(
+            id=job_id,
+            queue=queue,
+            type=fields.get("name", ""),
+            data=_json(fields.get("data"), {}),
+            options=opts,
+            state=state,
+            progress=_json(fields.get("progress"), 0),
+            attempts_made=int(fields.get("atm") or fields.get("attemptsMade") or 0),
+            attempts_started=int(fields.get("ats") or 0),
+            max_attempts=int(opts.get("attempts") or 1),
+            priority=int(fields.get("priority") or 0),
+            created_at=created,
+            processed_at=from_ms(fields.get("processedOn")),
+            finished_at=from_ms(fields.get("finishedOn")),
+            delay_until=from_ms(int(created.timestamp() * 1000) + delay) if created and delay else None,
+            result=_json(fields.get("returnvalue")),
+            failed_reason=fields.get("failedReason") or None,
+            history=parse_history(fields.get(HISTORY_FIELD)),
+            logs=logs or [],
+            worker=fields.get("pb"),
+        )

@@ -1,0 +1,291 @@
+"""A queue: add jobs, read them back, and manage the queue (pause, resume, clear, retry, cancel)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from conveyor.config import QueueSettings
+from conveyor.queue.errors import (
+    InvalidPayloadError,
+    InvalidQueueNameError,
+    JobNotFoundError,
+    JobStateError,
+    PayloadTooLargeError,
+    QueueBusyError,
+)
+from conveyor.queue.job import Job, JobState
+from conveyor.queue.options import JobOptions, bullmq_options
+from conveyor.redis.errors import RedisUnavailableError
+from conveyor.redis.keys import ConveyorKeys, QueueKeys
+from conveyor.redis.script_errors import JobNotInStateError
+from conveyor.redis.scripts import QueueScripts
+
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+COUNT_STATES = ("wait", "paused", "active", "completed", "failed", "delayed", "prioritized", "waiting-children")
+LIST_STATES = {"waiting": "wait", "active": "active", "paused": "paused"}
+ZSET_STATES = {"completed": True, "failed": True, "delayed": False, "prioritized": False, "waiting-children": False}
+Clock = Callable[[], float]
+
+
+def encode_payload(data: Any, max_bytes: int) -> str:
+    """The payload as compact JSON, or a clear error: never pickle, never more than `max_bytes`."""
+    try:
+        encoded = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayloadError(
+            f"Payload must be JSON (objects, lists, strings, numbers, bools, null): {exc}"
+        ) from exc
+    size = len(encoded.encode())
+    if size > max_bytes:
+        raise PayloadTooLargeError(
+            f"Payload is {size} bytes; the limit is {max_bytes} (CONVEYOR_MAX_PAYLOAD_BYTES). "
+            "Store large content elsewhere and pass a reference."
+        )
+    return encoded
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """One job for `Queue.add_bulk`."""
+
+    type: str
+    data: Any = None
+    options: JobOptions = field(default_factory=JobOptions)
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """Jobs per state in one queue, and whether it is paused."""
+
+    waiting: int
+    active: int
+    completed: int
+    failed: int
+    delayed: int
+    prioritized: int
+    waiting_children: int
+    paused: bool
+
+    @property
+    def pending(self) -> int:
+        """Jobs not yet started (waiting, prioritized, delayed)."""
+        return self.waiting + self.prioritized + self.delayed
+
+
+class Queue:
+    """One BullMQ queue. Produce with `add`/`add_bulk`; inspect and manage with the other methods."""
+
+    def __init__(
+        self,
+        client: Redis,
+        name: str,
+        *,
+        prefix: str = "bull",
+        defaults: QueueSettings | None = None,
+        max_payload_bytes: int = 1024 * 1024,
+        clock: Clock = time.time,
+    ) -> None:
+        if not QUEUE_NAME.match(name):
+            raise InvalidQueueNameError(
+                f"Invalid queue name {name!r}: use letters, digits, '.', '_' or '-' (no ':'), at most 128."
+            )
+        self.client = client
+        self.name = name
+        self.keys = QueueKeys(prefix, name)
+        self.conveyor_keys = ConveyorKeys(prefix)
+        self.defaults = defaults or QueueSettings()
+        self.max_payload_bytes = max_payload_bytes
+        self.scripts = QueueScripts(client, self.keys)
+        self._clock = clock
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # --- producing -------------------------------------------------------------------------------------
+
+    async def add(self, job_type: str, data: Any = None, options: JobOptions | None = None) -> str:
+        """Enqueue one job and return its id. With `options.job_id`, adding an existing id is a no-op.
+
+        Raises:
+            InvalidPayloadError / PayloadTooLargeError: nothing was written.
+            RedisUnavailableError: Redis cannot be reached; nothing was written.
+        """
+        prepared = self._prepare(NewJob(job_type, data, options or JobOptions()))
+        async with _redis_errors():
+            result = await self.scripts.add_job(**prepared)
+        return str(result)
+
+    async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
+        """Enqueue many jobs in one round trip; every payload is validated before anything is written."""
+        prepared = [self._prepare(job) for job in jobs]
+        async with _redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            for args in prepared:
+                await self.scripts.add_job(**args, pipe=pipe)
+            results = await pipe.execute()
+        return [str(result) for result in results]
+
+    def _prepare(self, job: NewJob) -> dict[str, Any]:
+        if not job.type or len(job.type) > 256:
+            raise InvalidPayloadError("Job type must be a non-empty string of at most 256 characters.")
+        now = self._now_ms()
+        return {
+            "job_id": job.options.job_id or "",
+            "name": job.type,
+            "data_json": encode_payload({} if job.data is None else job.data, self.max_payload_bytes),
+            "opts": bullmq_options(job.options, self.defaults, now),
+            "timestamp": now,
+        }
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    async def get_job(self, job_id: str) -> Job:
+        """A snapshot of the job with its state, logs and retry history, or `JobNotFoundError`."""
+        async with _redis_errors():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(self.keys.job(job_id))
+            pipe.lrange(self.keys.logs(job_id), 0, -1)
+            fields, logs = await pipe.execute()
+            if not fields:
+                raise JobNotFoundError(self.name, job_id)
+            state = JobState(await self.scripts.get_state(job_id))
+        if state is JobState.WAITING and await self.is_paused():
+            state = JobState.PAUSED
+        return Job.from_hash(self.name, job_id, fields, state, logs)
+
+    async def state_of(self, job_id: str) -> JobState:
+        """The state of a job (`unknown` if it does not exist)."""
+        return JobState(await self.scripts.get_state(job_id))
+
+    async def job_ids(self, state: JobState, start: int = 0, count: int = 50) -> list[str]:
+        """Ids of jobs in one state: oldest first for pending states, newest first for finished ones."""
+        end = start + count - 1
+        if state.value in LIST_STATES:
+            key = self.keys.of(LIST_STATES[state.value])
+            # BullMQ pushes new jobs on the left; the oldest (next to run) is at the right end.
+            ids = await self.client.lrange(key, -end - 1, -start - 1)
+            return [str(job_id) for job_id in reversed(ids)]
+        if state.value in ZSET_STATES:
+            key = self.keys.of(state.value)
+            ranged = await self.client.zrange(key, start, end, desc=ZSET_STATES[state.value])
+            return [str(job_id) for job_id in ranged]
+        raise JobStateError(f"Cannot list jobs in state {state.value!r}.")
+
+    async def jobs(self, state: JobState, start: int = 0, count: int = 50) -> list[Job]:
+        """A page of jobs in one state (see `job_ids` for the order), without logs."""
+        ids = await self.job_ids(state, start, count)
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(self.keys.job(job_id))
+        rows = await pipe.execute()
+        return [Job.from_hash(self.name, job_id, row, state) for job_id, row in zip(ids, rows, strict=True) if row]
+
+    async def counts(self) -> QueueCounts:
+        """Jobs per state and the paused flag."""
+        async with _redis_errors():
+            values = dict(zip(COUNT_STATES, await self.scripts.get_counts(COUNT_STATES), strict=True))
+            paused = await self.is_paused()
+        return QueueCounts(
+            waiting=values["wait"] + values["paused"],
+            active=values["active"],
+            completed=values["completed"],
+            failed=values["failed"],
+            delayed=values["delayed"],
+            prioritized=values["prioritized"],
+            waiting_children=values["waiting-children"],
+            paused=paused,
+        )
+
+    async def is_paused(self) -> bool:
+        """True while the queue is paused."""
+        return bool(await self.client.hexists(self.keys.meta, "paused"))
+
+    # --- managing --------------------------------------------------------------------------------------
+
+    async def pause(self) -> None:
+        """Stop every worker from starting jobs of this queue; active jobs finish."""
+        await self.scripts.pause(True)
+
+    async def resume(self) -> None:
+        """Let workers start jobs of this queue again."""
+        await self.scripts.pause(False)
+
+    async def clear(self, *, force: bool = False) -> None:
+        """Delete every job of the queue. Refuses while jobs are active unless `force` (their workers then
+        lose them and drop their results). A paused queue stays paused."""
+        was_paused = await self.is_paused()
+        if not force and (await self.counts()).active:
+            raise QueueBusyError(f"Queue {self.name!r} has active jobs; pause it and wait, or clear with force.")
+        await self.pause()
+        while await self.scripts.obliterate(1000, force=True) > 0:
+            pass
+        if was_paused:
+            await self.pause()
+
+    async def retry(self, job_id: str) -> None:
+        """Move a failed job back to waiting with fresh attempts."""
+        try:
+            await self.scripts.reprocess_job(job_id, "failed")
+        except JobNotInStateError as exc:
+            raise JobStateError(f"Job {job_id!r} is not failed, so it cannot be retried.") from exc
+
+    async def retry_all_failed(self, batch: int = 500) -> int:
+        """Retry every failed job; returns how many were moved back to waiting."""
+        moved = 0
+        while ids := await self.client.zrange(self.keys.failed, 0, batch - 1):
+            for job_id in ids:
+                await self.scripts.reprocess_job(str(job_id), "failed")
+            moved += len(ids)
+        return moved
+
+    async def promote(self, job_id: str) -> None:
+        """Run a delayed job now."""
+        try:
+            await self.scripts.promote(job_id)
+        except JobNotInStateError as exc:
+            raise JobStateError(f"Job {job_id!r} is not delayed, so it cannot be promoted.") from exc
+
+    async def remove(self, job_id: str) -> None:
+        """Delete a job that is not active (cancel an active one instead)."""
+        if not await self.client.exists(self.keys.job(job_id)):
+            raise JobNotFoundError(self.name, job_id)
+        if not await self.scripts.remove_job(job_id):
+            raise JobStateError(f"Job {job_id!r} is active; cancel it instead of removing it.")
+
+    async def cancel(self, job_id: str) -> JobState:
+        """Cancel a job: a pending one is removed; an active one is asked to stop and then fails as
+        cancelled (no retries). Returns the state the job was in."""
+        state = await self.state_of(job_id)
+        if state is JobState.ACTIVE:
+            flag = self.conveyor_keys.cancel_flag(self.name, job_id)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(flag, uuid.uuid4().hex, ex=24 * 3600)
+            pipe.publish(self.conveyor_keys.cancel_channel, f"{self.name}:{job_id}")
+            await pipe.execute()
+        elif state in (JobState.COMPLETED, JobState.FAILED):
+            raise JobStateError(f"Job {job_id!r} already {state.value}; nothing to cancel.")
+        elif state is JobState.UNKNOWN:
+            raise JobNotFoundError(self.name, job_id)
+        else:
+            await self.remove(job_id)
+        return state
+
+
+@asynccontextmanager
+async def _redis_errors() -> AsyncIterator[None]:
+    """Turn connection failures into `RedisUnavailableError` saying that nothing was written."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise RedisUnavailableError("the configured server", f"{exc} (nothing was written)") from exc
