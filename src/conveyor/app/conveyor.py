@@ -1,0 +1,189 @@
+"""The `Conveyor` object: settings, the standard and configured queues, and the handler registry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from redis.asyncio import Redis
+
+from conveyor.config import Settings, load_settings
+from conveyor.errors import ConveyorError
+from conveyor.queue.errors import InvalidPayloadError, UnknownQueueError
+from conveyor.queue.options import JobOptions
+from conveyor.queue.queue import NewJob, Queue
+from conveyor.redis.connection import RedisTarget, ServerHealth, check_server, ping_or_raise, resolve_target
+from conveyor.redis.embedded import EmbeddedRedis
+from conveyor.worker.handler import Handler
+from conveyor.worker.registry import WorkerInfo, WorkerRegistry
+from conveyor.worker.worker import Worker, WorkerConfig
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class NotConnectedError(ConveyorError):
+    """The Conveyor object was used before `connect()` (or `async with app:`)."""
+
+    def __init__(self) -> None:
+        super().__init__("Conveyor is not connected: call `await app.connect()` or use `async with app:` first.")
+
+
+class Conveyor:
+    """One Conveyor application: register handlers, enqueue jobs, manage queues, run workers.
+
+    Example:
+        app = Conveyor()
+
+        @app.handler("indexing", "index-file", payload=IndexFile)
+        async def index_file(payload: IndexFile, ctx: JobContext) -> dict[str, int]: ...
+
+        async with app:
+            await app.add("indexing", "index-file", {"filePath": "src/index.ts"}, priority="high")
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.queue_settings = self.settings.queue_settings()
+        self.handlers: dict[tuple[str, str], Handler] = {}
+        self.target: RedisTarget | None = None
+        self.embedded: EmbeddedRedis | None = None
+        self.health: ServerHealth | None = None
+        self._client: Redis | None = None
+        self._queues: dict[str, Queue] = {}
+
+    # --- handlers --------------------------------------------------------------------------------------
+
+    def handler(self, queue: str, job_type: str, *, payload: type[BaseModel] | None = None) -> Callable[[F], F]:
+        """Register a function (async, or sync to run in a thread) for jobs of `job_type` on `queue`.
+
+        With `payload`, producers' data is validated against the model at enqueue (bad data is refused and
+        nothing is written) and the handler receives a model instance.
+        """
+        self._check_queue(queue)
+
+        def register(func: F) -> F:
+            self.handlers[(queue, job_type)] = Handler(queue, job_type, func, payload)
+            return func
+
+        return register
+
+    def lookup(self, queue: str, job_type: str) -> Handler | None:
+        """The handler of a job type on a queue, if any."""
+        return self.handlers.get((queue, job_type))
+
+    # --- connection ------------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Reach Redis (starting the embedded server when none is configured) and check it."""
+        if self._client is not None:
+            return
+        self.target, self.embedded = resolve_target(self.settings)
+        client = self.target.client(name="conveyor")
+        await ping_or_raise(client)
+        self.health = await check_server(client)
+        self._client = client
+
+    async def close(self) -> None:
+        """Close connections. An embedded server this object started keeps running only if others use it."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self._queues.clear()
+
+    async def __aenter__(self) -> Conveyor:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def client(self) -> Redis:
+        """The shared Redis client (after `connect`)."""
+        if self._client is None:
+            raise NotConnectedError()
+        return self._client
+
+    # --- queues ----------------------------------------------------------------------------------------
+
+    @property
+    def queue_names(self) -> list[str]:
+        """Every configured queue: the standard three, then custom ones."""
+        return list(self.queue_settings)
+
+    def _check_queue(self, name: str) -> None:
+        if name not in self.queue_settings:
+            raise UnknownQueueError(name, self.queue_names)
+
+    def queue(self, name: str) -> Queue:
+        """The queue object for a configured queue name."""
+        self._check_queue(name)
+        if name not in self._queues:
+            self._queues[name] = Queue(
+                self.client,
+                name,
+                prefix=self.settings.conveyor_prefix,
+                defaults=self.queue_settings[name],
+                max_payload_bytes=self.settings.conveyor_max_payload_bytes,
+            )
+        return self._queues[name]
+
+    def validate_payload(self, queue: str, job_type: str, data: Any) -> Any:
+        """The payload as it will be stored: checked against the handler's model when there is one."""
+        handler = self.lookup(queue, job_type)
+        if handler is None or handler.payload_model is None:
+            return data
+        try:
+            return handler.payload_model.model_validate(data).model_dump(mode="json")
+        except ValidationError as exc:
+            fields = [".".join(str(p) for p in err["loc"]) or "(payload)" for err in exc.errors()]
+            details = "; ".join(f"{f}: {err['msg']}" for f, err in zip(fields, exc.errors(), strict=True))
+            raise InvalidPayloadError(
+                f"Invalid payload for {queue}/{job_type} ({handler.payload_model.__name__}): {details}", fields
+            ) from exc
+
+    async def add(
+        self, queue: str, job_type: str, data: Any = None, options: JobOptions | None = None, **option_fields: Any
+    ) -> str:
+        """Enqueue a job and return its id. Options as a `JobOptions` or as keywords (`priority="high"`,
+        `delay_ms=500`, `attempts=3`, `timeout_ms=…`, `deadline=…`, `job_id=…`)."""
+        opts = options or JobOptions(**option_fields)
+        return await self.queue(queue).add(job_type, self.validate_payload(queue, job_type, data), opts)
+
+    async def add_bulk(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
+        """Enqueue many jobs at once; all are validated before any is written."""
+        checked = [NewJob(j.type, self.validate_payload(queue, j.type, j.data), j.options) for j in jobs]
+        return await self.queue(queue).add_bulk(checked)
+
+    # --- workers ---------------------------------------------------------------------------------------
+
+    def worker(self, queues: Sequence[str] | None = None, concurrency: dict[str, int] | None = None) -> Worker:
+        """A worker for the given queues (default: all), with per-queue concurrency from the settings."""
+        names = list(queues or self.queue_names)
+        for name in names:
+            self._check_queue(name)
+        overrides = concurrency or {}
+        target = self.target
+        if target is None:
+            raise NotConnectedError()
+        config = WorkerConfig(
+            lock_ms=self.settings.conveyor_lock_duration_ms,
+            stalled_interval_ms=self.settings.conveyor_stalled_interval_ms,
+            heartbeat_s=self.settings.conveyor_heartbeat_s,
+            shutdown_grace_s=self.settings.conveyor_shutdown_grace_s,
+        )
+        return Worker(
+            self.client,
+            [(self.queue(n), overrides.get(n, self.queue_settings[n].concurrency)) for n in names],
+            self.lookup,
+            lambda: target.client(blocking=True, name="conveyor-blocking"),
+            config,
+        )
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Every live worker process."""
+        registry = WorkerRegistry(self.client, self.queue(self.queue_names[0]).conveyor_keys, ttl_s=0)
+        return await registry.list()

@@ -1,0 +1,80 @@
+"""What a handler gets besides its payload: job facts, progress, logs and a cancellation flag."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor.redis.scripts import QueueScripts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """Facts about the running attempt."""
+
+    id: str
+    queue: str
+    type: str
+    attempt: int
+    max_attempts: int
+    worker: str
+
+
+class JobContext:
+    """Passed to a handler as its second argument (when it takes one).
+
+    `progress()` and `log()` may be called from async handlers and from sync handlers in threads alike; the
+    writes happen in order on the event loop and are all stored before the job completes. Long-running
+    handlers should check `cancelled` (a `threading.Event`) to stop early when the job is cancelled or timed
+    out; async handlers are also interrupted with `asyncio.CancelledError`.
+    """
+
+    def __init__(self, info: JobInfo, scripts: QueueScripts, loop: asyncio.AbstractEventLoop) -> None:
+        self.job = info
+        self.cancelled = threading.Event()
+        self._scripts = scripts
+        self._loop = loop
+        self._outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._writer = loop.create_task(self._write())
+
+    def progress(self, value: int | float | dict[str, Any]) -> None:
+        """Report progress: a number (e.g. percent) or a JSON object."""
+        self._post(("progress", value))
+
+    def log(self, line: str) -> None:
+        """Append a line to the job's log."""
+        self._post(("log", str(line)))
+
+    def _post(self, item: tuple[str, Any]) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._outbox.put_nowait(item)
+        else:
+            self._loop.call_soon_threadsafe(self._outbox.put_nowait, item)
+
+    async def _write(self) -> None:
+        while True:
+            kind, value = await self._outbox.get()
+            try:
+                if kind == "progress":
+                    await self._scripts.update_progress(self.job.id, value)
+                else:
+                    await self._scripts.add_log(self.job.id, value)
+            except Exception:
+                log.warning("could not store %s of job %s", kind, self.job.id, exc_info=True)
+            finally:
+                self._outbox.task_done()
+
+    async def close(self) -> None:
+        """Store every pending progress/log write, then stop the writer."""
+        await asyncio.sleep(0)  # let call_soon_threadsafe callbacks from handler threads land first
+        await self._outbox.join()
+        self._writer.cancel()

@@ -1,0 +1,45 @@
+"""Errors a job attempt can end with. Raise `NonRetryableError` from a handler to fail without retries."""
+
+from __future__ import annotations
+
+from conveyor.errors import ConveyorError
+
+
+class JobFailureError(ConveyorError):
+    """Base of the failures the runtime itself assigns to an attempt."""
+
+    retryable = True
+
+
+class NonRetryableError(JobFailureError):
+    """Raise from a handler to fail the job at once, skipping remaining attempts."""
+
+    retryable = False
+
+
+class JobTimeoutError(JobFailureError):
+    """The attempt ran longer than the job's timeout; the retry policy decides what happens next."""
+
+
+class DeadlineExceededError(JobFailureError):
+    """The job's deadline passed before it finished; it is not retried."""
+
+    retryable = False
+
+
+class JobCancelledError(JobFailureError):
+    """The job was cancelled while it ran; it is not retried."""
+
+    retryable = False
+
+
+class UnknownJobTypeError(JobFailureError):
+    """No handler is registered for the job's queue and type; it is not retried."""
+
+    retryable = False
+
+
+class InvalidJobPayloadError(JobFailureError):
+    """The stored payload does not match the handler's payload model; it is not retried."""
+
+    retryable = False

@@ -1,0 +1,78 @@
+"""Running one attempt of a handler: payload model, timeout, deadline and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import Executor
+from typing import Any
+
+from pydantic import ValidationError
+
+from conveyor.worker.context import JobContext
+from conveyor.worker.errors import (
+    DeadlineExceededError,
+    InvalidJobPayloadError,
+    JobCancelledError,
+    JobTimeoutError,
+)
+from conveyor.worker.handler import Handler
+
+
+def attempt_budget_s(timeout_ms: int | None, deadline_ms: int | None, now_ms: int) -> tuple[float | None, bool]:
+    """Seconds this attempt may run and whether the limit is the deadline (True) or the timeout (False)."""
+    if deadline_ms is not None and deadline_ms <= now_ms:
+        raise DeadlineExceededError("deadline exceeded before the attempt started")
+    to_deadline = (deadline_ms - now_ms) / 1000 if deadline_ms is not None else None
+    timeout = timeout_ms / 1000 if timeout_ms else None
+    if to_deadline is not None and (timeout is None or to_deadline < timeout):
+        return to_deadline, True
+    return timeout, False
+
+
+def _arguments(handler: Handler, data: Any, ctx: JobContext) -> tuple[Any, ...]:
+    payload = data
+    if handler.payload_model is not None:
+        try:
+            payload = handler.payload_model.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidJobPayloadError(f"payload does not match {handler.payload_model.__name__}: {exc}") from exc
+    return (payload, ctx) if handler.takes_context else (payload,)
+
+
+async def run_attempt(
+    handler: Handler,
+    data: Any,
+    ctx: JobContext,
+    executor: Executor,
+    *,
+    budget_s: float | None,
+    limit_is_deadline: bool,
+    cancel: asyncio.Event,
+) -> Any:
+    """Run the handler once and return its result, or raise why the attempt failed.
+
+    Sync handlers run in `executor` so they never block the event loop (and with it, lock renewal). A sync
+    handler cannot be interrupted: on timeout or cancellation its `ctx.cancelled` is set and the attempt is
+    failed at once; the thread finishes in the background.
+    """
+    args = _arguments(handler, data, ctx)
+    if handler.is_async:
+        work: asyncio.Future[Any] = asyncio.ensure_future(handler.func(*args))
+    else:
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(executor, functools.partial(handler.func, *args))
+    cancel_wait = asyncio.ensure_future(cancel.wait())
+    try:
+        done, _ = await asyncio.wait({work, cancel_wait}, timeout=budget_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        cancel_wait.cancel()
+    if work in done:
+        return work.result()
+    ctx.cancelled.set()
+    work.cancel()
+    if cancel.is_set():
+        raise JobCancelledError("job was cancelled while running")
+    if limit_is_deadline:
+        raise DeadlineExceededError("deadline exceeded while running")
+    raise JobTimeoutError(f"attempt timed out after {budget_s:.3f} s")

@@ -1,0 +1,38 @@
+"""What the runtime needs to know about a job handler."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A registered handler: the function, whether it is a coroutine function, and its payload model."""
+
+    queue: str
+    job_type: str
+    func: Callable[..., Any]
+    payload_model: type[BaseModel] | None = None
+
+    @property
+    def is_async(self) -> bool:
+        """Coroutine functions run on the event loop; plain functions run in the worker's thread pool."""
+        return inspect.iscoroutinefunction(self.func)
+
+    @property
+    def takes_context(self) -> bool:
+        """True when the function accepts a second argument, the `JobContext`."""
+        params = [
+            p
+            for p in inspect.signature(self.func).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        return len(params) >= 2
+
+
+HandlerLookup = Callable[[str, str], Handler | None]

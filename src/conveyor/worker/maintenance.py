@@ -1,0 +1,134 @@
+"""Periodic duties of a worker process: renewing locks, requeueing stalled jobs, honouring cancellations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from redis.asyncio import Redis
+
+from conveyor.redis.keys import ConveyorKeys
+from conveyor.worker.runner import REDIS_ERRORS, QueueRunner
+
+log = logging.getLogger(__name__)
+
+
+class LockRenewer:
+    """Renews the locks of every active job, one `extendLocks` call per queue, every half lock period.
+
+    It also checks the cancellation flags of active jobs, which covers cancel messages missed while the
+    pub/sub connection was down. A job whose lock could not be renewed is cancelled locally: another
+    worker may already run it, and this one must not finish it.
+    """
+
+    def __init__(self, client: Redis, keys: ConveyorKeys, runners: Sequence[QueueRunner], lock_ms: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.runners = runners
+        self.lock_ms = lock_ms
+
+    async def run(self) -> None:
+        """Renew until cancelled."""
+        while True:
+            await asyncio.sleep(self.lock_ms / 2000)
+            try:
+                await self.renew_once()
+            except REDIS_ERRORS as exc:
+                log.warning("lock renewal failed (%s); retrying", exc)
+
+    async def renew_once(self) -> None:
+        """One renewal round over every queue."""
+        for runner in self.runners:
+            jobs = list(runner.active.values())
+            if not jobs:
+                continue
+            lost = await runner.scripts.extend_locks(
+                [job.job_id for job in jobs], [job.token for job in jobs], self.lock_ms
+            )
+            for job_id in lost:
+                log.warning("lost the lock of job %s in %s; stopping it here", job_id, runner.queue.name)
+                runner.cancel(job_id)
+            flags = await self.client.exists(*[self.keys.cancel_flag(runner.queue.name, j.job_id) for j in jobs])
+            if flags:
+                await self._apply_flags(runner, [j.job_id for j in jobs])
+
+    async def _apply_flags(self, runner: QueueRunner, job_ids: list[str]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.exists(self.keys.cancel_flag(runner.queue.name, job_id))
+        for job_id, flagged in zip(job_ids, await pipe.execute(), strict=True):
+            if flagged:
+                runner.cancel(job_id)
+
+
+class StalledJobSweeper:
+    """Requeues jobs whose worker died (their lock expired), at start and then every `interval_ms`.
+
+    BullMQ's script marks all active jobs as suspects, and on the next round requeues the suspects whose lock
+    is gone; one Redis-side guard key makes one worker per interval do the work however many run.
+    """
+
+    def __init__(
+        self,
+        runners: Sequence[QueueRunner],
+        interval_ms: int,
+        max_stalled: int = 1,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.runners = runners
+        self.interval_ms = interval_ms
+        self.max_stalled = max_stalled
+        self._clock = clock
+
+    async def run(self) -> None:
+        """Sweep until cancelled."""
+        while True:
+            try:
+                await self.sweep_once()
+            except REDIS_ERRORS as exc:
+                log.warning("stalled-job check failed (%s); retrying", exc)
+            await asyncio.sleep(self.interval_ms / 1000)
+
+    async def sweep_once(self) -> list[str]:
+        """One check over every queue; returns the ids requeued."""
+        requeued: list[str] = []
+        for runner in self.runners:
+            ids = await runner.scripts.move_stalled_jobs_to_wait(
+                max_stalled=self.max_stalled, timestamp=int(self._clock() * 1000), interval_ms=self.interval_ms
+            )
+            if ids:
+                log.warning("requeued %d stalled job(s) of %s: %s", len(ids), runner.queue.name, ids)
+            requeued.extend(ids)
+        return requeued
+
+
+class CancellationListener:
+    """Receives cancel requests (`<queue>:<job id>` on a pub/sub channel) and stops the job if it runs here."""
+
+    def __init__(self, client: Redis, keys: ConveyorKeys, runners: Sequence[QueueRunner]) -> None:
+        self.client = client
+        self.keys = keys
+        self.by_queue = {runner.queue.name: runner for runner in runners}
+
+    async def run(self) -> None:
+        """Listen until cancelled, resubscribing after connection failures."""
+        while True:
+            try:
+                await self._listen()
+            except REDIS_ERRORS as exc:
+                log.warning("cancel listener disconnected (%s); resubscribing", exc)
+                await asyncio.sleep(0.5)
+
+    async def _listen(self) -> None:
+        async with self.client.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(self.keys.cancel_channel)
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                if message is None:
+                    continue
+                queue, _, job_id = str(message["data"]).rpartition(":")
+                runner = self.by_queue.get(queue)
+                if runner is not None and runner.cancel(job_id):
+                    log.info("cancelling job %s of %s", job_id, queue)

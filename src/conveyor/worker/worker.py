@@ -1,0 +1,154 @@
+"""A worker process: serves one or more queues until told to stop, then shuts down gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from conveyor.queue.queue import Queue
+from conveyor.redis.keys import ConveyorKeys
+from conveyor.worker.handler import HandlerLookup
+from conveyor.worker.maintenance import CancellationListener, LockRenewer, StalledJobSweeper
+from conveyor.worker.registry import WorkerInfo, WorkerRegistry, now_utc
+from conveyor.worker.runner import REDIS_ERRORS, QueueRunner, RunnerConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Timings of a worker process (defaults recover a killed worker's jobs within ~10 s)."""
+
+    lock_ms: int = 6000
+    stalled_interval_ms: int = 4000
+    max_stalled: int = 1
+    heartbeat_s: float = 2.0
+    shutdown_grace_s: float = 30.0
+    name: str = ""
+
+
+class Worker:
+    """Runs the given queues, each with its own concurrency, in this process's event loop.
+
+    Graceful shutdown (`request_stop`, SIGTERM, SIGINT): stop fetching, let active jobs finish within the
+    grace period, then hand the rest back to waiting. No job is lost and none is counted as failed.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        queues: Sequence[tuple[Queue, int]],
+        lookup: HandlerLookup,
+        make_blocking_client: Callable[[], Redis],
+        config: WorkerConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.config = config or WorkerConfig()
+        self.id = uuid.uuid4().hex[:12]
+        self.name = self.config.name or f"{socket.gethostname()}:{os.getpid()}:{self.id[:6]}"
+        self._clock = clock
+        self._make_blocking = make_blocking_client
+        self._blocking: list[Redis] = []
+        total = sum(concurrency for _, concurrency in queues)
+        self.executor = ThreadPoolExecutor(max_workers=max(4, total), thread_name_prefix="conveyor-job")
+        self.runners = [
+            QueueRunner(
+                queue,
+                self._blocking_client(),
+                lookup,
+                self.executor,
+                RunnerConfig(queue.name, concurrency, self.config.lock_ms, self.name),
+                clock,
+            )
+            for queue, concurrency in queues
+        ]
+        keys = queues[0][0].conveyor_keys if queues else ConveyorKeys("bull")
+        self.registry = WorkerRegistry(client, keys, ttl_s=self.config.heartbeat_s * 3)
+        self._duties = [
+            LockRenewer(client, keys, self.runners, self.config.lock_ms).run,
+            StalledJobSweeper(self.runners, self.config.stalled_interval_ms, self.config.max_stalled, clock).run,
+            CancellationListener(self._blocking_client(), keys, self.runners).run,
+            self._heartbeat,
+        ]
+        self._stop = asyncio.Event()
+        self._started = now_utc(clock)
+
+    def _blocking_client(self) -> Redis:
+        client = self._make_blocking()
+        self._blocking.append(client)
+        return client
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown (safe to call more than once)."""
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT start a graceful shutdown."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+
+    async def run(self) -> None:
+        """Serve until `request_stop`, then shut down gracefully."""
+        duties = [asyncio.create_task(duty()) for duty in self._duties]
+        fetchers = [asyncio.create_task(runner.run(), name=f"fetch:{runner.queue.name}") for runner in self.runners]
+        log.info("worker %s serving %s", self.name, {r.queue.name: r.config.concurrency for r in self.runners})
+        try:
+            await self._stop.wait()
+        finally:
+            await self._shutdown(fetchers, duties)
+
+    async def _shutdown(self, fetchers: list[asyncio.Task[None]], duties: list[asyncio.Task[None]]) -> None:
+        for runner in self.runners:
+            runner.stop_fetching()
+        jobs = [job.task for runner in self.runners for job in runner.active.values() if job.task]
+        if jobs:
+            log.info("waiting up to %.1f s for %d active job(s)", self.config.shutdown_grace_s, len(jobs))
+            await asyncio.wait(jobs, timeout=self.config.shutdown_grace_s)
+        handed = sum([await runner.hand_back() for runner in self.runners])
+        if handed:
+            log.warning("handed %d unfinished job(s) back to waiting", handed)
+        await asyncio.wait(fetchers, timeout=5)
+        for task in [*fetchers, *duties]:
+            task.cancel()
+        await asyncio.gather(*fetchers, *duties, return_exceptions=True)
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self.registry.remove(self.id)
+        for client in self._blocking:
+            await client.aclose()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        log.info("worker %s stopped", self.name)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            try:
+                await self.registry.beat(self.info())
+            except REDIS_ERRORS as exc:
+                log.warning("heartbeat failed (%s)", exc)
+            await asyncio.sleep(self.config.heartbeat_s)
+
+    def info(self) -> WorkerInfo:
+        """This worker as the live worker list shows it."""
+        return WorkerInfo(
+            id=self.id,
+            name=self.name,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues={r.queue.name: r.config.concurrency for r in self.runners},
+            active={r.queue.name: len(r.active) for r in self.runners},
+            processed=sum(r.processed for r in self.runners),
+            started_at=self._started,
+            last_beat=now_utc(self._clock),
+        )
