@@ -87,6 +87,7 @@ class QueueRunner:
         self._closing = False
         self._wake = asyncio.Event()
         self._block_until_ms = 0
+        self._unblocking: asyncio.Future[Any] | None = None
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -139,12 +140,22 @@ class QueueRunner:
 
     async def _wait_for_marker(self) -> None:
         timeout = IDLE_BLOCK_S
+        timer: asyncio.TimerHandle | None = None
         if self._block_until_ms:
-            timeout = min(timeout, max(0.001, (self._block_until_ms - self._now_ms()) / 1000))
+            wait_s = max(0.0, (self._block_until_ms - self._now_ms()) / 1000)
+            timeout = min(timeout, wait_s + 1.0)
+            # Redis ends a blocking wait only on its server tick (~100 ms at the default hz 10), so a delayed
+            # job would start up to 100 ms late. A local timer unblocks the wait (CLIENT UNBLOCK) on time.
+            blocking_id = await self.blocking.client_id()
+            timer = asyncio.get_running_loop().call_later(wait_s, self._unblock, blocking_id)
         pop = asyncio.ensure_future(self.blocking.bzpopmin(self.queue.keys.marker, timeout))
         wake = asyncio.ensure_future(self._wake.wait())
-        await asyncio.wait({pop, wake}, return_when=asyncio.FIRST_COMPLETED)
-        wake.cancel()
+        try:
+            await asyncio.wait({pop, wake}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            wake.cancel()
+            if timer is not None:
+                timer.cancel()
         if not pop.done():
             pop.cancel()  # shutting down: the blocking connection is closed with the worker
             return
@@ -153,8 +164,10 @@ class QueueRunner:
             # Score 0: jobs are waiting. Otherwise: the time the next delayed job is due.
             due = int(float(popped[2]))
             self._block_until_ms = min(due, self._block_until_ms) if self._block_until_ms else due
-        elif not self._block_until_ms:
-            self._block_until_ms = 0  # idle timeout: look once more (a safety net for lost markers)
+
+    def _unblock(self, client_id: int) -> None:
+        self._unblocking = asyncio.ensure_future(self.queue.client.client_unblock(client_id))
+        self._unblocking.add_done_callback(_log_failure)
 
     # --- running ---------------------------------------------------------------------------------------
 
@@ -314,3 +327,8 @@ class QueueRunner:
             except (ScriptError, *REDIS_ERRORS) as exc:
                 log.warning("could not hand back job %s (%s); the stalled check will requeue it", active.job_id, exc)
         return len(jobs)
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("could not unblock the fetcher on time: %s", future.exception())

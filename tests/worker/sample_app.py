@@ -1,0 +1,67 @@
+"""A small app for runtime tests, also runnable as a worker process:
+`python -m tests.worker.sample_app QUEUES CONCURRENCY`.
+
+Handlers record each execution in Redis (`test:runs:<job id>` counters, a `test:order` list) so tests can check
+exactly-once completion and ordering across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+import redis
+
+from conveyor import Conveyor, JobContext, load_settings
+
+
+def create_app() -> Conveyor:
+    app = Conveyor(load_settings())
+    recorder = redis.Redis.from_url(app.settings.redis_url or "", decode_responses=True)
+
+    def record(ctx: JobContext) -> None:
+        pipe = recorder.pipeline(transaction=False)
+        pipe.incr(f"test:runs:{ctx.job.queue}:{ctx.job.id}")
+        pipe.rpush("test:order", ctx.job.id)
+        pipe.execute()
+
+    for queue in app.queue_names:
+
+        @app.handler(queue, "record")
+        def record_job(payload: dict[str, Any], ctx: JobContext) -> int:
+            record(ctx)
+            return os.getpid()
+
+        @app.handler(queue, "sleep")
+        async def sleep_job(payload: dict[str, Any], ctx: JobContext) -> int:
+            await asyncio.sleep(float(payload.get("seconds", 0.5)))
+            record(ctx)
+            return os.getpid()
+
+        @app.handler(queue, "busy")
+        def busy_job(payload: dict[str, Any], ctx: JobContext) -> int:
+            end = time.monotonic() + float(payload.get("seconds", 1.0))
+            while time.monotonic() < end:
+                sum(range(1000))
+            record(ctx)
+            return os.getpid()
+
+    return app
+
+
+async def main(queues: list[str], concurrency: int) -> None:
+    app = create_app()
+    async with app:
+        worker = app.worker(queues, {name: concurrency for name in queues})
+        worker.install_signal_handlers()
+        await worker.run()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s")
+    asyncio.run(main(sys.argv[1].split(","), int(sys.argv[2])))
+    os._exit(0)  # do not wait for busy handler threads abandoned at shutdown
