@@ -17,6 +17,7 @@ from conveyor.queue.queue import NewJob, Queue
 from conveyor.redis.connection import RedisTarget, ServerHealth, check_server, ping_or_raise, resolve_target
 from conveyor.redis.embedded import EmbeddedRedis
 from conveyor.worker.handler import Handler
+from conveyor.worker.hooks import WorkerHook
 from conveyor.worker.registry import WorkerInfo, WorkerRegistry
 from conveyor.worker.worker import Worker, WorkerConfig
 
@@ -48,6 +49,7 @@ class Conveyor:
         self.settings = settings or load_settings()
         self.queue_settings = self.settings.queue_settings()
         self.handlers: dict[tuple[str, str], Handler] = {}
+        self.hooks: list[WorkerHook] = []  # added to every worker this app makes (metrics, tracing …)
         self.target: RedisTarget | None = None
         self.embedded: EmbeddedRedis | None = None
         self.health: ServerHealth | None = None
@@ -160,8 +162,14 @@ class Conveyor:
 
     # --- workers ---------------------------------------------------------------------------------------
 
-    def worker(self, queues: Sequence[str] | None = None, concurrency: dict[str, int] | None = None) -> Worker:
-        """A worker for the given queues (default: all), with per-queue concurrency from the settings."""
+    def worker(
+        self,
+        queues: Sequence[str] | None = None,
+        concurrency: dict[str, int] | None = None,
+        hooks: Sequence[WorkerHook] = (),
+    ) -> Worker:
+        """A worker for the given queues (default: all), with per-queue concurrency from the settings, plus
+        the app's hooks (`app.hooks`) and any given here."""
         names = list(queues or self.queue_names)
         for name in names:
             self._check_queue(name)
@@ -181,6 +189,7 @@ class Conveyor:
             self.lookup,
             lambda: target.client(blocking=True, name="conveyor-blocking"),
             config,
+            hooks=[*self.hooks, *hooks],
         )
 
     async def workers(self) -> list[WorkerInfo]:

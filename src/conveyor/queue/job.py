@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 HISTORY_FIELD = "chist"  # Conveyor's retry history, a JSON list inside the job hash (removed with the job)
+QUEUED_AT_FIELD = "cqat"  # when a retried job became due again (ms), for wait-time metrics
 
 
 class JobState(StrEnum):

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from redis.asyncio import Redis
 
 from conveyor.redis.keys import ConveyorKeys
+from conveyor.worker.hooks import HookSet
 from conveyor.worker.runner import REDIS_ERRORS, QueueRunner
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,10 @@ class StalledJobSweeper:
         interval_ms: int,
         max_stalled: int = 1,
         clock: Callable[[], float] = time.time,
+        hooks: HookSet | None = None,
     ) -> None:
         self.runners = runners
+        self.hooks = hooks or HookSet()
         self.interval_ms = interval_ms
         self.max_stalled = max_stalled
         self._clock = clock
@@ -100,6 +103,7 @@ class StalledJobSweeper:
             )
             if ids:
                 log.warning("requeued %d stalled job(s) of %s: %s", len(ids), runner.queue.name, ids)
+                self.hooks.jobs_stalled(runner.queue.name, ids)
             requeued.extend(ids)
         return requeued
 

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.queue.job import HISTORY_FIELD, AttemptRecord, parse_history
+from conveyor.queue.job import HISTORY_FIELD, QUEUED_AT_FIELD, AttemptRecord, parse_history
 from conveyor.queue.options import keep_jobs
 from conveyor.queue.queue import Queue
 from conveyor.redis.script_errors import ScriptError
@@ -31,6 +31,7 @@ from conveyor.worker.context import JobContext, JobInfo
 from conveyor.worker.errors import NonRetryableError, UnknownJobTypeError
 from conveyor.worker.execution import attempt_budget_s, run_attempt
 from conveyor.worker.handler import HandlerLookup
+from conveyor.worker.hooks import AttemptEnd, AttemptStart, HookSet
 from conveyor.worker.retry import decide_retry
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class QueueRunner:
         executor: Executor,
         config: RunnerConfig,
         clock: Callable[[], float] = time.time,
+        hooks: HookSet | None = None,
     ) -> None:
         self.queue = queue
         self.scripts = queue.scripts
@@ -80,6 +82,7 @@ class QueueRunner:
         self.lookup = lookup
         self.executor = executor
         self.config = config
+        self.hooks = hooks or HookSet()
         self.active: dict[str, ActiveJob] = {}
         self.processed = 0
         self._clock = clock
@@ -188,27 +191,37 @@ class QueueRunner:
         active.task = asyncio.create_task(self._process(active, fields, opts), name=f"job:{fetched.job_id}")
 
     async def _process(self, active: ActiveJob, fields: dict[str, str], opts: dict[str, Any]) -> None:
+        start = AttemptStart(active.ctx.job, fields, self._wait_s(fields, opts))
+        self.hooks.attempt_started(start)
+        began = time.monotonic()
+        outcome, error = "lost", None
         try:
-            result, error = await self._attempt(active, fields, opts)
-            await active.ctx.close()
-            if not active.handed_back:
-                await self._finish(active, fields, opts, result, error)
+            with self.hooks.around_attempt(start):
+                result, error = await self._attempt(active, fields, opts)
+                await active.ctx.close()
+                if not active.handed_back:
+                    outcome = await self._finish(active, fields, opts, result, error)
         except asyncio.CancelledError:
             if not active.handed_back:
                 raise
         except ScriptError as exc:
             log.warning("job %s of %s lost before it finished: %s", active.job_id, self.queue.name, exc)
         except REDIS_ERRORS as exc:
-            log.error(
-                "job %s of %s: Redis unavailable at finish (%s); the stalled check will requeue it",
-                active.job_id,
-                self.queue.name,
-                exc,
-            )
+            log.error("job %s of %s: Redis unavailable at finish (%s); the stalled check will requeue it",
+                      active.job_id, self.queue.name, exc)  # fmt: skip
         finally:
             self.active.pop(active.job_id, None)
             self.processed += 1
             self._slots.release()
+        if outcome != "lost":
+            self.hooks.attempt_ended(AttemptEnd(active.ctx.job, outcome, time.monotonic() - began, error))
+
+    def _wait_s(self, fields: dict[str, str], opts: dict[str, Any]) -> float:
+        # Due time: when a retry became due, else creation plus the requested delay (BullMQ resets the hash's
+        # `delay` field when it promotes the job, so read the original from the options).
+        queued = fields.get(QUEUED_AT_FIELD) or int(fields.get("timestamp") or 0) + int(opts.get("delay") or 0)
+        processed = int(fields.get("processedOn") or self._now_ms())
+        return max(0.0, (processed - int(queued)) / 1000)
 
     async def _attempt(
         self, active: ActiveJob, fields: dict[str, str], opts: dict[str, Any]
@@ -241,12 +254,12 @@ class QueueRunner:
 
     async def _finish(
         self, active: ActiveJob, fields: dict[str, str], opts: dict[str, Any], result: Any, error: BaseException | None
-    ) -> None:
+    ) -> str:
         if error is None:
             await self._finished(
                 active, "completed", json.dumps(result, separators=(",", ":")), keep_jobs(opts.get("removeOnComplete"))
             )
-            return
+            return "completed"
         now = self._now_ms()
         decision = decide_retry(
             error,
@@ -257,15 +270,18 @@ class QueueRunner:
             now_ms=now,
         )
         updates = self._failure_fields(active, fields, error)
-        if decision.retry and decision.delay_ms > 0:
+        if not decision.retry:
+            reason = updates.pop("failedReason")
+            await self._finished(active, "failed", reason, keep_jobs(opts.get("removeOnFail")), updates)
+            return "failed"
+        updates[QUEUED_AT_FIELD] = str(now + decision.delay_ms)
+        if decision.delay_ms > 0:
             await self.scripts.move_to_delayed(
                 job_id=active.job_id, token=active.token, timestamp=now, delay_ms=decision.delay_ms, fields=updates
             )
-        elif decision.retry:
-            await self.scripts.retry_job(job_id=active.job_id, token=active.token, timestamp=now, fields=updates)
         else:
-            reason = updates.pop("failedReason")
-            await self._finished(active, "failed", reason, keep_jobs(opts.get("removeOnFail")), updates)
+            await self.scripts.retry_job(job_id=active.job_id, token=active.token, timestamp=now, fields=updates)
+        return "retried"
 
     async def _finished(
         self, active: ActiveJob, target: str, value: str, keep: dict[str, int], fields: dict[str, str] | None = None

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from conveyor.queue.queue import Queue
 from conveyor.redis.keys import ConveyorKeys
 from conveyor.worker.handler import HandlerLookup
+from conveyor.worker.hooks import HookSet, WorkerHook
 from conveyor.worker.maintenance import CancellationListener, LockRenewer, StalledJobSweeper
 from conveyor.worker.registry import WorkerInfo, WorkerRegistry, now_utc
 from conveyor.worker.runner import REDIS_ERRORS, QueueRunner, RunnerConfig
@@ -53,6 +54,7 @@ class Worker:
         make_blocking_client: Callable[[], Redis],
         config: WorkerConfig | None = None,
         clock: Callable[[], float] = time.time,
+        hooks: Sequence[WorkerHook] = (),
     ) -> None:
         self.client = client
         self.config = config or WorkerConfig()
@@ -61,6 +63,7 @@ class Worker:
         self._clock = clock
         self._make_blocking = make_blocking_client
         self._blocking: list[Redis] = []
+        self.hooks = HookSet(hooks)
         total = sum(concurrency for _, concurrency in queues)
         self.executor = ThreadPoolExecutor(max_workers=max(4, total), thread_name_prefix="conveyor-job")
         self.runners = [
@@ -71,6 +74,7 @@ class Worker:
                 self.executor,
                 RunnerConfig(queue.name, concurrency, self.config.lock_ms, self.name),
                 clock,
+                self.hooks,
             )
             for queue, concurrency in queues
         ]
@@ -78,7 +82,9 @@ class Worker:
         self.registry = WorkerRegistry(client, keys, ttl_s=self.config.heartbeat_s * 3)
         self._duties = [
             LockRenewer(client, keys, self.runners, self.config.lock_ms).run,
-            StalledJobSweeper(self.runners, self.config.stalled_interval_ms, self.config.max_stalled, clock).run,
+            StalledJobSweeper(
+                self.runners, self.config.stalled_interval_ms, self.config.max_stalled, clock, self.hooks
+            ).run,
             CancellationListener(self._blocking_client(), keys, self.runners).run,
             self._heartbeat,
         ]
