@@ -26,6 +26,7 @@ from conveyor.queue.errors import (
 )
 from conveyor.queue.job import Job, JobState
 from conveyor.queue.options import JobOptions, bullmq_options
+from conveyor.redis.connection import decoding
 from conveyor.redis.errors import RedisUnavailableError
 from conveyor.redis.keys import ConveyorKeys, QueueKeys
 from conveyor.redis.script_errors import JobNotInStateError
@@ -100,13 +101,13 @@ class Queue:
             raise InvalidQueueNameError(
                 f"Invalid queue name {name!r}: use letters, digits, '.', '_' or '-' (no ':'), at most 128."
             )
-        self.client = client
+        self.client = decoding(client)
         self.name = name
         self.keys = QueueKeys(prefix, name)
         self.conveyor_keys = ConveyorKeys(prefix)
         self.defaults = defaults or QueueSettings()
         self.max_payload_bytes = max_payload_bytes
-        self.scripts = QueueScripts(client, self.keys)
+        self.scripts = QueueScripts(self.client, self.keys)
         self._clock = clock
 
     def _now_ms(self) -> int:

@@ -294,6 +294,25 @@ def mask_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def decoding(client: Redis) -> Redis:
+    """`client` itself if it decodes responses, else a twin on the same server and pool settings that does.
+
+    The bullmq Python port hands handlers empty job data when given a client without `decode_responses`;
+    Conveyor accepts such a client from a caller and simply talks through a decoding twin instead.
+    """
+    pool = client.connection_pool
+    if pool.connection_kwargs.get("decode_responses"):
+        return client
+    twin = type(pool)(
+        connection_class=pool.connection_class,
+        max_connections=pool.max_connections,
+        **{**pool.connection_kwargs, "decode_responses": True},
+    )
+    decoded = Redis(connection_pool=twin)
+    decoded.auto_close_connection_pool = True
+    return decoded
+
+
 def describe_client(client: Redis | SyncRedis) -> str:
     """Where a client connects, for messages: `redis://host:port/db`, `unix:///path?db=n` or a Sentinel
     master — never the password."""
