@@ -25,7 +25,7 @@ TEST_EXTRAS = RUN_EXTRAS + ",dev"
 
 
 def main(argv: list[str]) -> int:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (a clear message for whoever runs it on an old Python)
         print(f"Conveyor needs Python 3.11 or newer; this is {sys.version.split()[0]}.", file=sys.stderr)
         return 2
     if not argv or argv[0] not in ("up", "test"):

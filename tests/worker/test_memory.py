@@ -25,7 +25,8 @@ async def test_worker_rss_stays_bounded_over_10000_jobs(app: Conveyor, worker_pr
         await wait_until(lambda b=batch: _completed(app, 2000 * (b + 1)), timeout=120, interval=0.2)
         samples.append(rss_mib(proc.pid))
     counts = await queue.counts()
-    assert counts.completed == 10_000 and counts.failed == 0
+    assert counts.completed == 10_000
+    assert counts.failed == 0
     assert max(samples) < 120, samples
     assert samples[-1] - samples[0] < 8, samples  # warm after the first 2,000; no growth per job after that
 
