@@ -37,10 +37,11 @@ class JobContext:
     def __init__(self, info: JobInfo, scripts: QueueScripts, loop: asyncio.AbstractEventLoop) -> None:
         self.job = info
         self.cancelled = threading.Event()
+        self.cancel_requested = False  # set by the runtime when someone cancels the job
         self._scripts = scripts
         self._loop = loop
-        self._outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self._writer = loop.create_task(self._write())
+        self._outbox: asyncio.Queue[tuple[str, Any]] | None = None  # made on first use: most jobs never log
+        self._writer: asyncio.Task[None] | None = None
 
     def progress(self, value: int | float | dict[str, Any]) -> None:
         """Report progress: a number (e.g. percent) or a JSON object."""
@@ -56,13 +57,21 @@ class JobContext:
         except RuntimeError:
             running = None
         if running is self._loop:
-            self._outbox.put_nowait(item)
+            self._enqueue(item)
         else:
-            self._loop.call_soon_threadsafe(self._outbox.put_nowait, item)
+            # From a handler thread. These callbacks run before the loop learns that the handler returned
+            # (that news also travels by call_soon_threadsafe), so `close()` always sees them.
+            self._loop.call_soon_threadsafe(self._enqueue, item)
 
-    async def _write(self) -> None:
+    def _enqueue(self, item: tuple[str, Any]) -> None:
+        if self._outbox is None:
+            self._outbox = asyncio.Queue()
+            self._writer = self._loop.create_task(self._write(self._outbox))
+        self._outbox.put_nowait(item)
+
+    async def _write(self, outbox: asyncio.Queue[tuple[str, Any]]) -> None:
         while True:
-            kind, value = await self._outbox.get()
+            kind, value = await outbox.get()
             try:
                 if kind == "progress":
                     await self._scripts.update_progress(self.job.id, value)
@@ -71,10 +80,11 @@ class JobContext:
             except Exception:
                 log.warning("could not store %s of job %s", kind, self.job.id, exc_info=True)
             finally:
-                self._outbox.task_done()
+                outbox.task_done()
 
     async def close(self) -> None:
         """Store every pending progress/log write, then stop the writer."""
-        await asyncio.sleep(0)  # let call_soon_threadsafe callbacks from handler threads land first
+        if self._outbox is None or self._writer is None:
+            return
         await self._outbox.join()
         self._writer.cancel()

@@ -48,31 +48,33 @@ async def run_attempt(
     *,
     budget_s: float | None,
     limit_is_deadline: bool,
-    cancel: asyncio.Event,
 ) -> Any:
-    """Run the handler once and return its result, or raise why the attempt failed.
+    """Run the handler once, in the calling task, and return its result or raise why the attempt failed.
 
     Sync handlers run in `executor` so they never block the event loop (and with it, lock renewal). A sync
     handler cannot be interrupted: on timeout or cancellation its `ctx.cancelled` is set and the attempt is
-    failed at once; the thread finishes in the background.
+    failed at once; the thread finishes in the background. Cancellation arrives as a cancel of the calling
+    task with `ctx.cancel_requested` set (see `QueueRunner.cancel`).
     """
     args = _arguments(handler, data, ctx)
-    if handler.is_async:
-        work: asyncio.Future[Any] = asyncio.ensure_future(handler.func(*args))
-    else:
-        loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(executor, functools.partial(handler.func, *args))
-    cancel_wait = asyncio.ensure_future(cancel.wait())
+    limit = asyncio.timeout(budget_s)
     try:
-        done, _ = await asyncio.wait({work, cancel_wait}, timeout=budget_s, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        cancel_wait.cancel()
-    if work in done:
-        return work.result()
-    ctx.cancelled.set()
-    work.cancel()
-    if cancel.is_set():
-        raise JobCancelledError("job was cancelled while running")
-    if limit_is_deadline:
-        raise DeadlineExceededError("deadline exceeded while running")
-    raise JobTimeoutError(f"attempt timed out after {budget_s:.3f} s")
+        async with limit:
+            if handler.is_async:
+                return await handler.func(*args)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(executor, functools.partial(handler.func, *args))
+    except TimeoutError:
+        if not limit.expired():
+            raise  # the handler's own TimeoutError
+        ctx.cancelled.set()
+        if limit_is_deadline:
+            raise DeadlineExceededError("deadline exceeded while running") from None
+        raise JobTimeoutError(f"attempt timed out after {budget_s:.3f} s") from None
+    except asyncio.CancelledError:
+        ctx.cancelled.set()
+        task = asyncio.current_task()
+        if not ctx.cancel_requested or task is None:
+            raise
+        task.uncancel()
+        raise JobCancelledError("job was cancelled while running") from None

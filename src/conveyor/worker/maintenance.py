@@ -48,9 +48,12 @@ class LockRenewer:
             lost = await runner.scripts.extend_locks(
                 [job.job_id for job in jobs], [job.token for job in jobs], self.lock_ms
             )
+            tokens = {job.job_id: job.token for job in jobs}
             for job_id in lost:
-                log.warning("lost the lock of job %s in %s; stopping it here", job_id, runner.queue.name)
-                runner.cancel(job_id)
+                # A job that finished while the renewal was in flight has no lock to renew: not a loss.
+                if runner.holds(job_id, tokens[job_id]):
+                    log.warning("lost the lock of job %s in %s; stopping it here", job_id, runner.queue.name)
+                    runner.cancel(job_id)
             flags = await self.client.exists(*[self.keys.cancel_flag(runner.queue.name, j.job_id) for j in jobs])
             if flags:
                 await self._apply_flags(runner, [j.job_id for j in jobs])

@@ -1,0 +1,164 @@
+"""One attempt of one job held by this worker: run it, then record the outcome in a single script call.
+
+Recording a completion or final failure also fetches the queue's next job in the same call (BullMQ's
+fetch-next), so a busy worker makes one round trip per job instead of two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from conveyor.queue.job import HISTORY_FIELD, QUEUED_AT_FIELD, AttemptRecord, parse_history
+from conveyor.queue.options import keep_jobs
+from conveyor.redis.scripts import FetchedJob
+from conveyor.worker.context import JobContext, JobInfo
+from conveyor.worker.errors import NonRetryableError, UnknownJobTypeError
+from conveyor.worker.execution import attempt_budget_s, run_attempt
+from conveyor.worker.retry import decide_retry
+
+if TYPE_CHECKING:
+    from conveyor.worker.runner import QueueRunner
+
+STACKTRACE_LIMIT = 10
+
+
+@dataclass
+class ActiveJob:
+    """A job this process holds the lock of."""
+
+    job_id: str
+    token: str
+    fields: dict[str, str]
+    opts: dict[str, Any]
+    ctx: JobContext
+    task: asyncio.Task[Any] | None = None
+    handed_back: bool = False
+
+    @classmethod
+    def from_fetched(cls, fetched: FetchedJob, token: str, runner: QueueRunner) -> ActiveJob:
+        """Wrap a job just moved to active (its hash came back with the fetch)."""
+        assert fetched.job_id is not None
+        fields = fetched.fields
+        opts = json.loads(fields.get("opts") or "{}")
+        info = JobInfo(
+            id=fetched.job_id,
+            queue=runner.queue.name,
+            type=fields.get("name", ""),
+            attempt=int(fields.get("atm") or 0) + 1,
+            max_attempts=int(opts.get("attempts") or 1),
+            worker=runner.config.worker_name,
+        )
+        ctx = JobContext(info, runner.scripts, asyncio.get_running_loop())
+        return cls(fetched.job_id, token, fields, opts, ctx, asyncio.current_task())
+
+    def wait_s(self, now_ms: int) -> float:
+        """Seconds from due time to start. Due time: when a retry became due, else creation plus the requested
+        delay (BullMQ resets the hash's `delay` field on promotion, so the original comes from the options)."""
+        fields = self.fields
+        queued = fields.get(QUEUED_AT_FIELD) or int(fields.get("timestamp") or 0) + int(self.opts.get("delay") or 0)
+        return max(0.0, (int(fields.get("processedOn") or now_ms) - int(queued)) / 1000)
+
+
+async def execute(runner: QueueRunner, job: ActiveJob) -> tuple[Any, BaseException | None]:
+    """Run the job's handler once; returns (result, None) or (None, why it failed)."""
+    info = job.ctx.job
+    handler = runner.lookup(info.queue, info.type)
+    try:
+        if job.fields.get("defa"):
+            raise NonRetryableError(job.fields["defa"])  # stalled too often: BullMQ's deferred failure
+        if handler is None:
+            raise UnknownJobTypeError(f"no handler for job type {info.type!r} on queue {info.queue!r}")
+        budget, is_deadline = attempt_budget_s(job.opts.get("timeout"), job.opts.get("deadline"), runner.now_ms())
+        data = json.loads(job.fields.get("data") or "{}")
+        result = await run_attempt(
+            handler, data, job.ctx, runner.executor, budget_s=budget, limit_is_deadline=is_deadline
+        )
+        json.dumps(result)  # a result that is not JSON fails the attempt here, not in Redis
+        return result, None
+    except Exception as exc:
+        return None, exc
+
+
+async def record(
+    runner: QueueRunner, job: ActiveJob, result: Any, error: BaseException | None, fetch_next: bool
+) -> tuple[str, FetchedJob | None]:
+    """Store the attempt's outcome (`completed`, `retried` or `failed`); returns it and, when asked, the next
+    job already moved to active under the same token."""
+    if error is None:
+        value = json.dumps(result, separators=(",", ":"))
+        keep = keep_jobs(job.opts.get("removeOnComplete"))
+        return "completed", await _finished(runner, job, "completed", value, keep, fetch_next)
+    now = runner.now_ms()
+    info = job.ctx.job
+    decision = decide_retry(
+        error,
+        attempts_made=info.attempt,
+        max_attempts=info.max_attempts,
+        backoff=job.opts.get("backoff"),
+        deadline_ms=job.opts.get("deadline"),
+        now_ms=now,
+    )
+    updates = failure_fields(job, error, runner.config.worker_name, now)
+    if not decision.retry:
+        reason = updates.pop("failedReason")
+        keep = keep_jobs(job.opts.get("removeOnFail"))
+        return "failed", await _finished(runner, job, "failed", reason, keep, fetch_next, updates)
+    updates[QUEUED_AT_FIELD] = str(now + decision.delay_ms)
+    if decision.delay_ms > 0:
+        await runner.scripts.move_to_delayed(
+            job_id=job.job_id, token=job.token, timestamp=now, delay_ms=decision.delay_ms, fields=updates
+        )
+    else:
+        await runner.scripts.retry_job(job_id=job.job_id, token=job.token, timestamp=now, fields=updates)
+    return "retried", None
+
+
+async def _finished(
+    runner: QueueRunner,
+    job: ActiveJob,
+    target: str,
+    value: str,
+    keep: dict[str, int],
+    fetch_next: bool,
+    fields: dict[str, str] | None = None,
+) -> FetchedJob | None:
+    fetched = await runner.scripts.move_to_finished(
+        job_id=job.job_id,
+        token=job.token,
+        target=target,
+        value=value,
+        timestamp=runner.now_ms(),
+        keep=keep,
+        attempts=job.ctx.job.max_attempts,
+        fetch_next=fetch_next,
+        lock_ms=runner.config.lock_ms,
+        worker=runner.config.worker_name,
+        fields=fields,
+    )
+    return fetched if fetched.job_id else None
+
+
+def failure_fields(job: ActiveJob, error: BaseException, worker: str, now_ms: int) -> dict[str, str]:
+    """The hash fields a failed attempt updates: BullMQ's `failedReason` and `stacktrace` (for Bull Board and
+    Node tools) and Conveyor's retry history."""
+    reason = f"{type(error).__name__}: {error}"
+    stack = "".join(traceback.format_exception(error))
+    entry = AttemptRecord(
+        attempt=job.ctx.job.attempt,
+        error=reason,
+        stacktrace=stack,
+        failed_at=datetime.fromtimestamp(now_ms / 1000, UTC),
+        worker=worker,
+    )
+    history = [*parse_history(job.fields.get(HISTORY_FIELD)), entry]
+    stacks = [*json.loads(job.fields.get("stacktrace") or "[]"), stack][-STACKTRACE_LIMIT:]
+    return {
+        "failedReason": reason,
+        "stacktrace": json.dumps(stacks),
+        HISTORY_FIELD: json.dumps([item.to_json() for item in history]),
+    }
