@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 import redis
+import uvloop
 
 from conveyor import Conveyor, JobContext, load_settings
 
@@ -63,5 +64,5 @@ async def main(queues: list[str], concurrency: int) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(message)s")
-    asyncio.run(main(sys.argv[1].split(","), int(sys.argv[2])))
+    uvloop.run(main(sys.argv[1].split(","), int(sys.argv[2])))
     os._exit(0)  # do not wait for busy handler threads abandoned at shutdown
