@@ -1,6 +1,6 @@
 """Conveyor: background jobs for Python on Redis, in BullMQ's data model."""
 
-from conveyor.app import Conveyor
+from conveyor.app import Conveyor, SyncConveyor
 from conveyor.config import Settings, load_settings
 from conveyor.errors import ConveyorError
 from conveyor.queue.job import Job, JobState
@@ -21,5 +21,6 @@ __all__ = [
     "Queue",
     "QueueCounts",
     "Settings",
+    "SyncConveyor",
     "load_settings",
 ]

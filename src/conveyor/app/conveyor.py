@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from conveyor.config import Settings, load_settings
 from conveyor.errors import ConveyorError
 from conveyor.queue.errors import InvalidPayloadError, UnknownQueueError
-from conveyor.queue.options import JobOptions
+from conveyor.queue.options import JobOptions, job_options
 from conveyor.queue.queue import NewJob, Queue
 from conveyor.redis.connection import RedisTarget, ServerHealth, check_server, ping_or_raise, resolve_target
 from conveyor.redis.embedded import EmbeddedRedis
@@ -84,8 +84,12 @@ class Conveyor:
             return
         self.target, self.embedded = resolve_target(self.settings)
         client = self.target.client(name="conveyor")
-        await ping_or_raise(client)
-        self.health = await check_server(client)
+        try:
+            await ping_or_raise(client)
+            self.health = await check_server(client)
+        except BaseException:
+            await client.aclose()
+            raise
         self._client = client
 
     async def close(self) -> None:
@@ -152,7 +156,7 @@ class Conveyor:
     ) -> str:
         """Enqueue a job and return its id. Options as a `JobOptions` or as keywords (`priority="high"`,
         `delay_ms=500`, `attempts=3`, `timeout_ms=…`, `deadline=…`, `job_id=…`)."""
-        opts = options or JobOptions(**option_fields)
+        opts = options or job_options(**option_fields)
         return await self.queue(queue).add(job_type, self.validate_payload(queue, job_type, data), opts)
 
     async def add_bulk(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:

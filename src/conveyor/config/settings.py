@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from conveyor.config.errors import ConfigError
 
 STANDARD_QUEUES = ("indexing", "ai-processing", "background")
 
 
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")  # what BullMQ's key layout can hold
+REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 class BackoffSettings(BaseModel):
     """Default retry backoff of a queue: `fixed` or `exponential`, base delay in ms, optional jitter 0..1."""
+
+    model_config = ConfigDict(extra="forbid")
 
     type: str = Field(default="exponential", pattern="^(fixed|exponential)$")
     delay: int = Field(default=1000, ge=0)
@@ -24,6 +31,8 @@ class BackoffSettings(BaseModel):
 
 class QueueSettings(BaseModel):
     """Per-queue defaults: worker concurrency and the job options every job of the queue starts from."""
+
+    model_config = ConfigDict(extra="forbid")
 
     concurrency: int = Field(default=1, ge=1, le=10_000)
     attempts: int = Field(default=1, ge=1, le=1000)
@@ -48,7 +57,7 @@ class Settings(BaseSettings):
 
     conveyor_data_dir: Path = Path(".conveyor")
     conveyor_prefix: str = Field(default="bull", min_length=1, pattern=r"^[^:\s]+$")
-    conveyor_queues: dict[str, QueueSettings] = Field(default_factory=dict)
+    conveyor_queues: Annotated[dict[str, QueueSettings], NoDecode] = Field(default_factory=dict)
     conveyor_max_payload_bytes: int = Field(default=1024 * 1024, gt=0)
     conveyor_lock_duration_ms: int = Field(default=6000, ge=1000)
     conveyor_stalled_interval_ms: int = Field(default=4000, ge=500)
@@ -63,7 +72,23 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_queues(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return json.loads(value) if value.strip() else {}
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f'not valid JSON ({exc}); example: {{"emails": {{"concurrency": 4}}}}') from exc
+        if isinstance(value, dict):
+            for name in value:
+                if not QUEUE_NAME.match(str(name)):
+                    raise ValueError(f"invalid queue name {name!r}: use letters, digits, '.', '_' or '-' (no ':')")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(REDIS_URL_SCHEMES):
+            raise ValueError(
+                f"must start with redis://, rediss:// or unix:// (e.g. redis://localhost:6379/0), got {value!r}"
+            )
         return value
 
     @property
@@ -98,7 +123,11 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors())
+        problems = "; ".join(f"{_variable(err['loc'])}: {err['msg']}" for err in exc.errors())
         raise ConfigError(f"Invalid configuration: {problems}") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"CONVEYOR_QUEUES is not valid JSON: {exc}") from exc
+
+
+def _variable(loc: tuple[int | str, ...]) -> str:
+    """`CONVEYOR_QUEUES.emails.concurrency`: the env var in capitals, the path inside it as written."""
+    head, *rest = [str(part) for part in loc] or ["(settings)"]
+    return ".".join([head.upper(), *rest])

@@ -31,6 +31,14 @@ class InvalidPayloadError(QueueError):
         self.fields = fields or []
 
 
+class InvalidOptionsError(QueueError):
+    """Job options that cannot be used (unknown option, out-of-range value); nothing was written."""
+
+    def __init__(self, message: str, fields: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or []
+
+
 class PayloadTooLargeError(QueueError):
     """The payload is bigger than the configured limit; nothing was written."""
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from conveyor.config import BackoffSettings, QueueSettings
+from conveyor.queue.errors import InvalidOptionsError
 
 PRIORITY_NAMES: dict[str, int] = {"critical": 1, "high": 2, "normal": 3, "low": 4}
 MAX_PRIORITY = 2_097_152  # BullMQ's limit (2^21)
@@ -36,11 +37,16 @@ class JobOptions(BaseModel):
     keep_completed: int | None = Field(default=None, ge=0)
     keep_failed: int | None = Field(default=None, ge=0)
 
+    @field_validator("priority", mode="before")
+    @classmethod
+    def _no_bool_priority(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("priority must be a name or an integer, not a boolean")
+        return value
+
     @field_validator("priority")
     @classmethod
     def _check_priority(cls, value: str | int) -> str | int:
-        if isinstance(value, bool):
-            raise ValueError("priority must be a name or an integer, not a boolean")
         if isinstance(value, int) and not 1 <= value <= MAX_PRIORITY:
             raise ValueError(f"priority must be between 1 (highest) and {MAX_PRIORITY}")
         return value
@@ -63,6 +69,17 @@ class JobOptions(BaseModel):
     def priority_value(self) -> int:
         """The BullMQ priority number (1 = highest)."""
         return PRIORITY_NAMES[self.priority] if isinstance(self.priority, str) else self.priority
+
+
+def job_options(**fields: Any) -> JobOptions:
+    """`JobOptions` from keywords, raising `InvalidOptionsError` (naming each bad option) instead of pydantic's
+    ValidationError."""
+    try:
+        return JobOptions(**fields)
+    except ValidationError as exc:
+        names = [".".join(str(p) for p in err["loc"]) for err in exc.errors()]
+        details = "; ".join(f"{name}: {err['msg']}" for name, err in zip(names, exc.errors(), strict=True))
+        raise InvalidOptionsError(f"Invalid job options: {details}", names) from exc
 
 
 def _keep(count: int | None) -> int | bool:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.config import QueueSettings
+from conveyor.config.settings import QUEUE_NAME
 from conveyor.queue.errors import (
     InvalidPayloadError,
     InvalidQueueNameError,
@@ -26,17 +26,20 @@ from conveyor.queue.errors import (
 )
 from conveyor.queue.job import Job, JobState
 from conveyor.queue.options import JobOptions, bullmq_options
-from conveyor.redis.connection import decoding
+from conveyor.redis.connection import decoding, describe_client
 from conveyor.redis.errors import RedisUnavailableError
 from conveyor.redis.keys import ConveyorKeys, QueueKeys
-from conveyor.redis.script_errors import JobNotInStateError
+from conveyor.redis.script_errors import JobMissingError, JobNotInStateError, QueueHasActiveJobsError
 from conveyor.redis.scripts import QueueScripts
 
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 COUNT_STATES = ("wait", "paused", "active", "completed", "failed", "delayed", "prioritized", "waiting-children")
 LIST_STATES = {"waiting": "wait", "active": "active", "paused": "paused"}
 ZSET_STATES = {"completed": True, "failed": True, "delayed": False, "prioritized": False, "waiting-children": False}
 Clock = Callable[[], float]
+P = ParamSpec("P")
+T = TypeVar("T")
+WRITTEN_NOTHING = "nothing was written"
+PARTLY_DONE = "it may be partly done; run it again"
 
 
 def encode_payload(data: Any, max_bytes: int) -> str:
@@ -84,6 +87,26 @@ class QueueCounts:
         return self.waiting + self.prioritized + self.delayed
 
 
+def _redis_call(
+    outcome: str = "nothing was changed",
+) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+    """Turn connection failures into `RedisUnavailableError` that names the server and says what was done."""
+
+    def wrap(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        @functools.wraps(func)
+        async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return await func(*args, **kwargs)
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                queue = args[0]
+                target = describe_client(queue.client) if isinstance(queue, Queue) else "Redis"
+                raise RedisUnavailableError(target, f"{exc} ({outcome})") from exc
+
+        return call
+
+    return wrap
+
+
 class Queue:
     """One BullMQ queue. Produce with `add`/`add_bulk`; inspect and manage with the other methods."""
 
@@ -115,6 +138,7 @@ class Queue:
 
     # --- producing -------------------------------------------------------------------------------------
 
+    @_redis_call(WRITTEN_NOTHING)
     async def add(self, job_type: str, data: Any = None, options: JobOptions | None = None) -> str:
         """Enqueue one job and return its id. With `options.job_id`, adding an existing id is a no-op.
 
@@ -123,18 +147,17 @@ class Queue:
             RedisUnavailableError: Redis cannot be reached; nothing was written.
         """
         prepared = self._prepare(NewJob(job_type, data, options or JobOptions()))
-        async with _redis_errors():
-            result = await self.scripts.add_job(**prepared)
+        result = await self.scripts.add_job(**prepared)
         return str(result)
 
+    @_redis_call(WRITTEN_NOTHING)
     async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
         """Enqueue many jobs in one round trip; every payload is validated before anything is written."""
         prepared = [self._prepare(job) for job in jobs]
-        async with _redis_errors():
-            pipe = self.client.pipeline(transaction=False)
-            for args in prepared:
-                await self.scripts.add_job(**args, pipe=pipe)
-            results = await pipe.execute()
+        pipe = self.client.pipeline(transaction=False)
+        for args in prepared:
+            await self.scripts.add_job(**args, pipe=pipe)
+        results = await pipe.execute()
         return [str(result) for result in results]
 
     def _prepare(self, job: NewJob) -> dict[str, Any]:
@@ -151,24 +174,26 @@ class Queue:
 
     # --- reading ---------------------------------------------------------------------------------------
 
+    @_redis_call()
     async def get_job(self, job_id: str) -> Job:
         """A snapshot of the job with its state, logs and retry history, or `JobNotFoundError`."""
-        async with _redis_errors():
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hgetall(self.keys.job(job_id))
-            pipe.lrange(self.keys.logs(job_id), 0, -1)
-            fields, logs = await pipe.execute()
-            if not fields:
-                raise JobNotFoundError(self.name, job_id)
-            state = JobState(await self.scripts.get_state(job_id))
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.job(job_id))
+        pipe.lrange(self.keys.logs(job_id), 0, -1)
+        fields, logs = await pipe.execute()
+        if not fields:
+            raise JobNotFoundError(self.name, job_id)
+        state = JobState(await self.scripts.get_state(job_id))
         if state is JobState.WAITING and await self.is_paused():
             state = JobState.PAUSED
         return Job.from_hash(self.name, job_id, fields, state, logs)
 
+    @_redis_call()
     async def state_of(self, job_id: str) -> JobState:
         """The state of a job (`unknown` if it does not exist)."""
         return JobState(await self.scripts.get_state(job_id))
 
+    @_redis_call()
     async def job_ids(self, state: JobState, start: int = 0, count: int = 50) -> list[str]:
         """Ids of jobs in one state: oldest first for pending states, newest first for finished ones."""
         end = start + count - 1
@@ -183,6 +208,7 @@ class Queue:
             return [str(job_id) for job_id in ranged]
         raise JobStateError(f"Cannot list jobs in state {state.value!r}.")
 
+    @_redis_call()
     async def jobs(self, state: JobState, start: int = 0, count: int = 50) -> list[Job]:
         """A page of jobs in one state (see `job_ids` for the order), without logs."""
         ids = await self.job_ids(state, start, count)
@@ -192,11 +218,11 @@ class Queue:
         rows = await pipe.execute()
         return [Job.from_hash(self.name, job_id, row, state) for job_id, row in zip(ids, rows, strict=True) if row]
 
+    @_redis_call()
     async def counts(self) -> QueueCounts:
         """Jobs per state and the paused flag."""
-        async with _redis_errors():
-            values = dict(zip(COUNT_STATES, await self.scripts.get_counts(COUNT_STATES), strict=True))
-            paused = await self.is_paused()
+        values = dict(zip(COUNT_STATES, await self.scripts.get_counts(COUNT_STATES), strict=True))
+        paused = await self.is_paused()
         return QueueCounts(
             waiting=values["wait"] + values["paused"],
             active=values["active"],
@@ -208,39 +234,52 @@ class Queue:
             paused=paused,
         )
 
+    @_redis_call()
     async def is_paused(self) -> bool:
         """True while the queue is paused."""
         return bool(await self.client.hexists(self.keys.meta, "paused"))
 
     # --- managing --------------------------------------------------------------------------------------
 
+    @_redis_call()
     async def pause(self) -> None:
         """Stop every worker from starting jobs of this queue; active jobs finish."""
         await self.scripts.pause(True)
 
+    @_redis_call()
     async def resume(self) -> None:
         """Let workers start jobs of this queue again."""
         await self.scripts.pause(False)
 
+    @_redis_call(PARTLY_DONE)
     async def clear(self, *, force: bool = False) -> None:
         """Delete every job of the queue. Refuses while jobs are active unless `force` (their workers then
         lose them and drop their results). A paused queue stays paused."""
         was_paused = await self.is_paused()
-        if not force and (await self.counts()).active:
-            raise QueueBusyError(f"Queue {self.name!r} has active jobs; pause it and wait, or clear with force.")
-        await self.pause()
-        while await self.scripts.obliterate(1000, force=True) > 0:
-            pass
+        await self.pause()  # first, so no job starts between the check for active jobs and the deletion
+        try:
+            while await self.scripts.obliterate(1000, force=force) > 0:
+                pass
+        except QueueHasActiveJobsError as exc:
+            if not was_paused:
+                await self.resume()
+            raise QueueBusyError(
+                f"Queue {self.name!r} has active jobs; pause it and wait for them, or clear with force."
+            ) from exc
         if was_paused:
             await self.pause()
 
+    @_redis_call()
     async def retry(self, job_id: str) -> None:
         """Move a failed job back to waiting with fresh attempts."""
         try:
             await self.scripts.reprocess_job(job_id, "failed")
+        except JobMissingError as exc:
+            raise JobNotFoundError(self.name, job_id) from exc
         except JobNotInStateError as exc:
             raise JobStateError(f"Job {job_id!r} is not failed, so it cannot be retried.") from exc
 
+    @_redis_call(PARTLY_DONE)
     async def retry_all_failed(self, batch: int = 500) -> int:
         """Retry every failed job; returns how many were moved back to waiting."""
         moved = 0
@@ -250,6 +289,7 @@ class Queue:
             moved += len(ids)
         return moved
 
+    @_redis_call()
     async def promote(self, job_id: str) -> None:
         """Run a delayed job now."""
         try:
@@ -257,6 +297,7 @@ class Queue:
         except JobNotInStateError as exc:
             raise JobStateError(f"Job {job_id!r} is not delayed, so it cannot be promoted.") from exc
 
+    @_redis_call()
     async def remove(self, job_id: str) -> None:
         """Delete a job that is not active (cancel an active one instead)."""
         if not await self.client.exists(self.keys.job(job_id)):
@@ -264,6 +305,7 @@ class Queue:
         if not await self.scripts.remove_job(job_id):
             raise JobStateError(f"Job {job_id!r} is active; cancel it instead of removing it.")
 
+    @_redis_call()
     async def cancel(self, job_id: str) -> JobState:
         """Cancel a job: a pending one is removed; an active one is asked to stop and then fails as
         cancelled (no retries). Returns the state the job was in."""
@@ -281,12 +323,3 @@ class Queue:
         else:
             await self.remove(job_id)
         return state
-
-
-@asynccontextmanager
-async def _redis_errors() -> AsyncIterator[None]:
-    """Turn connection failures into `RedisUnavailableError` saying that nothing was written."""
-    try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        raise RedisUnavailableError("the configured server", f"{exc} (nothing was written)") from exc
