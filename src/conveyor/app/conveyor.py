@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from conveyor.config import Settings, load_settings
 from conveyor.errors import ConveyorError
 from conveyor.queue.errors import InvalidPayloadError, UnknownQueueError
+from conveyor.queue.hooks import ProducerHooks
 from conveyor.queue.options import JobOptions, job_options
 from conveyor.queue.queue import NewJob, Queue
 from conveyor.redis.connection import RedisTarget, ServerHealth, check_server, ping_or_raise, resolve_target
@@ -50,6 +51,7 @@ class Conveyor:
         self.queue_settings = self.settings.queue_settings()
         self.handlers: dict[tuple[str, str], Handler] = {}
         self.hooks: list[WorkerHook] = []  # added to every worker this app makes (metrics, tracing …)
+        self.producer_hooks = ProducerHooks()  # wrap every add/add_bulk of every queue (tracing …)
         self.target: RedisTarget | None = None
         self.embedded: EmbeddedRedis | None = None
         self.health: ServerHealth | None = None
@@ -134,6 +136,7 @@ class Conveyor:
                 prefix=self.settings.conveyor_prefix,
                 defaults=self.queue_settings[name],
                 max_payload_bytes=self.settings.conveyor_max_payload_bytes,
+                producer_hooks=self.producer_hooks,
             )
         return self._queues[name]
 

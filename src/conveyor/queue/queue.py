@@ -24,6 +24,7 @@ from conveyor.queue.errors import (
     PayloadTooLargeError,
     QueueBusyError,
 )
+from conveyor.queue.hooks import Enqueue, ProducerHooks
 from conveyor.queue.job import Job, JobState
 from conveyor.queue.options import JobOptions, bullmq_options
 from conveyor.redis.connection import decoding, describe_client
@@ -119,6 +120,7 @@ class Queue:
         defaults: QueueSettings | None = None,
         max_payload_bytes: int = 1024 * 1024,
         clock: Clock = time.time,
+        producer_hooks: ProducerHooks | None = None,
     ) -> None:
         if not QUEUE_NAME.match(name):
             raise InvalidQueueNameError(
@@ -132,6 +134,7 @@ class Queue:
         self.max_payload_bytes = max_payload_bytes
         self.scripts = QueueScripts(self.client, self.keys)
         self._clock = clock
+        self.producer_hooks = producer_hooks or ProducerHooks()
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -147,18 +150,24 @@ class Queue:
             RedisUnavailableError: Redis cannot be reached; nothing was written.
         """
         prepared = self._prepare(NewJob(job_type, data, options or JobOptions()))
-        result = await self.scripts.add_job(**prepared)
-        return str(result)
+        enqueue = Enqueue(self.name, [prepared])
+        with self.producer_hooks.around_add(enqueue):
+            job_id = str(await self.scripts.add_job(**prepared))
+            enqueue.ids.append(job_id)
+        return job_id
 
     @_redis_call(WRITTEN_NOTHING)
     async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
         """Enqueue many jobs in one round trip; every payload is validated before anything is written."""
         prepared = [self._prepare(job) for job in jobs]
-        pipe = self.client.pipeline(transaction=False)
-        for args in prepared:
-            await self.scripts.add_job(**args, pipe=pipe)
-        results = await pipe.execute()
-        return [str(result) for result in results]
+        enqueue = Enqueue(self.name, prepared)
+        with self.producer_hooks.around_add(enqueue):
+            pipe = self.client.pipeline(transaction=False)
+            for args in prepared:
+                await self.scripts.add_job(**args, pipe=pipe)
+            ids = [str(result) for result in await pipe.execute()]
+            enqueue.ids.extend(ids)
+        return ids
 
     def _prepare(self, job: NewJob) -> dict[str, Any]:
         if not job.type or len(job.type) > 256:

@@ -166,3 +166,19 @@ class ConveyorKeys:
     def queue_pattern(self) -> str:
         """SCAN pattern that finds every queue's meta hash (to discover queues)."""
         return f"{self.prefix}:*:meta"
+
+
+@dataclass(frozen=True)
+class MetricsKeys:
+    """`<prefix>:conveyor:metrics:*`: cluster-wide job counters and histograms every worker adds to."""
+
+    conveyor: ConveyorKeys
+
+    @property
+    def counters(self) -> str:
+        """Hash of job counters; field `<counter>|<queue>|<job type>`, value an integer."""
+        return f"{self.conveyor.prefix}:conveyor:metrics:counters"
+
+    def histogram(self, name: str) -> str:
+        """Hash of one histogram (`wait`, `run`); fields `b|<bucket>|<queue>|<job type>`, `sum|…`, `count|…`."""
+        return f"{self.conveyor.prefix}:conveyor:metrics:histogram:{name}"

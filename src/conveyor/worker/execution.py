@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from concurrent.futures import Executor
 from typing import Any
@@ -63,7 +64,9 @@ async def run_attempt(
             if handler.is_async:
                 return await handler.func(*args)
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(executor, functools.partial(handler.func, *args))
+            # Carry the job's context variables (log fields, trace span) into the handler's thread.
+            call = functools.partial(contextvars.copy_context().run, handler.func, *args)
+            return await loop.run_in_executor(executor, call)
     except TimeoutError:
         if not limit.expired():
             raise  # the handler's own TimeoutError

@@ -1,0 +1,156 @@
+"""Cluster-wide job metrics in Redis: every worker adds its counts (HINCRBY), any process reads the totals.
+
+Counters and histogram buckets are plain integers in two kinds of hashes (see `MetricsKeys`), so a scrape of
+one process sees exact totals over every worker that ever ran, and Redis survives worker restarts. Histogram
+buckets are stored per bucket (not cumulative) and cumulated when read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from conveyor.redis.keys import MetricsKeys
+
+COUNTERS = ("completed", "failed", "retried", "stalled", "dead_lettered")
+# Wait time spans milliseconds (idle workers) to hours (a backlog); run time, milliseconds to the 30-minute jobs.
+WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, math.inf)
+RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800, math.inf)
+HISTOGRAMS: dict[str, tuple[float, ...]] = {"wait": WAIT_BUCKETS, "run": RUN_BUCKETS}
+SEP = "|"  # queue names cannot contain it; a job type may, so the job type is always the last part
+
+Series = tuple[str, str]  # (queue, job type)
+
+
+def bucket_label(bound: float) -> str:
+    """A bucket bound as Prometheus writes `le` (`0.005`, `1.0`, `+Inf`)."""
+    return "+Inf" if math.isinf(bound) else repr(float(bound))
+
+
+def bucket_of(value: float, bounds: Sequence[float]) -> float:
+    """The smallest bound that holds `value`."""
+    return next(bound for bound in bounds if value <= bound)
+
+
+@dataclass
+class MetricDeltas:
+    """Counts gathered in one process since its last write to Redis."""
+
+    counters: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (counter, queue, type)
+    buckets: dict[str, Counter[tuple[float, str, str]]] = field(default_factory=lambda: defaultdict(Counter))
+    sums: dict[str, defaultdict[Series, float]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(float)))
+
+    def count(self, counter: str, queue: str, job_type: str, n: int = 1) -> None:
+        """Add `n` to a job counter."""
+        self.counters[(counter, queue, job_type)] += n
+
+    def observe(self, histogram: str, queue: str, job_type: str, value: float) -> None:
+        """Record one observation (seconds) in a histogram."""
+        value = max(0.0, value)
+        self.buckets[histogram][(bucket_of(value, HISTOGRAMS[histogram]), queue, job_type)] += 1
+        self.sums[histogram][(queue, job_type)] += value
+
+    def merge(self, other: MetricDeltas) -> None:
+        """Add another batch of counts to this one (to retry a write that failed)."""
+        self.counters.update(other.counters)
+        for name, buckets in other.buckets.items():
+            self.buckets[name].update(buckets)
+        for name, sums in other.sums.items():
+            for series, value in sums.items():
+                self.sums[name][series] += value
+
+    def __bool__(self) -> bool:
+        return bool(self.counters) or any(self.buckets.values())
+
+
+@dataclass(frozen=True)
+class HistogramData:
+    """One histogram series: cumulative `(le, count)` pairs ending with `+Inf`, and the sum of observations."""
+
+    buckets: list[tuple[str, int]]
+    sum: float
+
+    @property
+    def count(self) -> int:
+        """How many observations."""
+        return self.buckets[-1][1] if self.buckets else 0
+
+
+@dataclass(frozen=True)
+class StoredMetrics:
+    """The totals read from Redis."""
+
+    counters: dict[Series, dict[str, int]]
+    histograms: dict[str, dict[Series, HistogramData]]
+
+
+class MetricsStore:
+    """Writes counts to, and reads totals from, the metrics hashes."""
+
+    def __init__(self, client: Callable[[], Redis], keys: MetricsKeys) -> None:
+        self._client = client  # a getter: an app's client exists only once the app is connected
+        self.keys = keys
+
+    @property
+    def client(self) -> Redis:
+        """The Redis client to use."""
+        return self._client()
+
+    async def write(self, deltas: MetricDeltas) -> None:
+        """Add a batch of counts, all or nothing (MULTI/EXEC)."""
+        pipe = self.client.pipeline(transaction=True)
+        for (counter, queue, job_type), n in deltas.counters.items():
+            pipe.hincrby(self.keys.counters, SEP.join((counter, queue, job_type)), n)
+        for name, buckets in deltas.buckets.items():
+            key = self.keys.histogram(name)
+            for (bound, queue, job_type), n in buckets.items():
+                pipe.hincrby(key, SEP.join(("b", bucket_label(bound), queue, job_type)), n)
+            for (queue, job_type), value in deltas.sums[name].items():
+                pipe.hincrbyfloat(key, SEP.join(("sum", queue, job_type)), value)
+        await pipe.execute()
+
+    async def read(self) -> StoredMetrics:
+        """Every counter and histogram series recorded so far."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.counters)
+        for name in HISTOGRAMS:
+            pipe.hgetall(self.keys.histogram(name))
+        counter_fields, *histogram_fields = await pipe.execute()
+        histograms = {
+            name: _parse_histogram(fields, HISTOGRAMS[name])
+            for name, fields in zip(HISTOGRAMS, histogram_fields, strict=True)
+        }
+        return StoredMetrics(_parse_counters(counter_fields), histograms)
+
+
+def _parse_counters(fields: dict[str, str]) -> dict[Series, dict[str, int]]:
+    series: dict[Series, dict[str, int]] = {}
+    for name, value in fields.items():
+        counter, queue, job_type = name.split(SEP, 2)
+        if counter in COUNTERS:
+            series.setdefault((queue, job_type), dict.fromkeys(COUNTERS, 0))[counter] = int(value)
+    return series
+
+
+def _parse_histogram(fields: dict[str, str], bounds: Sequence[float]) -> dict[Series, HistogramData]:
+    counts: defaultdict[Series, Counter[str]] = defaultdict(Counter)
+    sums: defaultdict[Series, float] = defaultdict(float)
+    for name, value in fields.items():
+        if name.startswith("b" + SEP):
+            _, le, queue, job_type = name.split(SEP, 3)
+            counts[(queue, job_type)][le] += int(value)
+        elif name.startswith("sum" + SEP):
+            _, queue, job_type = name.split(SEP, 2)
+            sums[(queue, job_type)] = float(value)
+    result: dict[Series, HistogramData] = {}
+    for series, per_bucket in counts.items():
+        total, cumulative = 0, []
+        for bound in bounds:
+            total += per_bucket[bucket_label(bound)]
+            cumulative.append((bucket_label(bound), total))
+        result[series] = HistogramData(cumulative, sums[series])
+    return result

@@ -1,0 +1,222 @@
+"""Prometheus metrics: exact cluster-wide job counts from one scrape, queue depth, workers, Redis health."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from conveyor import Conveyor, JobState, NewJob, load_settings
+from conveyor.observability import enable_worker_metrics, instrument, load_observability_settings, metrics_asgi_app
+from conveyor.redis.keys import ConveyorKeys, MetricsKeys
+from conveyor.worker.context import JobInfo
+from conveyor.worker.hooks import AttemptEnd
+from tests.conftest import OwnRedisFactory
+from tests.observability.conftest import WorkerProcesses, make_app
+from tests.observability.scraping import Samples, asgi_get, http_scrape, parse, value
+from tests.worker.conftest import running, state_is, wait_until
+
+FIXED_50MS = {"type": "fixed", "delay": 50}
+
+
+async def _enqueue_mix(app: Conveyor) -> None:
+    # ok: 6 completed. boom: 3 failed at once + 2 failed after 2 retries each. flaky: 4 retried then completed.
+    await app.add_bulk("background", [NewJob("ok") for _ in range(6)])
+    for _ in range(3):
+        await app.add("background", "boom", attempts=1)
+    for _ in range(2):
+        await app.add("background", "boom", attempts=3, backoff=FIXED_50MS)
+    for _ in range(4):
+        await app.add("background", "flaky", attempts=2, backoff=FIXED_50MS)
+
+
+EXPECTED = {
+    ("ok", "completed"): 6, ("ok", "failed"): 0, ("ok", "retried"): 0,
+    ("boom", "completed"): 0, ("boom", "failed"): 5, ("boom", "retried"): 4,
+    ("flaky", "completed"): 4, ("flaky", "failed"): 0, ("flaky", "retried"): 4,
+}  # fmt: skip
+ATTEMPTS = {"ok": 6, "boom": 9, "flaky": 8}
+
+
+def _job_counts(samples: Samples) -> dict[tuple[str, str], float | None]:
+    return {
+        (job_type, counter): value(samples, f"conveyor_jobs_{counter}_total", queue="background", job_type=job_type)
+        for job_type, counter in EXPECTED
+    }
+
+
+async def test_one_scrape_counts_the_jobs_of_every_worker_process_exactly(
+    app: Conveyor, worker_processes: WorkerProcesses
+) -> None:
+    worker_processes.start()
+    worker_processes.start()
+    await wait_until(lambda: _live_workers(app, 2), timeout=60)
+    server = enable_worker_metrics(app, 0, addr="127.0.0.1", cluster=True)  # a real HTTP server, this process
+    url = f"http://127.0.0.1:{server.port}/metrics"
+    try:
+        await _enqueue_mix(app)
+        queue = app.queue("background")
+        await wait_until(lambda: _finished(queue, completed=10, failed=5), timeout=30)
+
+        async def counted() -> bool:
+            return _job_counts(await http_scrape(url)) == EXPECTED
+
+        await wait_until(counted, timeout=10)
+        samples = await http_scrape(url)
+    finally:
+        server.close()
+    for job_type, attempts in ATTEMPTS.items():
+        for histogram in ("conveyor_job_wait_seconds", "conveyor_job_run_seconds"):
+            labels = {"queue": "background", "job_type": job_type}
+            assert value(samples, f"{histogram}_count", **labels) == attempts, (histogram, job_type)
+            assert value(samples, f"{histogram}_bucket", le="+Inf", **labels) == attempts
+    assert value(samples, "conveyor_jobs_stalled_total", queue="background", job_type="ok") == 0
+    assert value(samples, "conveyor_jobs_dead_lettered_total", queue="background", job_type="ok") == 0
+    assert value(samples, "conveyor_queue_jobs", queue="background", state="completed") == 10
+    assert value(samples, "conveyor_queue_jobs", queue="background", state="failed") == 5
+    assert value(samples, "conveyor_queue_jobs", queue="background", state="waiting") == 0
+    assert value(samples, "conveyor_workers") == 2
+    assert len([key for key in samples if key[0] == "conveyor_worker_up"]) == 2
+    assert value(samples, "conveyor_redis_up") == 1
+
+
+async def test_api_metrics_app_shows_queue_depth_and_only_live_workers(redis_url: str) -> None:
+    app = make_app(redis_url, conveyor_heartbeat_s=0.1)
+    async with app:
+
+        @app.handler("background", "hold")
+        async def hold(payload: dict[str, Any]) -> None:
+            await asyncio.sleep(float(payload["seconds"]))
+
+        asgi = metrics_asgi_app(app)
+        await app.add_bulk("indexing", [NewJob("later") for _ in range(3)])
+        async with running(app.worker(["background"])) as worker:
+            await app.add("background", "hold", {"seconds": 1.0})
+            await wait_until(lambda: _active_in_registry(app, 1), timeout=10)
+            status, headers, body = await asgi_get(asgi)
+        after = parse((await asgi_get(asgi))[2].decode())
+    during = parse(body.decode())
+    assert status == 200
+    assert headers["content-type"].startswith("text/plain")
+    assert value(during, "conveyor_queue_jobs", queue="indexing", state="prioritized") == 3  # priority "normal"
+    assert value(during, "conveyor_queue_jobs", queue="background", state="active") == 1
+    assert value(during, "conveyor_worker_up", worker=worker.name) == 1
+    assert value(during, "conveyor_worker_active_jobs", worker=worker.name, queue="background") == 1
+    assert value(during, "conveyor_redis_ping_seconds") is not None
+    assert value(after, "conveyor_workers") == 0
+    assert value(after, "conveyor_worker_up", worker=worker.name) is None  # a stopped worker drops out
+
+
+async def test_global_labels_from_the_environment_are_on_every_series(app: Conveyor) -> None:
+    settings = load_observability_settings(conveyor_metrics_labels="env=prod,instance=a")
+    await app.add("background", "x")
+    _, _, body = await asgi_get(metrics_asgi_app(app, settings))
+    samples = parse(body.decode())
+    assert samples
+    assert all(("env", "prod") in labels and ("instance", "a") in labels for _, labels in samples)
+
+
+async def test_openmetrics_is_served_when_the_scraper_asks_for_it(app: Conveyor) -> None:
+    _, headers, body = await asgi_get(metrics_asgi_app(app), accept="application/openmetrics-text; version=1.0.0")
+    assert headers["content-type"].startswith("application/openmetrics-text")
+    assert body.endswith(b"# EOF\n")
+
+
+async def test_scrape_while_redis_is_down_answers_redis_up_zero(own_redis: OwnRedisFactory) -> None:
+    server = own_redis()
+    app = Conveyor(load_settings(redis_url=server.url))
+    await app.connect()
+    try:
+        asgi = metrics_asgi_app(app)
+        server.stop()
+        status, _, body = await asgi_get(asgi)
+    finally:
+        await app.close()
+    samples = parse(body.decode())
+    assert status == 200
+    assert value(samples, "conveyor_redis_up") == 0
+    assert not [name for name, _ in samples if name.startswith("conveyor_queue_")]
+
+
+async def test_jobs_requeued_after_their_worker_died_are_counted_as_stalled(redis_url: str) -> None:
+    app = make_app(redis_url, conveyor_lock_duration_ms=1000, conveyor_stalled_interval_ms=500)
+    async with app:
+
+        @app.handler("background", "ok")
+        async def ok(payload: dict[str, Any]) -> None:
+            return None
+
+        instrumentation = instrument(app, load_observability_settings(conveyor_metrics_flush_ms=20))
+        queue = app.queue("background")
+        job = await app.add("background", "ok")
+        # A worker that took the job and died: the job is active and its lock runs out.
+        await queue.scripts.move_to_active(token="dead", lock_ms=1000, worker="dead", timestamp=int(time.time() * 1000))
+        assert await queue.state_of(job) is JobState.ACTIVE
+        async with running(app.worker(["background"])):
+            await wait_until(lambda: state_is(queue, job, JobState.COMPLETED), timeout=15)
+        await instrumentation.aclose()
+        _, _, body = await asgi_get(metrics_asgi_app(app))
+    samples = parse(body.decode())
+    assert value(samples, "conveyor_jobs_stalled_total", queue="background", job_type="ok") == 1
+    assert value(samples, "conveyor_jobs_completed_total", queue="background", job_type="ok") == 1
+
+
+async def test_worker_metrics_port_shows_what_this_process_ran(app: Conveyor) -> None:
+    @app.handler("background", "ok")
+    async def ok(payload: dict[str, Any]) -> None:
+        return None
+
+    server = enable_worker_metrics(app, 0, addr="127.0.0.1")
+    try:
+        async with running(app.worker(["background"])):
+            ids = await app.add_bulk("background", [NewJob("ok") for _ in range(3)])
+            await wait_until(lambda: state_is(app.queue("background"), ids[-1], JobState.COMPLETED))
+            await wait_until(lambda: _all_completed(app, ids))
+        samples = await http_scrape(f"http://127.0.0.1:{server.port}/metrics")
+    finally:
+        server.close()
+    labels = {"queue": "background", "job_type": "ok", "outcome": "completed"}
+    assert value(samples, "conveyor_process_attempts_total", **labels) == 3
+    assert value(samples, "conveyor_process_active_jobs", queue="background") == 0
+    assert value(samples, "process_cpu_seconds_total") is not None
+    assert not [name for name, _ in samples if name.startswith("conveyor_jobs_")]  # cluster series: API only
+
+
+async def test_counts_held_while_redis_was_down_are_written_when_it_returns(
+    own_redis: OwnRedisFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = own_redis()
+    app = Conveyor(load_settings(redis_url=server.url))
+    async with app:
+        recorder = instrument(app, load_observability_settings(conveyor_metrics_flush_ms=20)).recorder
+        job = JobInfo("1", "background", "ok", attempt=1, max_attempts=1, worker="test")
+        recorder.attempt_ended(AttemptEnd(job, "completed", 0.01, None))
+        await recorder.flush()
+        server.stop()
+        recorder.attempt_ended(AttemptEnd(job, "completed", 0.01, None))
+        recorder.attempt_ended(AttemptEnd(job, "completed", 0.01, None))
+        await recorder.flush()  # fails: Redis is down
+        server.start()
+        await recorder.aclose()
+        total = await app.client.hget(MetricsKeys(ConveyorKeys("bull")).counters, "completed|background|ok")
+    assert "could not write job metrics" in caplog.text
+    assert int(total or 0) == 3
+
+
+async def _live_workers(app: Conveyor, n: int) -> bool:
+    return len(await app.workers()) == n
+
+
+async def _active_in_registry(app: Conveyor, n: int) -> bool:
+    return sum(sum(w.active.values()) for w in await app.workers()) == n
+
+
+async def _finished(queue: Any, *, completed: int, failed: int) -> bool:
+    counts = await queue.counts()
+    return bool(counts.completed == completed and counts.failed == failed)
+
+
+async def _all_completed(app: Conveyor, ids: list[str]) -> bool:
+    return all([await state_is(app.queue("background"), i, JobState.COMPLETED) for i in ids])
