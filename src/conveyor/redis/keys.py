@@ -151,7 +151,7 @@ class ConveyorKeys:
         return f"{self.prefix}:conveyor:workers"
 
     def worker(self, worker_id: str) -> str:
-        """Hash describing one worker; expires when its heartbeats stop."""
+        """JSON describing one worker; expires when its heartbeats stop."""
         return f"{self.prefix}:conveyor:worker:{worker_id}"
 
     @property

@@ -101,6 +101,8 @@ class StalledJobSweeper:
         """One check over every queue; returns the ids requeued."""
         requeued: list[str] = []
         for runner in self.runners:
+            if not await runner.queue.client.llen(runner.queue.keys.active):
+                continue  # nothing active anywhere, so nothing can stall: one read instead of the whole script
             ids = await runner.scripts.move_stalled_jobs_to_wait(
                 max_stalled=self.max_stalled, timestamp=int(self._clock() * 1000), interval_ms=self.interval_ms
             )
