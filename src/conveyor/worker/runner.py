@@ -71,6 +71,7 @@ class QueueRunner:
         self._wake = asyncio.Event()
         self._block_until_ms = 0
         self._check_now = True  # look for jobs at once on start
+        self._just_fetched = False
         self._backlog = True  # finishing jobs fetch the next one while the queue has a backlog
         self._unblocking: asyncio.Future[Any] | None = None
         self._slot_tasks: set[asyncio.Task[None]] = set()
@@ -114,25 +115,34 @@ class QueueRunner:
         return None
 
     async def _try_fetch(self) -> tuple[FetchedJob, str] | None:
+        """One step of the fetch loop: take a job if there is reason to look, else wait for a wake-up."""
         now = self.now_ms()
-        delayed_due = 0 < self._block_until_ms <= now
-        if delayed_due or (self._check_now and await self._has_waiting()):
+        if 0 < self._block_until_ms <= now:
+            return await self._fetch(now)  # a delayed job is due
+        if self._check_now:
             self._check_now = False
-            token = uuid.uuid4().hex  # the lock value: every later state change must present it
-            fetched = await self.scripts.move_to_active(
-                token=token, lock_ms=self.config.lock_ms, worker=self.config.worker_name, timestamp=now
-            )
-            if fetched.job_id:
-                return fetched, token
-            self._block_until_ms = fetched.next_delayed_ms  # known only when no job came back
-        self._check_now = False
+            # Right after a fetch, BullMQ's script has re-added the wake-up marker whether or not jobs remain, so
+            # probe cheaply first. After a real wait, a marker means new work: fetch at once (lowest latency).
+            if not self._just_fetched or await self._has_waiting():
+                return await self._fetch(now)
+            self._just_fetched = False
         await self._wait_for_marker()
         return None
 
+    async def _fetch(self, now: int) -> tuple[FetchedJob, str] | None:
+        token = uuid.uuid4().hex  # the lock value: every later state change must present it
+        fetched = await self.scripts.move_to_active(
+            token=token, lock_ms=self.config.lock_ms, worker=self.config.worker_name, timestamp=now
+        )
+        self._just_fetched = bool(fetched.job_id)
+        if fetched.job_id:
+            return fetched, token
+        self._block_until_ms = fetched.next_delayed_ms  # known only when no job came back
+        return None
+
     async def _has_waiting(self) -> bool:
-        """Two cheap reads instead of an empty `moveToActive` (about ten Redis calls): BullMQ re-adds the wake-up
-        marker after every fetch, so most wake-ups of a trickling queue find nothing to take. Also notes
-        whether there is a backlog, which decides if finishing jobs should fetch the next one."""
+        """Two cheap reads instead of an empty `moveToActive` (about ten Redis calls). Also notes whether there
+        is a backlog, which decides if finishing jobs should fetch the next one."""
         pipe = self.queue.client.pipeline(transaction=False)
         pipe.llen(self.queue.keys.wait)
         pipe.zcard(self.queue.keys.prioritized)
