@@ -1,0 +1,41 @@
+"""The GraphQL schema, and its SDL as exported to `schema.graphql` (`python -m conveyor.api > schema.graphql`)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext
+
+from conveyor.api.config import ApiConfig
+from conveyor.api.errors import ErrorCodes, is_expected
+from conveyor.api.limits import limit_extensions
+from conveyor.api.mutation import Mutation
+from conveyor.api.query import Query
+from conveyor.api.subscription import Subscription
+
+log = logging.getLogger(__name__)
+
+
+class ConveyorSchema(strawberry.Schema):
+    """The schema, logging only the errors that point at a bug or an outage (with their traceback)."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        for error in errors:
+            if is_expected(error):
+                log.debug("request refused: %s", error.message)
+            else:
+                log.error("unexpected error in %s", error.path, exc_info=error.original_error)
+
+
+def build_schema(config: ApiConfig | None = None) -> ConveyorSchema:
+    """The schema with the limits of `config` (production defaults when None)."""
+    extensions: list[Any] = [*limit_extensions(config or ApiConfig()), ErrorCodes]
+    return ConveyorSchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions)
+
+
+def schema_sdl() -> str:
+    """The schema in SDL, as stored in `schema.graphql`."""
+    return build_schema().as_str().rstrip("\n") + "\n"

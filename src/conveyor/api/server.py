@@ -1,0 +1,251 @@
+"""The ASGI application (Starlette) and its uvicorn server.
+
+`create_api(app, config)` builds the app: `/graphql` (HTTP POST and graphql-transport-ws), `/healthz`
+(the process is up) and `/readyz` (Redis answers, its eviction policy is `noeviction`, workers are alive).
+`serve(app, config)` runs it with uvicorn until SIGINT/SIGTERM; `ApiServer` does the same under the
+caller's control (stop it with `request_stop()`), e.g. beside a worker in `conveyor up`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import uvicorn
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from conveyor.api.config import ApiConfig
+from conveyor.api.context import ApiState
+from conveyor.api.errors import ErrorCode
+from conveyor.api.schema import build_schema
+from conveyor.api.tokens import TokenStore
+from conveyor.api.view import ConveyorGraphQL, refusal
+from conveyor.app import Conveyor
+from conveyor.queue.events import EventHub
+
+log = logging.getLogger(__name__)
+
+
+class BodyLimit:
+    """Refuse HTTP bodies over `max_bytes` with 413 before the GraphQL view reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, receive, send)
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_bytes:
+                response = refusal(
+                    413, ErrorCode.REQUEST_TOO_LARGE, f"The request body exceeds {self.max_bytes} bytes."
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def readiness(state: ApiState) -> tuple[bool, dict[str, Any]]:
+    """Whether the server can serve: Redis answers, evicts nothing, and (if required) workers are alive."""
+    app, config = state.app, state.config
+    report: dict[str, Any] = {"redis": "down"}
+    try:
+        await app.client.ping()
+        policy = (await app.client.info("memory")).get("maxmemory_policy")
+        workers = len(await app.workers())
+    except (RedisError, OSError) as exc:
+        report["reason"] = f"Redis is unreachable ({type(exc).__name__})"
+        return False, report
+    report.update(redis="ok", evictionPolicy=policy, workers=workers)
+    problems = []
+    if policy is not None and policy != "noeviction":
+        problems.append(f"Redis maxmemory-policy is {policy!r}; jobs can be evicted (set noeviction)")
+    if config.ready_requires_workers and workers == 0:
+        problems.append("no live worker")
+    if problems:
+        report["reason"] = "; ".join(problems)
+    return not problems, report
+
+
+def create_api(app: Conveyor, config: ApiConfig | None = None) -> Starlette:
+    """The ASGI application serving `app`'s queues. Its lifespan connects the app (if needed) and starts the
+    shared event reader; run it with uvicorn (see `serve`)."""
+    config = config or ApiConfig()
+    state = ApiState(app, config)
+    graphql = ConveyorGraphQL(build_schema(config), state)
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> JSONResponse:
+        ready, report = await readiness(state)
+        return JSONResponse({"ready": ready, **report}, status_code=200 if ready else 503)
+
+    middleware = [Middleware(BodyLimit, max_bytes=config.max_request_bytes)]
+    if config.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(config.cors_origins),
+                allow_methods=["POST"],
+                allow_headers=["authorization", "content-type"],
+            )
+        )
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=_lifespan(state))
+
+
+def _lifespan(state: ApiState) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        app = state.app
+        await app.connect()
+        target = app.target
+        assert target is not None  # set by connect()
+        prefix = app.settings.conveyor_prefix
+        state.hub = EventHub(app.client, lambda: target.client(blocking=True, name="conveyor-api-events"), prefix)
+        state.tokens = TokenStore(app.client, prefix)
+        if not state.config.anonymous_loopback and not await state.tokens.list():
+            log.warning("no API token exists: every request will be refused; create one with `conveyor token create`")
+        try:
+            yield
+        finally:
+            await state.hub.close()
+
+    return lifespan
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, optionally leaving signal handling to the caller."""
+
+    def __init__(self, config: uvicorn.Config, *, handle_signals: bool) -> None:
+        super().__init__(config)
+        self.handle_signals = handle_signals
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if self.handle_signals:
+            with super().capture_signals():
+                yield
+        else:
+            yield
+
+
+class ApiServer:
+    """The API served by uvicorn in the current event loop.
+
+    Args:
+        app: the Conveyor application (connected by the server's startup if it is not yet).
+        config: host, port, limits, mode.
+        sock: an already bound socket to serve on instead of `config.host`/`config.port`.
+        handle_signals: True to stop on SIGINT/SIGTERM; False when the caller stops it with `request_stop()`.
+    """
+
+    def __init__(
+        self, app: Conveyor, config: ApiConfig, *, sock: socket.socket | None = None, handle_signals: bool = True
+    ) -> None:
+        self.config = config
+        self.sock = sock
+        uv_config = uvicorn.Config(
+            create_api(app, config),
+            host=config.host,
+            port=config.port,
+            lifespan="on",
+            log_config=None,
+            ws="websockets-sansio",
+            ws_max_size=config.max_request_bytes,
+            timeout_graceful_shutdown=config.shutdown_grace_s,
+            server_header=False,
+        )
+        self._server = _Server(uv_config, handle_signals=handle_signals)
+
+    @property
+    def started(self) -> bool:
+        """True once the server accepts connections."""
+        return bool(self._server.started)
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (useful with port 0)."""
+        if self.sock is not None:
+            return int(self.sock.getsockname()[1])
+        for server in self._server.servers:
+            for listener in server.sockets:
+                return int(listener.getsockname()[1])
+        return self.config.port
+
+    async def serve(self) -> None:
+        """Serve until stopped (uvicorn exits the process with status 1 when it cannot bind its port)."""
+        if self.config.anonymous_loopback:
+            log.warning("anonymous admin access from loopback is on (development mode); never expose this server")
+        await self._server.serve(sockets=[self.sock] if self.sock is not None else None)
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown (open websockets are closed after `shutdown_grace_s`)."""
+        self._server.should_exit = True
+
+    async def wait_started(self, within_s: float = 10.0) -> None:
+        """Wait until the server accepts connections (TimeoutError after `within_s`)."""
+        deadline = asyncio.get_running_loop().time() + within_s
+        while not self._server.started:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("the API server did not start")
+            await asyncio.sleep(0.01)
+
+
+async def serve(app: Conveyor, config: ApiConfig, *, handle_signals: bool = True) -> None:
+    """Serve the API on `config.host:config.port` until SIGINT/SIGTERM (with `handle_signals`) or until the
+    task running it is cancelled; either way it shuts down gracefully (open websockets get
+    `config.shutdown_grace_s`) before returning or re-raising the cancellation.
+
+    Use `handle_signals=False` when something else in the process owns the signals (a worker in `conveyor up`):
+    then cancel the task to stop the server.
+    """
+    server = ApiServer(app, config, handle_signals=handle_signals)
+    log.info("GraphQL API on http://%s:%d/graphql", config.host, config.port)
+    task = asyncio.ensure_future(server.serve())
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        server.request_stop()
+        await task
+        raise

@@ -1,0 +1,374 @@
+"""The GraphQL object types and enums, each built from the queue layer's plain objects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+
+import strawberry
+from strawberry.scalars import JSON
+
+from conveyor.api import fields as described
+from conveyor.api.context import ApiInfo
+from conveyor.api.errors import ApiError, ErrorCode
+from conveyor.api.tokens import Role, TokenInfo
+from conveyor.queue.events import EventStream, QueueEvent
+from conveyor.queue.job import AttemptRecord, Job, JobState, from_ms
+from conveyor.queue.metrics import MinuteCount, Percentiles, QueueMetrics
+from conveyor.queue.queue import QueueCounts
+from conveyor.worker.registry import WorkerInfo
+
+EPOCH = datetime.fromtimestamp(0, UTC)
+MAX_LOG_LINES = 1000
+
+
+@strawberry.enum(name="JobState", description="Where a job is; a job is in exactly one state at a time.")
+class JobStateEnum(Enum):
+    WAITING = "waiting"
+    PRIORITIZED = "prioritized"
+    DELAYED = "delayed"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    PAUSED = "paused"
+    WAITING_CHILDREN = "waiting-children"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def of(cls, state: JobState) -> JobStateEnum:
+        """The GraphQL value of a job state."""
+        return cls(state.value)
+
+    @property
+    def state(self) -> JobState:
+        """The queue layer's job state."""
+        return JobState(self.value)
+
+
+@strawberry.enum(name="Role", description="What an API token may do.")
+class RoleEnum(Enum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+@strawberry.type(name="AttemptRecord", description="One failed attempt of a job.")
+class AttemptNode:
+    attempt: int
+    error: str
+    stacktrace: str
+    failed_at: datetime
+    worker: str
+
+    @classmethod
+    def of(cls, record: AttemptRecord) -> AttemptNode:
+        return cls(
+            attempt=record.attempt,
+            error=record.error,
+            stacktrace=record.stacktrace,
+            failed_at=record.failed_at,
+            worker=record.worker,
+        )
+
+
+@strawberry.type(name="Job", description="A snapshot of one job.")
+class JobNode:
+    id: strawberry.ID
+    queue: str
+    type: str
+    data: JSON
+    progress: JSON | None
+    state: JobStateEnum
+    attempts: int = strawberry.field(description="Attempts made so far.")
+    max_attempts: int
+    priority: int = strawberry.field(description="BullMQ priority: 1 runs first (critical), 4 is low.")
+    created_at: datetime
+    processed_at: datetime | None = strawberry.field(description="When the latest attempt started.")
+    finished_at: datetime | None
+    completed_at: datetime | None
+    failed_at: datetime | None
+    delayed_until: datetime | None
+    deadline: datetime | None
+    failed_reason: str | None
+    result: JSON | None
+    retry_history: list[AttemptNode]
+    worker: str | None
+    snapshot_logs: strawberry.Private[list[str] | None]
+
+    @classmethod
+    def of(cls, job: Job, *, with_logs: bool = False) -> JobNode:
+        """The GraphQL view of a job (`with_logs`: the job was read with its logs)."""
+        return cls(
+            id=strawberry.ID(job.id),
+            queue=job.queue,
+            type=job.type,
+            data=job.data,
+            progress=job.progress,
+            state=JobStateEnum.of(job.state),
+            attempts=job.attempts_made,
+            max_attempts=job.max_attempts,
+            priority=job.priority,
+            created_at=job.created_at or EPOCH,
+            processed_at=job.processed_at,
+            finished_at=job.finished_at,
+            completed_at=job.finished_at if job.state is JobState.COMPLETED else None,
+            failed_at=job.finished_at if job.state is JobState.FAILED else None,
+            delayed_until=job.delay_until,
+            deadline=from_ms(job.options.get("deadline")),
+            failed_reason=job.failed_reason,
+            result=job.result,
+            retry_history=[AttemptNode.of(record) for record in job.history],
+            worker=job.worker,
+            snapshot_logs=list(job.logs) if with_logs else None,
+        )
+
+    @described.field("The job's log lines, oldest first (the last `last` of them).")
+    async def logs(self, info: ApiInfo, last: int = 100) -> list[str]:
+        if not 0 < last <= MAX_LOG_LINES:
+            raise ApiError(ErrorCode.LIMIT_EXCEEDED, f"`last` must be between 1 and {MAX_LOG_LINES}.")
+        lines = self.snapshot_logs
+        if lines is None:
+            lines = (await info.context.app.queue(self.queue).get_job(str(self.id))).logs
+        return lines[-last:]
+
+
+@strawberry.type(name="Queue", description="A queue and how many jobs it holds in each state.")
+class QueueNode:
+    name: str
+    waiting: int
+    active: int
+    completed: int
+    failed: int
+    delayed: int
+    prioritized: int
+    waiting_children: int
+    is_paused: bool
+    concurrency: int = strawberry.field(description="Default concurrency of a worker on this queue.")
+
+    @described.field(
+        "The id of the queue's newest event: read a snapshot, then subscribe to `queueEvents` with this as "
+        "`since` to miss nothing in between."
+    )
+    async def last_event_id(self, info: ApiInfo) -> str:
+        return await EventStream(info.context.app.client, info.context.app.queue(self.name).keys).last_id()
+
+    @classmethod
+    def of(cls, name: str, counts: QueueCounts, concurrency: int) -> QueueNode:
+        return cls(
+            name=name,
+            waiting=counts.waiting,
+            active=counts.active,
+            completed=counts.completed,
+            failed=counts.failed,
+            delayed=counts.delayed,
+            prioritized=counts.prioritized,
+            waiting_children=counts.waiting_children,
+            is_paused=counts.paused,
+            concurrency=concurrency,
+        )
+
+
+@strawberry.type(name="WorkerQueue", description="One queue a worker serves.")
+class WorkerQueueNode:
+    name: str
+    concurrency: int
+    active: int
+
+
+@strawberry.type(name="Worker", description="A live worker process (it heartbeats into Redis).")
+class WorkerNode:
+    id: strawberry.ID
+    name: str
+    host: str
+    pid: int
+    queues: list[WorkerQueueNode]
+    processed: int
+    started_at: datetime
+    last_beat: datetime
+
+    @classmethod
+    def of(cls, info: WorkerInfo) -> WorkerNode:
+        queues = [
+            WorkerQueueNode(name=name, concurrency=conc, active=info.active.get(name, 0))
+            for name, conc in info.queues.items()
+        ]
+        return cls(
+            id=strawberry.ID(info.id),
+            name=info.name,
+            host=info.host,
+            pid=info.pid,
+            queues=queues,
+            processed=info.processed,
+            started_at=info.started_at,
+            last_beat=info.last_beat,
+        )
+
+
+@strawberry.type(name="DurationStats", description="A distribution of durations in milliseconds.")
+class DurationStatsNode:
+    count: int
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+    mean: float | None
+
+    @classmethod
+    def of(cls, p: Percentiles) -> DurationStatsNode:
+        return cls(count=p.count, p50=p.p50, p90=p.p90, p95=p.p95, p99=p.p99, max=p.max, mean=p.mean)
+
+
+@strawberry.type(name="MinuteCount", description="Jobs that finished in one minute.")
+class MinuteCountNode:
+    start: datetime
+    completed: int
+    failed: int
+
+    @classmethod
+    def of(cls, m: MinuteCount) -> MinuteCountNode:
+        return cls(start=m.start, completed=m.completed, failed=m.failed)
+
+
+@strawberry.type(
+    name="QueueMetrics",
+    description="Throughput and latency over a range, computed from the finished jobs the queue retains.",
+)
+class QueueMetricsNode:
+    queue: str
+    start: datetime
+    end: datetime
+    completed: int
+    failed: int
+    per_minute: list[MinuteCountNode]
+    jobs_per_second: float
+    wait_time: DurationStatsNode = strawberry.field(description="From due to started, ms.")
+    run_time: DurationStatsNode = strawberry.field(description="From started to finished, ms.")
+    truncated: bool = strawberry.field(description="True when more jobs finished than were examined.")
+
+    @classmethod
+    def of(cls, m: QueueMetrics) -> QueueMetricsNode:
+        return cls(
+            queue=m.queue,
+            start=m.start,
+            end=m.end,
+            completed=m.completed,
+            failed=m.failed,
+            per_minute=[MinuteCountNode.of(x) for x in m.per_minute],
+            jobs_per_second=m.jobs_per_second,
+            wait_time=DurationStatsNode.of(m.wait_ms),
+            run_time=DurationStatsNode.of(m.run_ms),
+            truncated=m.truncated,
+        )
+
+
+@strawberry.type(name="QueueEvent", description="One entry of a queue's event stream in Redis.")
+class QueueEventNode:
+    id: str = strawberry.field(description="Stream id; pass it as `since` to resume after this event.")
+    queue: str
+    event: str = strawberry.field(description="added, waiting, active, progress, completed, failed, delayed, …")
+    job_id: strawberry.ID | None
+    at: datetime
+    fields: JSON = strawberry.field(description="The event's other fields, as BullMQ wrote them.")
+
+    @classmethod
+    def of(cls, event: QueueEvent) -> QueueEventNode:
+        job_id = strawberry.ID(event.job_id) if event.job_id is not None else None
+        fields = JSON(dict(event.fields))
+        return cls(id=event.id, queue=event.queue, event=event.name, job_id=job_id, at=event.at, fields=fields)
+
+
+@strawberry.type(name="JobUpdate", description="A change of one job: an event, the job after it, new log lines.")
+class JobUpdateNode:
+    event: str = strawberry.field(description="`snapshot` first, then the stream's event names, or `log`.")
+    event_id: str | None
+    job: JobNode | None = strawberry.field(description="Null once the job was removed.")
+    new_logs: list[str]
+
+
+@strawberry.type(name="PageInfo")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type(name="JobEdge")
+class JobEdge:
+    cursor: str
+    node: JobNode
+
+
+@strawberry.type(name="JobConnection", description="A page of jobs (Relay connection).")
+class JobConnection:
+    edges: list[JobEdge]
+    page_info: PageInfo
+
+    @strawberry.field
+    def nodes(self) -> list[JobNode]:
+        return [edge.node for edge in self.edges]
+
+
+@strawberry.type(name="BulkFailure")
+class BulkFailure:
+    id: strawberry.ID
+    code: str
+    message: str
+
+
+@strawberry.type(name="BulkResult", description="Outcome of an operation on many jobs by id.")
+class BulkResult:
+    succeeded: list[strawberry.ID]
+    failed: list[BulkFailure]
+
+
+@strawberry.type(name="CancelResult")
+class CancelResult:
+    job_id: strawberry.ID
+    queue: str
+    previous_state: JobStateEnum
+    removed: bool = strawberry.field(
+        description="True: it was pending and is gone; false: an active job was asked to stop."
+    )
+
+
+@strawberry.type(name="RetryWhereResult")
+class RetryWhereResult:
+    matched: int
+    retried: int
+    skipped: int = strawberry.field(description="Matched but changed state before they could be retried.")
+    dry_run: bool
+    truncated: bool = strawberry.field(description="More jobs matched than `limit`; run again for the rest.")
+    job_ids: list[strawberry.ID]
+
+
+@strawberry.type(name="ApiToken", description="An API token (its secret is never shown again).")
+class ApiTokenNode:
+    id: strawberry.ID
+    name: str
+    role: RoleEnum
+    queues: list[str] | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, info: TokenInfo) -> ApiTokenNode:
+        queues = list(info.queues) if info.queues is not None else None
+        return cls(
+            id=strawberry.ID(info.id),
+            name=info.name,
+            role=RoleEnum(info.role.value),
+            queues=queues,
+            created_at=info.created_at,
+        )
+
+
+@strawberry.type(name="CreatedApiToken")
+class CreatedApiToken:
+    token: str = strawberry.field(description="The secret: store it now, it is not shown again.")
+    info: ApiTokenNode
+
+
+def role_of(value: RoleEnum) -> Role:
+    """The token layer's role."""
+    return Role(value.value)

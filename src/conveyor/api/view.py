@@ -1,0 +1,155 @@
+"""The GraphQL endpoint: Strawberry's ASGI view with Conveyor's authentication and refusals.
+
+HTTP: POST with a JSON body only (GET serves the IDE page in development mode and is refused otherwise, so
+no query runs from a link or a form: CSRF). Every request needs a valid token unless anonymous loopback
+access is on. Refusals before execution are GraphQL-shaped JSON with an error code.
+Websockets: graphql-transport-ws only; the token comes in the `connection_init` payload (or the handshake's
+Authorization header); a connection without a valid one is closed with 4403.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any, cast
+
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
+from strawberry.types.unset import UNSET, UnsetType
+
+from conveyor.api.auth import Principal, authenticate, bearer_token, token_from_params
+from conveyor.api.context import ApiContext, ApiState
+from conveyor.api.errors import ErrorCode, error_body
+from conveyor.api.schema import ConveyorSchema
+
+STATUS_CODES = {
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHENTICATED,
+    403: ErrorCode.FORBIDDEN,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.REQUEST_TOO_LARGE,
+}
+
+
+class RequestRefusedError(Exception):
+    """An HTTP request refused before execution."""
+
+    def __init__(self, status: int, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def refusal(status: int, code: ErrorCode, message: str) -> Response:
+    """A GraphQL-shaped JSON refusal."""
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
+    """graphql-transport-ws, with an error code on the protocol's own errors (e.g. the subscription cap)."""
+
+    async def send_message(self, message: Message) -> None:
+        if message.get("type") == "error":
+            payload: list[dict[str, Any]] = message.get("payload", [])  # type: ignore[assignment]
+            for error in payload:
+                extensions = error.get("extensions") or {}
+                if "code" not in extensions:
+                    limited = "limit" in str(error.get("message", ""))
+                    code = ErrorCode.SUBSCRIPTION_LIMIT if limited else ErrorCode.BAD_REQUEST
+                    error["extensions"] = {**extensions, "code": code.value}
+        await super().send_message(message)
+
+
+class ConveyorGraphQL(GraphQL[ApiContext, None]):
+    """The `/graphql` endpoint."""
+
+    graphql_transport_ws_handler_class = CodedTransportWSHandler
+
+    def __init__(self, schema: ConveyorSchema, state: ApiState) -> None:
+        config = state.config
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if config.ide else None,
+            allow_queries_via_get=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=config.max_subscriptions_per_connection,
+            allowed_origins=config.cors_origins,
+        )
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await self._http(request)
+        except RequestRefusedError as exc:
+            response = refusal(exc.status, exc.code, str(exc))
+        except HTTPException as exc:
+            status = exc.status_code
+            response = refusal(status, STATUS_CODES.get(status, ErrorCode.BAD_REQUEST), exc.reason)
+        await response(scope, receive, send)
+
+    async def _http(self, request: Request) -> Response:
+        if request.method == "GET":
+            if self.graphql_ide and "text/html" in request.headers.get("accept", ""):
+                return HTMLResponse(self.graphql_ide_html)
+            raise RequestRefusedError(
+                405, ErrorCode.METHOD_NOT_ALLOWED, "GET is not accepted: POST the query as JSON (CSRF protection)."
+            )
+        if request.method != "POST":
+            raise RequestRefusedError(405, ErrorCode.METHOD_NOT_ALLOWED, "Use POST with a JSON body.")
+        response: Response = await self.run(request)
+        return response
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            body = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise RequestRefusedError(
+                400, ErrorCode.MALFORMED_JSON, f"The request body is not valid JSON: {exc}"
+            ) from exc
+        if not isinstance(body, dict):
+            raise RequestRefusedError(
+                400, ErrorCode.BAD_REQUEST, 'The body must be one JSON object: {"query": …, "variables": {…}}.'
+            )
+        return body
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> ApiContext:
+        context = ApiContext(self.state, request, response)
+        if isinstance(request, WebSocket):
+            return context  # authenticated by on_ws_connect
+        header = request.headers.get("authorization")
+        token = bearer_token(header)
+        if header and token is None:
+            raise RequestRefusedError(401, ErrorCode.UNAUTHENTICATED, "Use `Authorization: Bearer <token>`.")
+        context.principal = await self._authenticate(token, request)
+        if context.principal is None:
+            message = "Invalid or revoked API token." if token else "Authentication required: send a Bearer token."
+            raise RequestRefusedError(401, ErrorCode.UNAUTHENTICATED, message)
+        return context
+
+    async def on_ws_connect(self, context: ApiContext) -> UnsetType | dict[str, object] | None:
+        token = token_from_params(context.connection_params)
+        if token is None:
+            token = bearer_token(context.request.headers.get("authorization"))
+        context.principal = await self._authenticate(token, context.request)
+        if context.principal is None:
+            raise ConnectionRejectionError({"code": ErrorCode.UNAUTHENTICATED.value})
+        return cast("UnsetType", UNSET)
+
+    async def _authenticate(self, token: str | None, request: Request | WebSocket) -> Principal | None:
+        _, tokens = self.state.started()
+        host = request.client.host if request.client is not None else None
+        return await authenticate(tokens, token, host, anonymous_loopback=self.state.config.anonymous_loopback)
