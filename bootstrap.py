@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -35,6 +36,7 @@ def main(argv: list[str]) -> int:
     install(TEST_EXTRAS if command == "test" else RUN_EXTRAS)
     if command == "up":
         return run([str(BIN / "conveyor"), "up", *rest])
+    install_chromium()
     return test(rest)
 
 
@@ -52,6 +54,19 @@ def install(extras: str) -> None:
     check([*pip, "--upgrade", "pip"])
     check([*pip, "-e", f".[{extras}]"])
     stamp.write_text(digest)
+
+
+def install_chromium() -> None:
+    """The dashboard's browser tests drive the system's Chromium (Playwright's own download is not used)."""
+    if any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")):
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        print("installing chromium (for the dashboard's browser tests)", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        check(["apt-get", "update", "-qq"], env)
+        check(["apt-get", "install", "-y", "-qq", "chromium"], env)
+    else:
+        print("note: no Chromium found; install it to run the dashboard's browser tests", file=sys.stderr)
 
 
 def test(pytest_args: list[str]) -> int:
@@ -72,8 +87,8 @@ def run(args: list[str]) -> int:
     return subprocess.call(args, cwd=ROOT)
 
 
-def check(args: list[str]) -> None:
-    if subprocess.call(args, cwd=ROOT) != 0:
+def check(args: list[str], env: dict[str, str] | None = None) -> None:
+    if subprocess.call(args, cwd=ROOT, env=env) != 0:
         sys.exit(f"failed: {' '.join(args)}")
 
 
