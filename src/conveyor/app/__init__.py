@@ -2,5 +2,8 @@
 
 from conveyor.app.conveyor import Conveyor, NotConnectedError
 from conveyor.app.sync import SyncConveyor
+from conveyor.worker.context import JobContext, JobInfo
+from conveyor.worker.errors import NonRetryableError
 
-__all__ = ["Conveyor", "NotConnectedError", "SyncConveyor"]
+# Handlers (and the domain packages) need these; they come from the app layer so nothing above it imports worker.
+__all__ = ["Conveyor", "JobContext", "JobInfo", "NonRetryableError", "NotConnectedError", "SyncConveyor"]

@@ -163,6 +163,10 @@ class ConveyorKeys:
         """Key set while a cancellation request for an active job is pending (survives missed messages)."""
         return f"{self.prefix}:conveyor:cancel:{queue}:{job_id}"
 
+    def fanout(self, queue: str, parent_id: str) -> str:
+        """Hash of a parent job's finished children (child id -> done/failed/lost), for fan-out progress."""
+        return f"{self.prefix}:conveyor:fanout:{queue}:{parent_id}"
+
     def queue_pattern(self) -> str:
         """SCAN pattern that finds every queue's meta hash (to discover queues)."""
         return f"{self.prefix}:*:meta"

@@ -55,6 +55,8 @@ def decide_retry(
     if attempts_made >= max_attempts:
         return RetryDecision(False, reason=f"attempts exhausted ({attempts_made}/{max_attempts})")
     delay = backoff_delay_ms(backoff, attempts_made, rand)
+    # An error may say how long the remote side wants us to wait (e.g. HTTP Retry-After): wait at least that.
+    delay = max(delay, int(getattr(error, "retry_after_ms", 0) or 0))
     if deadline_ms is not None and now_ms + delay >= deadline_ms:
         return RetryDecision(False, reason="deadline exceeded before the next attempt")
     return RetryDecision(True, delay_ms=delay)

@@ -1,0 +1,42 @@
+"""The codebase indexer: files, symbols and content of repositories in SQLite with FTS5, kept current by jobs
+on the `indexing` queue (`index-file`, `full-index`, `remove-file`) and searchable with `CodeIndex.search`.
+
+`register(app)` adds the handlers to an application; `search(query)` answers from the configured index.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conveyor.app import Conveyor
+from conveyor.indexer.jobs import FULL_INDEX, INDEX_FILE, QUEUE, REMOVE_FILE, register, start_full_index
+from conveyor.indexer.search import Hit
+from conveyor.indexer.settings import IndexerSettings
+from conveyor.indexer.store import CodeIndex, IndexOutcome
+from conveyor.indexer.symbols import Symbol, extract_symbols
+
+__all__ = [
+    "FULL_INDEX",
+    "INDEX_FILE",
+    "QUEUE",
+    "REMOVE_FILE",
+    "CodeIndex",
+    "Hit",
+    "IndexOutcome",
+    "IndexerSettings",
+    "Symbol",
+    "extract_symbols",
+    "register",
+    "search",
+    "start_full_index",
+]
+
+
+def search(query: str, limit: int = 20, *, index: Path | None = None) -> list[Hit]:
+    """Ranked hits for `query` from an index database (default: the configured one, see `IndexerSettings`)."""
+    data_dir = Conveyor().settings.conveyor_data_dir
+    code_index = CodeIndex(IndexerSettings().index_path(data_dir, index))
+    try:
+        return code_index.search(query, limit)
+    finally:
+        code_index.close()

@@ -1,0 +1,308 @@
+"""The code index: files, symbols and content in one SQLite database with FTS5, updated incrementally.
+
+One database file per index. Content is stored as FTS5 rows of `CHUNK_LINES` lines each, keyed by
+`file_id << 20 | block number`, so a file's rows are one rowid range (cheap to delete) and a block's first line
+follows from its rowid. Several worker threads and processes may write the same index: SQLite's WAL mode
+lets readers continue while one writer commits, and a busy timeout makes writers queue instead of failing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from conveyor.indexer.errors import IndexUnavailableError
+from conveyor.indexer.languages import detect_language
+from conveyor.indexer.search import Hit, search_index
+from conveyor.indexer.symbols import Symbol, extract_symbols
+from conveyor.indexer.text import chunk_lines, identifier_terms, split_identifier
+from conveyor.indexer.walker import DEFAULT_MAX_FILE_BYTES, SNIFF_BYTES, is_binary, looks_indexable
+
+log = logging.getLogger(__name__)
+
+CHUNK_BITS = 20  # up to 2^20 blocks per file: far more than a file under the size limit can have
+BUSY_TIMEOUT_S = 60.0
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    language TEXT,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    lines INTEGER NOT NULL,
+    indexed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS symbols (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    qualified TEXT NOT NULL,
+    start_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL,
+    signature TEXT NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS symbols_by_file ON symbols(file_id, start_line);
+CREATE VIRTUAL TABLE IF NOT EXISTS symbol_text USING fts5(terms, signature, doc);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_text USING fts5(body, terms);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexOutcome:
+    """What `index_file` did: `indexed`, `unchanged` (same content hash), `removed` (file gone) or `skipped`
+    (binary or too large; any earlier entry is removed)."""
+
+    path: str
+    status: str
+    language: str | None = None
+    symbols: int = 0
+    mtime_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """An indexed file as stored."""
+
+    path: str
+    language: str | None
+    sha256: str
+    size: int
+    mtime_ns: int
+    lines: int
+    indexed_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class IndexStats:
+    """How much an index holds."""
+
+    files: int
+    symbols: int
+    bytes_on_disk: int
+
+
+class CodeIndex:
+    """One code index database. Safe to share between threads; open one per process and reuse it.
+
+    Paths are stored absolute and resolved, so the same file indexed from two working directories is one
+    entry.
+    """
+
+    def __init__(self, path: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
+        self.path = path
+        self.max_file_bytes = max_file_bytes
+        self._lock = threading.Lock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)  # idempotent; each statement commits on its own
+        except (sqlite3.Error, OSError) as exc:
+            raise IndexUnavailableError(path, str(exc)) from exc
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken up front (`BEGIN IMMEDIATE`) so concurrent writers queue on the busy
+        timeout instead of failing on a lock upgrade."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for a consistent read (other packages keep their own tables in this database)."""
+        with self._lock:
+            yield self._db
+
+    @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the connection (for tables kept beside the index, e.g. AI results)."""
+        with self._write() as db:
+            yield db
+
+    # --- writing -------------------------------------------------------------------------------------
+
+    def index_file(self, path: Path, *, force: bool = False) -> IndexOutcome:
+        """Index one file; unchanged content (same SHA-256) is skipped unless `force`.
+
+        A file that no longer exists, or became binary or too large, leaves the index.
+        """
+        path = path.resolve()
+        key = str(path)
+        try:
+            info = path.stat()
+            if not looks_indexable(path, info.st_size, self.max_file_bytes):
+                self.remove(path)
+                return IndexOutcome(key, "skipped")
+            data = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            self.remove(path)
+            return IndexOutcome(key, "removed")
+        if is_binary(data[:SNIFF_BYTES]):
+            self.remove(path)
+            return IndexOutcome(key, "skipped")
+        digest = hashlib.sha256(data).hexdigest()
+        language = detect_language(path)
+        if not force and self._unchanged(key, digest, info.st_mtime_ns):
+            return IndexOutcome(key, "unchanged", language, mtime_ns=info.st_mtime_ns)
+        symbols = extract_symbols(data, language)
+        text = data.decode("utf-8", "replace")
+        record = FileRecord(key, language, digest, info.st_size, info.st_mtime_ns, text.count("\n") + 1, time.time())
+        self._store(record, symbols, chunk_lines(text))
+        return IndexOutcome(key, "indexed", language, len(symbols), info.st_mtime_ns)
+
+    def _unchanged(self, key: str, digest: str, mtime_ns: int) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT sha256, mtime_ns FROM files WHERE path = ?", (key,)).fetchone()
+        if row is None or row[0] != digest:
+            return False
+        if row[1] != mtime_ns:  # touched but not changed: remember the new mtime for the next full index
+            with self._write() as db:
+                db.execute("UPDATE files SET mtime_ns = ? WHERE path = ?", (mtime_ns, key))
+        return True
+
+    def _store(self, record: FileRecord, symbols: list[Symbol], chunks: list[str]) -> None:
+        with self._write() as db:
+            row = db.execute("SELECT id FROM files WHERE path = ?", (record.path,)).fetchone()
+            if row is not None:
+                _delete_content(db, int(row[0]))
+                db.execute("DELETE FROM files WHERE id = ?", (row[0],))
+            cursor = db.execute(
+                "INSERT INTO files (path, language, sha256, size, mtime_ns, lines, indexed_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (record.path, record.language, record.sha256, record.size, record.mtime_ns, record.lines,
+                 record.indexed_at),
+            )  # fmt: skip
+            file_id = int(cursor.lastrowid or 0)
+            for symbol in symbols:
+                cursor = db.execute(
+                    "INSERT INTO symbols (file_id, name, kind, qualified, start_line, end_line, signature, doc) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (file_id, symbol.name, symbol.kind, symbol.qualified, symbol.start_line, symbol.end_line,
+                     symbol.signature, symbol.doc),
+                )  # fmt: skip
+                terms = " ".join(dict.fromkeys([symbol.name, symbol.qualified, *split_identifier(symbol.name)]))
+                db.execute(
+                    "INSERT INTO symbol_text (rowid, terms, signature, doc) VALUES (?, ?, ?, ?)",
+                    (cursor.lastrowid, terms, symbol.signature, symbol.doc),
+                )
+            db.executemany(
+                "INSERT INTO chunk_text (rowid, body, terms) VALUES (?, ?, ?)",
+                [((file_id << CHUNK_BITS) | n, body, identifier_terms(body)) for n, body in enumerate(chunks)],
+            )
+
+    def remove(self, path: Path | str) -> str | None:
+        """Take a file out of the index; returns its path if it was indexed."""
+        key = str(Path(path).resolve())
+        with self._write() as db:
+            row = db.execute("SELECT id FROM files WHERE path = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            _delete_content(db, int(row[0]))
+            db.execute("DELETE FROM files WHERE id = ?", (row[0],))
+        return key
+
+    def prune(self, root: Path, keep: set[str]) -> list[str]:
+        """Remove every indexed file under `root` whose path is not in `keep`; returns the removed paths."""
+        stale = [path for path in self.known_files(root) if path not in keep]
+        for path in stale:
+            self.remove(path)
+        return stale
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    def known_files(self, root: Path) -> dict[str, FileRecord]:
+        """The indexed files under a folder, by path."""
+        prefix = str(root.resolve()).rstrip("/") + "/"
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT path, language, sha256, size, mtime_ns, lines, indexed_at FROM files "
+                "WHERE substr(path, 1, ?) = ?",
+                (len(prefix), prefix),
+            ).fetchall()
+        return {row[0]: FileRecord(*row) for row in rows}
+
+    def file(self, path: Path | str) -> FileRecord | None:
+        """The stored record of one file, if indexed."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT path, language, sha256, size, mtime_ns, lines, indexed_at FROM files WHERE path = ?",
+                (str(Path(path).resolve()),),
+            ).fetchone()
+        return FileRecord(*row) if row else None
+
+    def symbols(self, path: Path | str) -> list[Symbol]:
+        """The symbols of one indexed file, in source order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT s.name, s.kind, s.qualified, s.start_line, s.end_line, s.signature, s.doc "
+                "FROM symbols s JOIN files f ON f.id = s.file_id WHERE f.path = ? ORDER BY s.start_line, s.id",
+                (str(Path(path).resolve()),),
+            ).fetchall()
+        return [Symbol(*row) for row in rows]
+
+    def search(self, query: str, limit: int = 20) -> list[Hit]:
+        """Ranked hits (file, line, symbol, score, snippet) for a free-text query; see `search_index`."""
+        with self._lock:
+            return search_index(self._db, query, limit, chunk_bits=CHUNK_BITS)
+
+    def stats(self) -> IndexStats:
+        """Counts of files and symbols, and the database's size on disk."""
+        with self._lock:
+            files = int(self._db.execute("SELECT count(*) FROM files").fetchone()[0])
+            symbols = int(self._db.execute("SELECT count(*) FROM symbols").fetchone()[0])
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+        return IndexStats(files, symbols, size)
+
+    # --- maintenance ---------------------------------------------------------------------------------
+
+    def optimize(self, *, vacuum: bool = False) -> IndexStats:
+        """Merge the FTS5 segments, refresh the query planner's statistics and, with `vacuum`, rewrite the
+        file to reclaim the space of deleted rows. Returns the stats afterwards."""
+        with self._write() as db:
+            db.execute("INSERT INTO chunk_text (chunk_text) VALUES ('optimize')")
+            db.execute("INSERT INTO symbol_text (symbol_text) VALUES ('optimize')")
+        with self._lock:
+            self._db.execute("PRAGMA optimize")
+            if vacuum:
+                self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return self.stats()
+
+    def prune_missing(self) -> list[str]:
+        """Remove entries whose files no longer exist on disk (missed deletions); returns their paths."""
+        with self._lock:
+            paths = [row[0] for row in self._db.execute("SELECT path FROM files").fetchall()]
+        gone = [path for path in paths if not Path(path).is_file()]
+        for path in gone:
+            self.remove(path)
+        return gone
+
+
+def _delete_content(db: sqlite3.Connection, file_id: int) -> None:
+    db.execute("DELETE FROM symbol_text WHERE rowid IN (SELECT id FROM symbols WHERE file_id = ?)", (file_id,))
+    db.execute("DELETE FROM symbols WHERE file_id = ?", (file_id,))
+    low = file_id << CHUNK_BITS
+    db.execute("DELETE FROM chunk_text WHERE rowid BETWEEN ? AND ?", (low, low + (1 << CHUNK_BITS) - 1))

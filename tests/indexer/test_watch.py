@@ -1,0 +1,95 @@
+"""Watch mode: saves become debounced index-file jobs, one per burst, and the last save is what gets indexed."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from conveyor import Conveyor, JobState
+from conveyor.indexer import CodeIndex
+from conveyor.indexer.watch import ChangeWatcher, enqueue_change, watch_job_id
+from tests.indexer.helpers import running, wait_until
+
+
+async def _completed_events(app: Conveyor, job_id: str) -> int:
+    entries = await app.client.xrange(app.queue("indexing").keys.events)
+    return sum(1 for _, f in entries if f.get("event") == "completed" and f.get("jobId") == job_id)
+
+
+def _indexed(index_path: Path, symbol: str) -> bool:
+    index = CodeIndex(index_path)
+    try:
+        return any(hit.symbol and hit.symbol.split(".")[-1] == symbol for hit in index.search(symbol, limit=3))
+    finally:
+        index.close()
+
+
+async def test_a_burst_of_20_saves_becomes_one_job_that_indexes_the_last_save(
+    app: Conveyor, repo: Path, index_path: Path
+) -> None:
+    path = repo / "billing" / "invoice.py"
+    queue = app.queue("indexing")
+    for n in range(20):
+        path.write_text(f"def version_{n}():\n    pass\n")
+        assert await enqueue_change(app, path, index=index_path, debounce_ms=300)
+    counts = await queue.counts()
+    assert (counts.delayed, counts.waiting, counts.active) == (1, 0, 0)
+
+    job_id = watch_job_id(index_path, path)
+    async with running(app.worker(["indexing"])):
+        await wait_until(lambda: _indexed(index_path, "version_19"))
+        await wait_until(lambda: queue.state_of(job_id), timeout=5)  # gone once completed
+        await wait_until(lambda: _completed_events(app, job_id))
+    assert await queue.state_of(job_id) is JobState.UNKNOWN  # removed on completion, ready for the next save
+    assert await _completed_events(app, job_id) == 1
+    assert not _indexed(index_path, "version_0")
+
+
+async def test_a_save_after_the_job_ran_gets_a_new_job(app: Conveyor, repo: Path, index_path: Path) -> None:
+    path = repo / "web" / "events.js"
+    async with running(app.worker(["indexing"])):
+        path.write_text("function firstSave() {}\n")
+        await enqueue_change(app, path, index=index_path, debounce_ms=50)
+        await wait_until(lambda: _indexed(index_path, "firstSave"))
+        path.write_text("function secondSave() {}\n")
+        await enqueue_change(app, path, index=index_path, debounce_ms=50)
+        await wait_until(lambda: _indexed(index_path, "secondSave"))
+    assert await _completed_events(app, watch_job_id(index_path, path)) == 2
+
+
+async def test_deleting_a_watched_file_takes_it_out_of_the_index(app: Conveyor, repo: Path, index_path: Path) -> None:
+    path = repo / "store" / "kv.go"
+    async with running(app.worker(["indexing"])):
+        await enqueue_change(app, path, index=index_path, debounce_ms=0)
+        await wait_until(lambda: _indexed(index_path, "LookupKey"))
+        path.unlink()
+        await enqueue_change(app, path, index=index_path, debounce_ms=0)
+        await wait_until(lambda: not _indexed(index_path, "LookupKey"))
+
+
+async def test_watcher_turns_a_burst_of_real_saves_into_one_job(app: Conveyor, repo: Path, index_path: Path) -> None:
+    path = repo / "dsp" / "ring.rs"
+    changed: list[Path] = []
+    watcher = ChangeWatcher(app, repo, index=index_path, debounce_ms=1500, on_change=changed.append)
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    await asyncio.sleep(0.3)  # let the watcher start
+    try:
+        for n in range(20):
+            path.write_text(f"pub fn burst_{n}() {{}}\n")
+            (repo / "debug.log").write_text(f"ignored {n}\n")  # ignored by .gitignore: never enqueued
+            await asyncio.sleep(0.02)
+        await wait_until(lambda: changed, timeout=10)
+        counts = await app.queue("indexing").counts()
+        assert counts.delayed == 1
+        async with running(app.worker(["indexing"])):
+            await wait_until(lambda: _indexed(index_path, "burst_19"))
+            await wait_until(lambda: _completed_events(app, watch_job_id(index_path, path)))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert {p.name for p in changed} == {"ring.rs"}
+    assert await _completed_events(app, watch_job_id(index_path, path)) == 1
+    entries = await app.client.xrange(app.queue("indexing").keys.events)
+    added = [fields for _, fields in entries if fields.get("event") in ("added", "delayed")]
+    assert {fields.get("jobId") for fields in added} == {watch_job_id(index_path, path)}
