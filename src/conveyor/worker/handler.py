@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,14 +20,14 @@ class Handler:
     func: Callable[..., Any]
     payload_model: type[BaseModel] | None = None
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
         """Coroutine functions run on the event loop; plain functions run in the worker's thread pool."""
         return inspect.iscoroutinefunction(self.func)
 
-    @property
+    @functools.cached_property
     def takes_context(self) -> bool:
-        """True when the function accepts a second argument, the `JobContext`."""
+        """True when the function accepts a second argument, the `JobContext` (read once, not per job)."""
         params = [
             p
             for p in inspect.signature(self.func).parameters.values()
