@@ -9,8 +9,9 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from conveyor import Conveyor, JobState, NewJob, load_settings
+from conveyor import Conveyor, JobContext, JobState, NewJob, load_settings
 from conveyor.redis.errors import RedisUnavailableError
+from conveyor.worker.maintenance import StalledJobSweeper
 from tests.conftest import OwnRedisFactory
 from tests.worker.conftest import WorkerProcesses, running, state_is, wait_until
 
@@ -108,3 +109,31 @@ async def _completed_at_least(queue: object, n: int) -> bool:
 
     assert isinstance(queue, Queue)
     return (await queue.counts()).completed >= n
+
+
+async def test_locks_are_renewed_through_the_shutdown_grace_period(redis_url: str) -> None:
+    app = Conveyor(load_settings(redis_url=redis_url, conveyor_lock_duration_ms=1000, conveyor_shutdown_grace_s=5))
+    runs: list[str] = []
+
+    @app.handler("background", "slow")
+    async def slow(payload: dict[str, object], ctx: JobContext) -> None:
+        runs.append(ctx.job.id)
+        await asyncio.sleep(2.5)  # longer than the lock: only renewal keeps it
+
+    await app.connect()
+    try:
+        queue = app.queue("background")
+        worker = app.worker(["background"])
+        task = asyncio.create_task(worker.run())
+        job_id = await app.add("background", "slow")
+        await wait_until(lambda: runs)
+        worker.request_stop()
+        await asyncio.wait_for(task, 10)
+        sweeper = app.worker(["background"])  # a second worker's stalled check must find nothing to requeue
+        swept = await StalledJobSweeper(sweeper.runners, 500).sweep_once()
+        job = await queue.get_job(job_id)
+        assert swept == []
+        assert job.state is JobState.COMPLETED
+        assert job.attempts_started == 1
+    finally:
+        await app.close()

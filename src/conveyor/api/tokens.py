@@ -69,7 +69,7 @@ class IssuedToken:
 
 def api_tokens_key(prefix: str) -> str:
     """The Redis hash holding every API token (field: token id; value: JSON with the secret's SHA-256)."""
-    return f"{ConveyorKeys(prefix).prefix}:conveyor:api-tokens"
+    return ConveyorKeys(prefix).api_tokens
 
 
 def _digest(secret: str) -> str:

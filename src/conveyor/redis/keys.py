@@ -138,6 +138,31 @@ class QueueKeys:
         """The key that holds a deduplication id for its time to live."""
         return f"{self.base}de:{dedup_id}"
 
+    # --- advanced job control (issue 6): BullMQ's flow keys of a parent job ---------------------------------
+
+    @property
+    def qualified_name(self) -> str:
+        """`<prefix>:<queue>`: how BullMQ names a queue inside a job's `parent` field (`queueKey`)."""
+        return f"{self.prefix}:{self.queue}"
+
+    def dependencies(self, job_id: str) -> str:
+        """Set of a parent job's pending children (their full job keys)."""
+        return f"{self.base}{job_id}:dependencies"
+
+    def processed(self, job_id: str) -> str:
+        """Hash of a parent job's completed children: child job key -> its JSON return value."""
+        return f"{self.base}{job_id}:processed"
+
+    def failed_children(self, job_id: str) -> str:
+        """Hash of a parent's children that failed under continue/ignore: child job key -> failed reason."""
+        return f"{self.base}{job_id}:failed"
+
+    def unsuccessful(self, job_id: str) -> str:
+        """Sorted set of a parent's children that failed under fail-parent (child job key, by failure time)."""
+        return f"{self.base}{job_id}:unsuccessful"
+
+    # --- end of the advanced job control block ----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ConveyorKeys:
@@ -167,9 +192,84 @@ class ConveyorKeys:
         """Hash of a parent job's finished children (child id -> done/failed/lost), for fan-out progress."""
         return f"{self.prefix}:conveyor:fanout:{queue}:{parent_id}"
 
+    @property
+    def api_tokens(self) -> str:
+        """Hash of API tokens: field token id, value JSON with name, role, scopes and the secret's SHA-256."""
+        return f"{self.prefix}:conveyor:api-tokens"
+
     def queue_pattern(self) -> str:
         """SCAN pattern that finds every queue's meta hash (to discover queues)."""
         return f"{self.prefix}:*:meta"
+
+    # --- advanced job control (issue 6): dead letters, schedules, tenants ------------------------------------
+
+    def dead_letters(self, queue: str) -> str:
+        """Sorted set of a queue's dead letters: job id, scored by when it was dead-lettered (ms)."""
+        return f"{self.prefix}:conveyor:dlq:{queue}"
+
+    def dead_letter_entries(self, queue: str) -> str:
+        """Hash of a queue's dead letters: job id -> JSON copy of the job (payload, options, error history)."""
+        return f"{self.prefix}:conveyor:dlq:{queue}:entries"
+
+    def dead_letter_sweep(self, queue: str) -> str:
+        """String: the finish time (ms) up to which the reconciliation sweep has checked a queue's failed jobs."""
+        return f"{self.prefix}:conveyor:dlq:{queue}:swept"
+
+    def dead_letter_sweep_lock(self, queue: str) -> str:
+        """Lock key: one worker at a time sweeps a queue's failed jobs."""
+        return f"{self.prefix}:conveyor:dlq:{queue}:sweep-lock"
+
+    @property
+    def dead_letter_alerts(self) -> str:
+        """Sorted set of webhook alerts to send: `<queue>|<job id>|<failed at>`, scored by when to try next (ms)."""
+        return f"{self.prefix}:conveyor:dlq-alerts"
+
+    @property
+    def dead_letter_alert_attempts(self) -> str:
+        """Hash: alert member -> attempts made so far."""
+        return f"{self.prefix}:conveyor:dlq-alerts:attempts"
+
+    @property
+    def schedules(self) -> str:
+        """Hash of schedules: key -> JSON spec (cron or interval, target queue, job type, payload, options)."""
+        return f"{self.prefix}:conveyor:schedules"
+
+    @property
+    def schedule_ticks(self) -> str:
+        """Sorted set: schedule key, scored by its next tick (ms since the epoch)."""
+        return f"{self.prefix}:conveyor:schedules:next"
+
+    @property
+    def scheduler_lock(self) -> str:
+        """Lock key held by the one scheduler that fires ticks (value: its token)."""
+        return f"{self.prefix}:conveyor:schedules:lock"
+
+    @property
+    def schedules_changed(self) -> str:
+        """Pub/sub channel: a schedule was added, changed or removed (wakes the scheduler)."""
+        return f"{self.prefix}:conveyor:schedules:changed"
+
+    @property
+    def tenants(self) -> str:
+        """Hash of tenants: tenant id -> JSON (quotas, creation time)."""
+        return f"{self.prefix}:conveyor:tenants"
+
+    def job_of_key(self, key: str) -> tuple[str, str] | None:
+        """`(queue, job id)` of a full job key under this prefix (as flows store children and parents), or None
+        for a key of another namespace or not a job key."""
+        head = f"{self.prefix}:"
+        if not key.startswith(head):
+            return None
+        queue, sep, job_id = key[len(head) :].rpartition(":")
+        if not sep or not queue or not job_id or ":" in queue:
+            return None
+        return queue, job_id
+
+    def tenant_prefix(self, tenant: str) -> str:
+        """The key prefix of a tenant's namespace: its queues live under `<prefix>:t:<tenant>:<queue>:…`."""
+        return f"{self.prefix}:t:{tenant}"
+
+    # --- end of the advanced job control block ----------------------------------------------------------------
 
 
 @dataclass(frozen=True)

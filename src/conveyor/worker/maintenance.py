@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +15,14 @@ from conveyor.worker.hooks import HookSet
 from conveyor.worker.runner import REDIS_ERRORS, QueueRunner
 
 log = logging.getLogger(__name__)
+
+
+async def stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`, waking early when `stop` is set; True if it is set. Duties end on this event rather
+    than on cancellation alone (redis-py can swallow a cancellation inside a pipeline call)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return stop.is_set()
 
 
 class LockRenewer:
@@ -30,10 +39,9 @@ class LockRenewer:
         self.runners = runners
         self.lock_ms = lock_ms
 
-    async def run(self) -> None:
-        """Renew until cancelled."""
-        while True:
-            await asyncio.sleep(self.lock_ms / 2000)
+    async def run(self, stop: asyncio.Event) -> None:
+        """Renew until `stop` is set."""
+        while not await stopped_within(stop, self.lock_ms / 2000):
             try:
                 await self.renew_once()
             except REDIS_ERRORS as exc:
@@ -88,14 +96,14 @@ class StalledJobSweeper:
         self.max_stalled = max_stalled
         self._clock = clock
 
-    async def run(self) -> None:
-        """Sweep until cancelled."""
-        while True:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sweep now and then every interval, until `stop` is set."""
+        while not stop.is_set():
             try:
                 await self.sweep_once()
             except REDIS_ERRORS as exc:
                 log.warning("stalled-job check failed (%s); retrying", exc)
-            await asyncio.sleep(self.interval_ms / 1000)
+            await stopped_within(stop, self.interval_ms / 1000)
 
     async def sweep_once(self) -> list[str]:
         """One check over every queue; returns the ids requeued."""
@@ -121,20 +129,20 @@ class CancellationListener:
         self.keys = keys
         self.by_queue = {runner.queue.name: runner for runner in runners}
 
-    async def run(self) -> None:
-        """Listen until cancelled, resubscribing after connection failures."""
-        while True:
+    async def run(self, stop: asyncio.Event) -> None:
+        """Listen until `stop` is set, resubscribing after connection failures."""
+        while not stop.is_set():
             try:
-                await self._listen()
+                await self._listen(stop)
             except REDIS_ERRORS as exc:
                 log.warning("cancel listener disconnected (%s); resubscribing", exc)
-                await asyncio.sleep(0.5)
+                await stopped_within(stop, 0.5)
 
-    async def _listen(self) -> None:
+    async def _listen(self, stop: asyncio.Event) -> None:
         async with self.client.pubsub(ignore_subscribe_messages=True) as pubsub:
             await pubsub.subscribe(self.keys.cancel_channel)
-            while True:
-                message = await pubsub.get_message(timeout=None)
+            while not stop.is_set():
+                message = await pubsub.get_message(timeout=1.0)  # a socket wait, not a Redis command
                 if message is None:
                     continue
                 queue, _, job_id = str(message["data"]).rpartition(":")

@@ -20,7 +20,7 @@ from conveyor.queue.queue import Queue
 from conveyor.redis.keys import ConveyorKeys
 from conveyor.worker.handler import HandlerLookup
 from conveyor.worker.hooks import HookSet, WorkerHook
-from conveyor.worker.maintenance import CancellationListener, LockRenewer, StalledJobSweeper
+from conveyor.worker.maintenance import CancellationListener, LockRenewer, StalledJobSweeper, stopped_within
 from conveyor.worker.registry import WorkerInfo, WorkerRegistry, now_utc
 from conveyor.worker.runner import REDIS_ERRORS, QueueRunner, RunnerConfig
 
@@ -89,6 +89,7 @@ class Worker:
             self._heartbeat,
         ]
         self._stop = asyncio.Event()
+        self._duties_done = asyncio.Event()
         self._started = now_utc(clock)
 
     def _blocking_client(self) -> Redis:
@@ -108,7 +109,8 @@ class Worker:
 
     async def run(self) -> None:
         """Serve until `request_stop`, then shut down gracefully."""
-        duties = [asyncio.create_task(duty()) for duty in self._duties]
+        # Duties (lock renewal above all) outlive the stop request: they end only after the grace period.
+        duties = [asyncio.create_task(duty(self._duties_done)) for duty in self._duties]
         fetchers = [asyncio.create_task(runner.run(), name=f"fetch:{runner.queue.name}") for runner in self.runners]
         log.info("worker %s serving %s", self.name, {r.queue.name: r.config.concurrency for r in self.runners})
         try:
@@ -127,9 +129,12 @@ class Worker:
         if handed:
             log.warning("handed %d unfinished job(s) back to waiting", handed)
         await asyncio.wait(fetchers, timeout=5)
+        self._duties_done.set()
         for task in [*fetchers, *duties]:
             task.cancel()
-        await asyncio.gather(*fetchers, *duties, return_exceptions=True)
+        # Bounded: redis-py can swallow a cancellation that lands inside a pipeline's execute (a known redis-py
+        # issue), and a duty that missed its cancel must not keep the process from exiting.
+        await asyncio.wait([*fetchers, *duties], timeout=5)
         with contextlib.suppress(*REDIS_ERRORS):
             await self.registry.remove(self.id)
         for client in self._blocking:
@@ -137,13 +142,13 @@ class Worker:
         self.executor.shutdown(wait=False, cancel_futures=True)
         log.info("worker %s stopped", self.name)
 
-    async def _heartbeat(self) -> None:
-        while True:
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
             try:
                 await self.registry.beat(self.info())
             except REDIS_ERRORS as exc:
                 log.warning("heartbeat failed (%s)", exc)
-            await asyncio.sleep(self.config.heartbeat_s)
+            await stopped_within(stop, self.config.heartbeat_s)
 
     def info(self) -> WorkerInfo:
         """This worker as the live worker list shows it."""

@@ -1,0 +1,165 @@
+"""`conveyor job`, `conveyor jobs` and `conveyor stats`: read jobs, queues and live workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+
+from conveyor.app import Conveyor
+from conveyor.cli.errors import cli_command, run_async
+from conveyor.cli.options import AppOption, JobIdArg, JsonOption, QueueArg, open_app
+from conveyor.cli.output import print_json, stdout
+from conveyor.cli.render import render_job, render_jobs, render_stats
+from conveyor.cli.session import connected
+from conveyor.queue.job import Job, JobState
+from conveyor.queue.queue import QueueCounts
+from conveyor.worker.registry import WorkerInfo
+
+
+class ListedState(StrEnum):
+    """The states `conveyor jobs` can list."""
+
+    ACTIVE = "active"
+    WAITING = "waiting"
+    PAUSED = "paused"
+    PRIORITIZED = "prioritized"
+    DELAYED = "delayed"
+    WAITING_CHILDREN = "waiting-children"
+    FAILED = "failed"
+    COMPLETED = "completed"
+
+
+# BullMQ's own names of the structures `get_counts` reads, per listed state.
+_COUNT_NAMES = {state: "wait" if state is ListedState.WAITING else state.value for state in ListedState}
+
+
+@cli_command
+def job(queue: QueueArg, job_id: JobIdArg, as_json: JsonOption = False, app_spec: AppOption = None) -> None:
+    """Show one job: state, data, progress, attempts, result or error, history, logs."""
+    app = open_app(app_spec, queue)
+    found = run_async(_get_job(app, queue, job_id))
+    if as_json:
+        print_json(found)
+    else:
+        stdout().print(render_job(found))
+
+
+async def _get_job(app: Conveyor, queue: str, job_id: str) -> Job:
+    async with connected(app):
+        return await app.queue(queue).get_job(job_id)
+
+
+@cli_command
+def jobs(
+    queue: QueueArg,
+    state: Annotated[
+        list[ListedState] | None, typer.Option("--state", "-s", help="Only this state (repeatable). Default: all.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many jobs.")] = 20,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many jobs first.")] = 0,
+    as_json: JsonOption = False,
+    app_spec: AppOption = None,
+) -> None:
+    """List a queue's jobs.
+
+    Active first, then pending ones (oldest first), then failed and completed ones (newest first).
+    """
+    app = open_app(app_spec, queue)
+    states = list(state or ListedState)
+    found = run_async(_list_jobs(app, queue, states, offset, limit))
+    if as_json:
+        print_json(found)
+    else:
+        stdout().print(render_jobs(queue, found))
+
+
+async def _list_jobs(
+    app: Conveyor, queue_name: str, states: Sequence[ListedState], offset: int, limit: int
+) -> list[Job]:
+    """One page over the concatenation of the states' job lists."""
+    async with connected(app):
+        queue = app.queue(queue_name)
+        sizes = await queue.scripts.get_counts([_COUNT_NAMES[state] for state in states])
+        page: list[Job] = []
+        for state, size in zip(states, sizes, strict=True):
+            if offset >= size:
+                offset -= size
+                continue
+            take = min(limit - len(page), size - offset)
+            page += await queue.jobs(JobState(state.value), offset, take)
+            offset = 0
+            if len(page) >= limit:
+                break
+        return page
+
+
+Snapshot = tuple[dict[str, QueueCounts], list[WorkerInfo]]
+
+
+@cli_command
+def stats(
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between refreshes with --watch.")] = 1.0,
+    as_json: JsonOption = False,
+    app_spec: AppOption = None,
+) -> None:
+    """Show every queue's job counts and paused flag, and the live workers.
+
+    With --json: one JSON document (with --watch, one line per refresh).
+    """
+    app = open_app(app_spec)
+    if watch:
+        run_async(_watch(app, interval, as_json))
+        return
+    counts, workers = run_async(_once(app))
+    _show(counts, workers, as_json)
+
+
+def _show(counts: dict[str, QueueCounts], workers: list[WorkerInfo], as_json: bool) -> None:
+    if as_json:
+        print_json(_stats_json(counts, workers))
+    else:
+        stdout().print(render_stats(counts, workers))
+
+
+def _stats_json(counts: dict[str, QueueCounts], workers: list[WorkerInfo]) -> dict[str, Any]:
+    return {"queues": counts, "workers": workers, "at": datetime.now(UTC)}
+
+
+async def _snapshot(app: Conveyor) -> Snapshot:
+    names = app.queue_names
+    counts = await asyncio.gather(*(app.queue(name).counts() for name in names))
+    return dict(zip(names, counts, strict=True)), await app.workers()
+
+
+async def _once(app: Conveyor) -> Snapshot:
+    async with connected(app):
+        return await _snapshot(app)
+
+
+async def _watch(app: Conveyor, interval: float, as_json: bool) -> None:
+    # Ctrl-C and SIGTERM end the watch through the loop, so an embedded Redis started here is stopped too.
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    async with connected(app):
+        if as_json:
+            await _repeat(app, interval, stop, lambda snap: print_json(_stats_json(*snap), indent=None))
+            return
+        with Live(render_stats(*await _snapshot(app)), console=stdout(), auto_refresh=False) as live:
+            await _repeat(app, interval, stop, lambda snap: live.update(render_stats(*snap), refresh=True))
+
+
+async def _repeat(app: Conveyor, interval: float, stop: asyncio.Event, show: Callable[[Snapshot], None]) -> None:
+    while not stop.is_set():
+        show(await _snapshot(app))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)

@@ -1,0 +1,54 @@
+"""The `conveyor` command: a Typer app whose commands live in the modules beside this one.
+
+Exit codes (see `conveyor.cli.errors`): 0 ok, 1 refused or failed, 2 usage or validation error,
+3 Redis unavailable or configuration error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from conveyor.cli import inspection, manage, produce, serve
+
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+
+cli = typer.Typer(
+    name="conveyor",
+    help="Background jobs on Redis: run workers, add jobs, inspect and manage queues.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    epilog="Exit codes: 0 ok, 1 refused or failed, 2 usage or validation error, 3 Redis unavailable or config error.",
+)
+
+
+@cli.callback()
+def _configure(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logging on stderr, with tracebacks of errors.")
+    ] = False,
+) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format=LOG_FORMAT)
+
+
+cli.command()(serve.up)
+cli.command()(serve.worker)
+cli.command()(produce.add)
+cli.command()(inspection.job)
+cli.command()(inspection.jobs)
+cli.command()(inspection.stats)
+cli.command()(manage.pause)
+cli.command()(manage.resume)
+cli.command()(manage.clear)
+cli.command()(manage.retry)
+cli.command()(manage.cancel)
+cli.command()(manage.promote)
+cli.command()(manage.remove)
+
+
+def main() -> None:
+    """Entry point of the `conveyor` script and of `python -m conveyor`."""
+    cli()

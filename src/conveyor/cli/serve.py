@@ -1,0 +1,215 @@
+"""`conveyor up` and `conveyor worker`: run workers (in this process, or N supervised processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Annotated, Any
+
+import typer
+
+from conveyor.app import Conveyor
+from conveyor.cli.errors import cli_command, run_async
+from conveyor.cli.options import AppOption, open_app, parse_concurrency, parse_queue_list
+from conveyor.cli.output import say
+from conveyor.cli.session import connected, describe_redis
+from conveyor.worker.supervisor import STOP_SIGNALS, Supervisor, SupervisorConfig
+from conveyor.worker.worker import Worker
+
+log = logging.getLogger(__name__)
+
+# Time a supervised worker gets beyond its own shutdown grace period before it is killed.
+STOP_MARGIN_S = 15.0
+THREAD_EXIT_WAIT_S = 1.0
+
+Service = Callable[[Conveyor], Coroutine[Any, Any, None]]
+Banner = Callable[[Conveyor, str], None]
+ProcessesOption = Annotated[
+    int, typer.Option("--processes", "-p", min=1, help="Worker processes; more than 1 runs them supervised.")
+]
+
+
+def up_services(app: Conveyor) -> list[Service]:
+    """What `conveyor up` runs beside its worker, each as `await service(app)` until cancelled at shutdown.
+
+    The hook for the GraphQL API server (and the dashboard it serves): add it here.
+    """
+    return []
+
+
+@cli_command
+def up(processes: ProcessesOption = 1, app_spec: AppOption = None) -> None:
+    """Run Conveyor: Redis (embedded when none is configured) and a worker for every queue.
+
+    The embedded Redis is attached to if one already runs in the data dir, else started. Ctrl-C or SIGTERM
+    stops the worker gracefully, then the Redis this process started.
+    """
+    app = open_app(app_spec)
+    _log_at_info()
+    if processes > 1:
+        # TODO(api): with N processes, `up_services` (the API server) must run beside the sync supervisor,
+        # e.g. in a thread with its own event loop; until then `up --processes N` runs workers only.
+        raise typer.Exit(_supervise(app, processes, _child_options(app_spec, None, []), banner=_up_banner))
+    _run_in_process(app, None, {}, banner=_up_banner, services=up_services(app))
+
+
+@cli_command
+def worker(
+    queues: Annotated[
+        str | None, typer.Option("--queues", "-q", help="Queues to serve, comma-separated. Default: all.")
+    ] = None,
+    concurrency: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--concurrency", "-c", metavar="QUEUE=N", help="Jobs at once per queue (repeatable; N alone: all)."
+        ),
+    ] = None,
+    processes: ProcessesOption = 1,
+    app_spec: AppOption = None,
+) -> None:
+    """Run a worker (no API server).
+
+    With no Redis configured it attaches to the embedded server of `conveyor up` in the same data dir, or
+    starts one. SIGTERM / Ctrl-C: active jobs finish within the grace period, the rest go back to waiting.
+    """
+    app = open_app(app_spec)
+    names = parse_queue_list(queues, app)
+    overrides = parse_concurrency(concurrency or [], names or app.queue_names)
+    _log_at_info()
+    if processes > 1:
+        child = _child_options(app_spec, queues, concurrency or [])
+        raise typer.Exit(_supervise(app, processes, child, banner=_worker_banner))
+    _run_in_process(app, names, overrides, banner=_worker_banner)
+
+
+# --- one worker in this process ------------------------------------------------------------------------
+
+
+def _run_in_process(
+    app: Conveyor,
+    queues: Sequence[str] | None,
+    concurrency: dict[str, int],
+    *,
+    banner: Banner,
+    services: Sequence[Service] = (),
+) -> None:
+    run_async(_serve(app, queues, concurrency, banner, services))
+    _exit_if_handler_threads_stuck()
+
+
+async def _serve(
+    app: Conveyor,
+    queues: Sequence[str] | None,
+    concurrency: dict[str, int],
+    banner: Banner,
+    services: Sequence[Service],
+) -> None:
+    # A stop signal that arrives while Redis is being reached (or started) must not kill the process with
+    # an embedded server left running: remember it, and stop the worker as soon as it exists.
+    early_stop = asyncio.Event()
+    for sig in STOP_SIGNALS:
+        asyncio.get_running_loop().add_signal_handler(sig, early_stop.set)
+    async with connected(app):  # a Redis started here is stopped after the worker
+        runner = app.worker(queues, concurrency)
+        runner.install_signal_handlers()
+        if early_stop.is_set():
+            runner.request_stop()
+        banner(app, _serving(runner))
+        tasks = [asyncio.create_task(service(app)) for service in services]
+        try:
+            await runner.run()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _exit_if_handler_threads_stuck() -> None:
+    # Sync handlers run in the worker's thread pool. One still running after the grace period has had its
+    # job handed back to waiting, but Python cannot kill a thread, and at exit the interpreter joins every
+    # pool thread: the process would hang until that handler returns. Nothing is left to save (the job is
+    # back in Redis, the embedded server stopped), so end the process now instead.
+    deadline = time.monotonic() + THREAD_EXIT_WAIT_S  # idle pool threads are only just leaving
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if stuck:
+        log.warning("exiting with %d job handler thread(s) still running (their jobs were handed back)", len(stuck))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+# --- N supervised worker processes ---------------------------------------------------------------------
+
+
+def _child_options(app_spec: str | None, queues: str | None, concurrency: Sequence[str]) -> list[str]:
+    options = ["--app", app_spec] if app_spec else []
+    if queues:
+        options += ["--queues", queues]
+    for value in concurrency:
+        options += ["--concurrency", value]
+    return options
+
+
+def _supervise(app: Conveyor, processes: int, child_options: list[str], *, banner: Banner) -> int:
+    """Run `processes` copies of `conveyor worker --processes 1 ...`; returns the supervisor's exit code.
+
+    Redis is reached (the embedded server started) here first: a Redis that is down fails fast with exit code
+    3 instead of N restarting children, and the children attach to the embedded server this process owns.
+    """
+    run_async(_check_redis(app))
+    try:
+        banner(app, f"{processes} worker processes")
+        command = [sys.executable, "-m", "conveyor", "worker", "--processes", "1", *child_options]
+        config = SupervisorConfig(processes, stop_timeout_s=app.settings.conveyor_shutdown_grace_s + STOP_MARGIN_S)
+        supervisor = Supervisor(command, config)
+        supervisor.install_signal_handlers()
+        return supervisor.run()
+    finally:
+        if app.embedded is not None:
+            app.embedded.stop()  # only if this process started it, after every child has stopped
+
+
+async def _check_redis(app: Conveyor) -> None:
+    try:
+        await app.connect()
+    except BaseException:
+        if app.embedded is not None:
+            app.embedded.stop()
+        raise
+    finally:
+        await app.close()
+
+
+# --- what the commands print ---------------------------------------------------------------------------
+
+
+def _serving(runner: Worker) -> str:
+    queues = ", ".join(f"{r.queue.name} ({r.config.concurrency})" for r in runner.runners)
+    return f"worker {runner.name} serving {queues}"
+
+
+def _worker_banner(app: Conveyor, serving: str) -> None:
+    say(f"Conveyor {serving}")
+    say(f"Redis: {describe_redis(app)}")
+    grace = app.settings.conveyor_shutdown_grace_s
+    say(f"Stop with Ctrl-C or `kill -TERM {os.getpid()}` (active jobs get {grace:g} s to finish).")
+
+
+def _up_banner(app: Conveyor, serving: str) -> None:
+    say("Conveyor is up", style="bold green")
+    _worker_banner(app, serving)
+
+
+def _log_at_info() -> None:
+    conveyor_logger = logging.getLogger("conveyor")
+    if conveyor_logger.getEffectiveLevel() > logging.INFO:
+        conveyor_logger.setLevel(logging.INFO)

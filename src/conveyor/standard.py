@@ -1,0 +1,90 @@
+"""The standard application, and how the CLI finds the application to run (`--app` / `CONVEYOR_APP`).
+
+`create_app()` builds the `Conveyor` that `conveyor up` and `conveyor worker` run when no other app is named:
+the three standard queues with the handlers of Conveyor's own domain packages. Each domain package exposes a
+`register(app)` function; adding one is a line in `_DOMAIN_PACKAGES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+from collections.abc import Callable
+
+from conveyor.ai import jobs as ai_jobs
+from conveyor.app import Conveyor
+from conveyor.config import ConfigError, Settings
+from conveyor.errors import ConveyorError
+from conveyor.indexer import jobs as indexer_jobs
+from conveyor.maintenance import jobs as maintenance_jobs
+
+APP_ENV_VAR = "CONVEYOR_APP"
+DEFAULT_APP = "conveyor.standard:create_app"
+
+Register = Callable[[Conveyor], None]
+
+# The domain packages whose handlers the standard app serves, each as its `register(app)` function.
+_DOMAIN_PACKAGES: tuple[Register, ...] = (indexer_jobs.register, ai_jobs.register, maintenance_jobs.register)
+
+
+class AppLoadError(ConfigError):
+    """The application named by `--app` / `CONVEYOR_APP` cannot be imported or is not a Conveyor."""
+
+
+def create_app(settings: Settings | None = None) -> Conveyor:
+    """The standard application: settings from the environment and every built-in handler registered.
+
+    Args:
+        settings: explicit settings; read from the environment (and `.env`) when None.
+    """
+    app = Conveyor(settings)
+    for register in _DOMAIN_PACKAGES:
+        register(app)
+    return app
+
+
+def load_app(spec: str | None = None) -> Conveyor:
+    """The application named by `spec` (`"package.module:attr"`), else by `CONVEYOR_APP`, else the standard one.
+
+    `attr` may be a `Conveyor` or a zero-argument factory returning one (dotted attribute paths work too:
+    `"myproject.jobs:factories.make_app"`).
+
+    Raises:
+        AppLoadError: the module cannot be imported, the attribute is missing, or it is not a Conveyor.
+        ConfigError: the factory read invalid settings.
+    """
+    spec = spec or os.environ.get(APP_ENV_VAR) or DEFAULT_APP
+    module_name, sep, attr_path = spec.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise AppLoadError(f"Invalid app {spec!r}: use 'package.module:attribute' (e.g. {DEFAULT_APP}).")
+    target = _resolve(spec, module_name, attr_path)
+    if not isinstance(target, Conveyor) and callable(target):
+        try:
+            inspect.signature(target).bind()
+        except TypeError:
+            raise AppLoadError(f"App {spec!r} needs arguments; name a zero-argument factory.") from None
+        except ValueError:
+            pass  # no signature to inspect (a builtin): just call it
+        target = target()
+    if not isinstance(target, Conveyor):
+        raise AppLoadError(f"App {spec!r} is a {type(target).__name__}, not a Conveyor (or a factory returning one).")
+    return target
+
+
+def _resolve(spec: str, module_name: str, attr_path: str) -> object:
+    try:
+        target: object = importlib.import_module(module_name)
+    except ConveyorError:
+        raise  # e.g. invalid settings read at import time: reported as they are
+    except Exception as exc:  # an import error, or any error raised while importing the user's module
+        raise AppLoadError(
+            f"Cannot import {module_name!r} for app {spec!r} ({type(exc).__name__}: {exc}). "
+            f"Check --app / {APP_ENV_VAR} and PYTHONPATH."
+        ) from exc
+    for name in attr_path.split("."):
+        try:
+            target = getattr(target, name)
+        except AttributeError:
+            raise AppLoadError(f"App {spec!r}: {module_name!r} has no attribute {attr_path!r}.") from None
+    return target

@@ -1,0 +1,69 @@
+"""`conveyor jobs` and `conveyor stats`: pages of jobs, every queue's counts, live workers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+
+from conveyor import Conveyor, NewJob
+from tests.cli.conftest import Cli, wait_until
+
+
+async def test_stats_json_counts_every_queue_and_the_paused_flag(conveyor_cli: Cli, app: Conveyor) -> None:
+    await app.add_bulk("background", [NewJob("echo"), NewJob("echo")])
+    await app.add("indexing", "echo", delay_ms=60_000)
+    await app.queue("ai-processing").pause()
+
+    result = await conveyor_cli.arun("stats", "--json")
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert set(stats["queues"]) == {"indexing", "ai-processing", "background"}
+    background = stats["queues"]["background"]
+    assert background["waiting"] + background["prioritized"] == 2
+    assert (background["active"], background["failed"], background["paused"]) == (0, 0, False)
+    assert stats["queues"]["indexing"]["delayed"] == 1
+    assert stats["queues"]["ai-processing"]["paused"] is True
+    assert stats["workers"] == []
+
+
+def test_stats_table_lists_queues(conveyor_cli: Cli) -> None:
+    shown = conveyor_cli.invoke("stats")
+    assert shown.exit_code == 0, shown.output
+    for name in ("indexing", "ai-processing", "background", "no live workers"):
+        assert name in shown.stdout
+
+
+async def test_jobs_pages_through_a_queue_oldest_pending_first(conveyor_cli: Cli, app: Conveyor) -> None:
+    ids = await app.add_bulk("background", [NewJob("echo", {"n": n}) for n in range(5)])
+    page = await conveyor_cli.ainvoke("jobs", "background", "--limit", "2", "--offset", "1", "--json")
+    assert [job["id"] for job in json.loads(page.stdout)] == ids[1:3]
+    everything = json.loads((await conveyor_cli.ainvoke("jobs", "background", "--json")).stdout)
+    assert [job["id"] for job in everything] == ids
+
+
+async def test_jobs_filters_by_state_across_several_states(conveyor_cli: Cli, app: Conveyor) -> None:
+    pending = await app.add("background", "echo")
+    delayed = await app.add("background", "echo", delay_ms=60_000)
+    listed = await conveyor_cli.ainvoke("jobs", "background", "--state", "delayed", "--json")
+    assert [job["id"] for job in json.loads(listed.stdout)] == [delayed]
+    both = await conveyor_cli.ainvoke(
+        "jobs", "background", "-s", "delayed", "-s", "prioritized", "-s", "waiting", "--json"
+    )
+    assert {job["id"] for job in json.loads(both.stdout)} == {pending, delayed}
+
+
+def test_jobs_with_an_unknown_state_is_a_usage_error(conveyor_cli: Cli) -> None:
+    assert conveyor_cli.invoke("jobs", "background", "--state", "lost").exit_code == 2
+
+
+async def test_stats_watch_refreshes_until_sigterm_then_exits_0(conveyor_cli: Cli, app: Conveyor) -> None:
+    watch = conveyor_cli.start("stats", "--watch", "--json", "--interval", "0.1")
+    await wait_until(lambda: len(conveyor_cli.output(watch).splitlines()) >= 2, timeout=30)
+    await app.add("indexing", "echo", delay_ms=60_000)
+    await wait_until(lambda: '"delayed": 1' in conveyor_cli.output(watch), timeout=30)
+    watch.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(watch.wait, 30) == 0
+    snapshots = [json.loads(line) for line in conveyor_cli.output(watch).splitlines()]
+    assert snapshots[0]["queues"]["indexing"]["delayed"] == 0
+    assert snapshots[-1]["queues"]["indexing"]["delayed"] == 1

@@ -1,0 +1,149 @@
+"""`conveyor up` with no Redis configured: runs the embedded server and a worker, and jobs survive restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor, JobState, load_settings
+from tests.cli.conftest import APP, Cli, wait_until
+
+
+@pytest.fixture
+def embedded_cli(tmp_path: Path) -> Iterator[Cli]:
+    """`conveyor` with a data dir of its own and no REDIS_* variables: the embedded server is used."""
+    env = {
+        "CONVEYOR_APP": APP,
+        "CONVEYOR_DATA_DIR": str(tmp_path / "data"),
+        "CONVEYOR_SHUTDOWN_GRACE_S": "1",
+        "CONVEYOR_HEARTBEAT_S": "0.5",
+    }
+    runner = Cli(env, tmp_path)
+    yield runner
+    runner.stop_all()
+
+
+@pytest.fixture
+async def attached(embedded_cli: Cli) -> AsyncIterator[Conveyor]:
+    """An app for the test's own checks, attached to the embedded server (never starting one)."""
+    data_dir = Path(embedded_cli.env["CONVEYOR_DATA_DIR"])
+    app = Conveyor(load_settings(redis_url=None, redis_host=None, redis_sentinels=None, conveyor_data_dir=data_dir))
+    yield app
+    await app.close()
+
+
+async def _start_up(cli: Cli) -> subprocess.Popen[str]:
+    proc = cli.start("up")
+    await wait_until(lambda: "Redis:" in cli.output(proc) or proc.poll() is not None, timeout=30)
+    assert proc.poll() is None, cli.output(proc)
+    return proc
+
+
+async def _stop(cli: Cli, proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = await asyncio.to_thread(proc.wait, 30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"still running 30 s after SIGTERM:\n{cli.output(proc)}") from None
+    assert code == 0, cli.output(proc)
+
+
+async def _job(cli: Cli, job_id: str) -> dict[str, object]:
+    shown = await cli.arun("job", "background", job_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    job: dict[str, object] = json.loads(shown.stdout)
+    return job
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_up_runs_the_embedded_redis_and_jobs_survive_a_restart(embedded_cli: Cli, attached: Conveyor) -> None:
+    data_dir = Path(embedded_cli.env["CONVEYOR_DATA_DIR"])
+    up = await _start_up(embedded_cli)
+    output = embedded_cli.output(up)
+    assert "started by this process" in output
+    assert (data_dir / "redis.password").read_text().strip() not in output  # the password is masked
+    redis_pid = json.loads((data_dir / "redis.json").read_text())["pid"]
+
+    done = (await embedded_cli.arun("add", "background", "echo", '{"n": 1}')).stdout.strip()
+    later = (await embedded_cli.arun("add", "background", "echo", '{"n": 2}', "--delay-ms", "3600000")).stdout.strip()
+    await attached.connect()
+    assert attached.embedded is not None
+    assert not attached.embedded.owner  # `add` and this test attached to the server `up` started
+    await wait_until(lambda: _state_is(attached, done, JobState.COMPLETED))
+    await attached.close()
+
+    await _stop(embedded_cli, up)
+    assert not _alive(redis_pid)
+    assert not (data_dir / "redis.json").exists()
+
+    again = await _start_up(embedded_cli)
+    assert "started by this process" in embedded_cli.output(again)
+    first = await _job(embedded_cli, done)
+    assert (first["state"], first["result"]) == ("completed", {"n": 1})
+    assert (await _job(embedded_cli, later))["state"] == "delayed"
+    promoted = await embedded_cli.arun("promote", "background", later)
+    assert promoted.returncode == 0, promoted.stderr
+    await wait_until(lambda: _completed(embedded_cli, later), timeout=30, interval=0.3)
+    await _stop(embedded_cli, again)
+
+
+async def _state_is(app: Conveyor, job_id: str, state: JobState) -> bool:
+    return await app.queue("background").state_of(job_id) is state
+
+
+async def _completed(cli: Cli, job_id: str) -> bool:
+    return (await _job(cli, job_id))["state"] == "completed"
+
+
+async def test_a_worker_attaches_to_the_redis_of_up_and_leaves_it_running(
+    embedded_cli: Cli, attached: Conveyor
+) -> None:
+    data_dir = Path(embedded_cli.env["CONVEYOR_DATA_DIR"])
+    up = await _start_up(embedded_cli)
+    redis_pid = json.loads((data_dir / "redis.json").read_text())["pid"]
+    await attached.connect()
+    worker = embedded_cli.start("worker", "--queues", "background")
+    await wait_until(lambda: _live_workers(attached, 2), timeout=30)
+    assert f"embedded, pid {redis_pid}, attached" in embedded_cli.output(worker)
+    await asyncio.sleep(0.3)  # past the worker's first heartbeat (see the report on cancelled Redis calls)
+    await _stop(embedded_cli, worker)
+    assert _alive(redis_pid)
+    job_id = await attached.add("background", "echo", {"n": 2})
+    await wait_until(lambda: _state_is(attached, job_id, JobState.COMPLETED))  # `up` still has its Redis
+    await attached.close()
+    await _stop(embedded_cli, up)
+    assert not _alive(redis_pid)
+
+
+async def test_up_with_processes_supervises_workers_that_share_its_embedded_redis(
+    embedded_cli: Cli, attached: Conveyor
+) -> None:
+    data_dir = Path(embedded_cli.env["CONVEYOR_DATA_DIR"])
+    up = embedded_cli.start("up", "--processes", "2")
+    await wait_until(lambda: (data_dir / "redis.json").exists(), timeout=30)
+    redis_pid = json.loads((data_dir / "redis.json").read_text())["pid"]
+    await attached.connect()
+    await wait_until(lambda: _live_workers(attached, 2), timeout=60, interval=0.2)
+    job_id = await attached.add("background", "echo", {"n": 3})
+    await wait_until(lambda: _state_is(attached, job_id, JobState.COMPLETED))
+    await attached.close()
+    await _stop(embedded_cli, up)
+    assert not _alive(redis_pid)
+
+
+async def _live_workers(app: Conveyor, count: int) -> bool:
+    return len({worker.pid for worker in await app.workers()}) == count

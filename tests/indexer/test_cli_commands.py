@@ -1,0 +1,81 @@
+"""`conveyor index`, `conveyor search` and `conveyor ai summarize|show`, mounted as `conveyor.cli.main` mounts
+them, against a worker process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from conveyor.cli import index_commands
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = "tests.indexer.cli_app:create_app"
+
+
+def _cli() -> typer.Typer:
+    cli = typer.Typer()
+    cli.command()(index_commands.index)
+    cli.command()(index_commands.search)
+    cli.add_typer(index_commands.ai_cli, name="ai")
+    return cli
+
+
+@pytest.fixture
+def env(redis_url: str, tmp_path: Path) -> dict[str, str]:
+    data = str(tmp_path / "data")
+    return {"REDIS_URL": redis_url, "CONVEYOR_DATA_DIR": data, "CONVEYOR_APP": APP, "COLUMNS": "250"}
+
+
+@pytest.fixture
+def worker(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    environment = {**os.environ, **env, "PYTHONPATH": str(ROOT), "CONVEYOR_SHUTDOWN_GRACE_S": "2"}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.indexer.cli_app"], env=environment, cwd=ROOT)
+    yield proc
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_index_then_search_then_summarize_and_show(
+    env: dict[str, str], worker: subprocess.Popen[bytes], repo: Path
+) -> None:
+    runner = CliRunner()
+    indexed = runner.invoke(_cli(), ["index", str(repo)], env=env)
+    assert indexed.exit_code == 0, indexed.output
+    assert "Indexed 8 file(s); 0 unchanged, 0 removed, 0 failed" in indexed.output
+
+    found = runner.invoke(_cli(), ["search", "InvoiceCalculator", "--limit", "3"], env=env)
+    assert found.exit_code == 0, found.output
+    assert "invoice.py:6" in found.output
+
+    summarized = runner.invoke(_cli(), ["ai", "summarize", str(repo / "billing"), str(repo / "web")], env=env)
+    assert summarized.exit_code == 0, summarized.output
+    assert "3 done, 0 failed" in summarized.output
+
+    shown = runner.invoke(_cli(), ["ai", "show", str(repo / "billing" / "invoice.py")], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "Billing helpers." in shown.output
+    assert "generate-summary" in shown.output
+
+
+def test_search_without_an_index_says_how_to_make_one(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(_cli(), ["search", "anything"], env=env)
+    assert result.exit_code == 2
+    assert "run `conveyor index PATH` first" in result.output
+
+
+def test_index_of_a_file_is_a_usage_error(env: dict[str, str], repo: Path) -> None:
+    result = CliRunner().invoke(_cli(), ["index", str(repo / "README.md")], env=env)
+    assert result.exit_code == 2
+    assert "not a folder" in result.output
