@@ -104,6 +104,7 @@ def conveyor_cli(redis_url: str, tmp_path: Path) -> Iterator[Cli]:
         "CONVEYOR_DATA_DIR": str(tmp_path / "data"),
         "CONVEYOR_SHUTDOWN_GRACE_S": "1",
         "CONVEYOR_HEARTBEAT_S": "0.5",
+        "CONVEYOR_API_PORT": "0",  # `up` serves the API too: any free port, so parallel runs never collide
     }
     runner = Cli(env, tmp_path)
     yield runner

@@ -125,5 +125,10 @@ def cli_command(func: Callable[P, None]) -> Callable[P, None]:
 
 
 def run_async(body: Coroutine[Any, Any, T]) -> T:
-    """The sync bridge: run an async command body to completion in a fresh event loop."""
-    return asyncio.run(body)
+    """The sync bridge: run an async command body to completion in a fresh event loop (uvloop's, where
+    installed: the worker's hot path is mostly event-loop and socket work)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(body)
+    return uvloop.run(body)

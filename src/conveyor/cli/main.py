@@ -6,14 +6,13 @@ Exit codes (see `conveyor.cli.errors`): 0 ok, 1 refused or failed, 2 usage or va
 
 from __future__ import annotations
 
-import logging
+import os
 from typing import Annotated
 
 import typer
 
-from conveyor.cli import inspection, manage, produce, serve
-
-LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+from conveyor.cli import api_commands, index_commands, inspection, manage, produce, serve
+from conveyor.observability import configure_logging
 
 cli = typer.Typer(
     name="conveyor",
@@ -31,7 +30,8 @@ def _configure(
         bool, typer.Option("--verbose", "-v", help="Debug logging on stderr, with tracebacks of errors.")
     ] = False,
 ) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format=LOG_FORMAT)
+    # One handler for every command: console or JSON lines (CONVEYOR_LOG_FORMAT) with job fields on job logs.
+    configure_logging(level="DEBUG" if verbose else os.environ.get("CONVEYOR_LOG_LEVEL", "WARNING"))
 
 
 cli.command()(serve.up)
@@ -47,6 +47,11 @@ cli.command()(manage.retry)
 cli.command()(manage.cancel)
 cli.command()(manage.promote)
 cli.command()(manage.remove)
+cli.command()(api_commands.serve)
+cli.add_typer(api_commands.tokens_cli, name="token")
+cli.command()(index_commands.index)
+cli.command()(index_commands.search)
+cli.add_typer(index_commands.ai_cli, name="ai")
 
 
 def main() -> None:

@@ -14,10 +14,12 @@ from typing import Annotated, Any
 import typer
 
 from conveyor.app import Conveyor
+from conveyor.cli.api_commands import api_service
 from conveyor.cli.errors import cli_command, run_async
 from conveyor.cli.options import AppOption, open_app, parse_concurrency, parse_queue_list
 from conveyor.cli.output import say
 from conveyor.cli.session import connected, describe_redis
+from conveyor.observability import enable_worker_metrics, instrument
 from conveyor.worker.supervisor import STOP_SIGNALS, Supervisor, SupervisorConfig
 from conveyor.worker.worker import Worker
 
@@ -32,30 +34,31 @@ Banner = Callable[[Conveyor, str], None]
 ProcessesOption = Annotated[
     int, typer.Option("--processes", "-p", min=1, help="Worker processes; more than 1 runs them supervised.")
 ]
+MetricsPortOption = Annotated[
+    int | None,
+    typer.Option("--metrics-port", min=1, max=65535, help="Serve this worker process's Prometheus metrics here."),
+]
 
 
 def up_services(app: Conveyor) -> list[Service]:
-    """What `conveyor up` runs beside its worker, each as `await service(app)` until cancelled at shutdown.
-
-    The hook for the GraphQL API server (and the dashboard it serves): add it here.
-    """
-    return []
+    """What `conveyor up` runs beside its worker, each as `await service(app)` until cancelled at shutdown:
+    the GraphQL API server (and the dashboard it serves)."""
+    return [api_service]
 
 
 @cli_command
-def up(processes: ProcessesOption = 1, app_spec: AppOption = None) -> None:
+def up(processes: ProcessesOption = 1, metrics_port: MetricsPortOption = None, app_spec: AppOption = None) -> None:
     """Run Conveyor: Redis (embedded when none is configured) and a worker for every queue.
 
     The embedded Redis is attached to if one already runs in the data dir, else started. Ctrl-C or SIGTERM
     stops the worker gracefully, then the Redis this process started.
     """
     app = open_app(app_spec)
-    _log_at_info()
     if processes > 1:
         # TODO(api): with N processes, `up_services` (the API server) must run beside the sync supervisor,
         # e.g. in a thread with its own event loop; until then `up --processes N` runs workers only.
         raise typer.Exit(_supervise(app, processes, _child_options(app_spec, None, []), banner=_up_banner))
-    _run_in_process(app, None, {}, banner=_up_banner, services=up_services(app))
+    _run_in_process(app, None, {}, banner=_up_banner, services=up_services(app), metrics_port=metrics_port)
 
 
 @cli_command
@@ -70,6 +73,7 @@ def worker(
         ),
     ] = None,
     processes: ProcessesOption = 1,
+    metrics_port: MetricsPortOption = None,
     app_spec: AppOption = None,
 ) -> None:
     """Run a worker (no API server).
@@ -80,11 +84,10 @@ def worker(
     app = open_app(app_spec)
     names = parse_queue_list(queues, app)
     overrides = parse_concurrency(concurrency or [], names or app.queue_names)
-    _log_at_info()
     if processes > 1:
         child = _child_options(app_spec, queues, concurrency or [])
         raise typer.Exit(_supervise(app, processes, child, banner=_worker_banner))
-    _run_in_process(app, names, overrides, banner=_worker_banner)
+    _run_in_process(app, names, overrides, banner=_worker_banner, metrics_port=metrics_port)
 
 
 # --- one worker in this process ------------------------------------------------------------------------
@@ -97,8 +100,10 @@ def _run_in_process(
     *,
     banner: Banner,
     services: Sequence[Service] = (),
+    metrics_port: int | None = None,
 ) -> None:
-    run_async(_serve(app, queues, concurrency, banner, services))
+    _log_at_info()
+    run_async(_serve(app, queues, concurrency, banner, services, metrics_port))
     _exit_if_handler_threads_stuck()
 
 
@@ -108,6 +113,7 @@ async def _serve(
     concurrency: dict[str, int],
     banner: Banner,
     services: Sequence[Service],
+    metrics_port: int | None,
 ) -> None:
     # A stop signal that arrives while Redis is being reached (or started) must not kill the process with
     # an embedded server left running: remember it, and stop the worker as soon as it exists.
@@ -115,6 +121,8 @@ async def _serve(
     for sig in STOP_SIGNALS:
         asyncio.get_running_loop().add_signal_handler(sig, early_stop.set)
     async with connected(app):  # a Redis started here is stopped after the worker
+        observed = instrument(app)
+        metrics = enable_worker_metrics(app, metrics_port) if metrics_port else None
         runner = app.worker(queues, concurrency)
         runner.install_signal_handlers()
         if early_stop.is_set():
@@ -127,6 +135,9 @@ async def _serve(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await observed.aclose()
+            if metrics is not None:
+                metrics.close()
 
 
 def _exit_if_handler_threads_stuck() -> None:
@@ -210,6 +221,8 @@ def _up_banner(app: Conveyor, serving: str) -> None:
 
 
 def _log_at_info() -> None:
-    conveyor_logger = logging.getLogger("conveyor")
-    if conveyor_logger.getEffectiveLevel() > logging.INFO:
-        conveyor_logger.setLevel(logging.INFO)
+    # A running worker reports its lifecycle (start, stalled jobs, shutdown) unless CONVEYOR_LOG_LEVEL says
+    # otherwise; one-shot commands stay quiet.
+    root = logging.getLogger()
+    if "CONVEYOR_LOG_LEVEL" not in os.environ and root.getEffectiveLevel() > logging.INFO:
+        root.setLevel(logging.INFO)

@@ -1,0 +1,114 @@
+"""`conveyor serve` (the GraphQL API and dashboard) and `conveyor token` (API tokens)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Annotated
+
+import typer
+
+from conveyor.api.config import load_api_config
+from conveyor.api.server import serve as serve_api
+from conveyor.api.tokens import Role, TokenInfo, TokenStore
+from conveyor.app import Conveyor
+from conveyor.cli.errors import RefusedError, cli_command, run_async
+from conveyor.cli.options import AppOption, JsonOption, open_app
+from conveyor.cli.output import print_json, say
+from conveyor.cli.session import connected, describe_redis
+from conveyor.observability import instrument
+
+HostOption = Annotated[str | None, typer.Option("--host", help="Bind address (default: CONVEYOR_API_HOST).")]
+PortOption = Annotated[int | None, typer.Option("--port", help="Port (default: CONVEYOR_API_PORT).")]
+
+tokens_cli = typer.Typer(help="Create, list and revoke API tokens (roles: viewer, operator, admin).")
+
+
+async def api_service(app: Conveyor, host: str | None = None, port: int | None = None) -> None:
+    """The API server as a service of `conveyor up` (the worker owns the signals; cancel to stop)."""
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    config = load_api_config(app.settings, **overrides)
+    say(f"API: http://{config.host}:{config.port}/graphql, dashboard at http://{config.host}:{config.port}/")
+    await serve_api(app, config, handle_signals=False)
+
+
+@cli_command
+def serve(host: HostOption = None, port: PortOption = None, app_spec: AppOption = None) -> None:
+    """Run the GraphQL API (and the dashboard) without a worker."""
+    app = open_app(app_spec)
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    config = load_api_config(app.settings, **overrides)
+
+    async def body() -> None:
+        # This process owns SIGTERM/SIGINT (uvicorn's own handling re-raises the signal after its shutdown,
+        # which would end the process with a signal status instead of 0).
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        async with connected(app):
+            instrument(app)
+            say(f"Conveyor API on http://{config.host}:{config.port}/graphql (Redis: {describe_redis(app)})")
+            server = asyncio.create_task(serve_api(app, config, handle_signals=False))
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({server, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            server.cancel()
+            await asyncio.gather(server, return_exceptions=True)
+
+    run_async(body())
+
+
+@tokens_cli.command("create")
+@cli_command
+def create_token(
+    name: Annotated[str, typer.Option("--name", help="Who or what uses the token.")],
+    role: Annotated[Role, typer.Option("--role", help="viewer, operator or admin.")] = Role.VIEWER,
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", help="Limit the token to this queue (repeatable).")
+    ] = None,
+    app_spec: AppOption = None,
+) -> None:
+    """Create a token and print it (the only time its secret is shown)."""
+    app = open_app(app_spec, *(queue or []))
+
+    async def body() -> str:
+        async with connected(app):
+            issued = await TokenStore(app.client, app.settings.conveyor_prefix).create(
+                name, role, queue or None, known_queues=app.queue_names
+            )
+            return issued.token
+
+    say(run_async(body()))
+
+
+@tokens_cli.command("list")
+@cli_command
+def list_tokens(json_output: JsonOption = False, app_spec: AppOption = None) -> None:
+    """List tokens (ids, names, roles, queue scopes; never secrets)."""
+    app = open_app(app_spec)
+
+    async def body() -> list[TokenInfo]:
+        async with connected(app):
+            return await TokenStore(app.client, app.settings.conveyor_prefix).list()
+
+    infos = run_async(body())
+    if json_output:
+        print_json(infos)
+        return
+    for info in infos:
+        say(f"{info.id}  {info.name}  {info.role}  {','.join(info.queues or []) or 'all queues'}")
+
+
+@tokens_cli.command("revoke")
+@cli_command
+def revoke_token(token_id: Annotated[str, typer.Argument(metavar="ID")], app_spec: AppOption = None) -> None:
+    """Revoke a token by id (or by the full token)."""
+    app = open_app(app_spec)
+
+    async def body() -> bool:
+        async with connected(app):
+            return await TokenStore(app.client, app.settings.conveyor_prefix).revoke(token_id)
+
+    if not run_async(body()):
+        raise RefusedError(f"No token {token_id!r} (see `conveyor token list`).")
+    say(f"revoked {token_id}")
