@@ -24,6 +24,7 @@ def embedded_cli(tmp_path: Path) -> Iterator[Cli]:
         "CONVEYOR_DATA_DIR": str(tmp_path / "data"),
         "CONVEYOR_SHUTDOWN_GRACE_S": "1",
         "CONVEYOR_HEARTBEAT_S": "0.5",
+        "CONVEYOR_API_PORT": "0",  # `up` serves the API too: any free port
     }
     runner = Cli(env, tmp_path)
     yield runner
