@@ -6,10 +6,12 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from conveyor import Conveyor, JobState, load_settings
@@ -148,3 +150,27 @@ async def test_up_with_processes_supervises_workers_that_share_its_embedded_redi
 
 async def _live_workers(app: Conveyor, count: int) -> bool:
     return len({worker.pid for worker in await app.workers()}) == count
+
+
+async def test_up_serves_the_graphql_api_on_loopback(embedded_cli: Cli) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    embedded_cli.env["CONVEYOR_API_PORT"] = str(port)
+    up = await _start_up(embedded_cli)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        await wait_until(lambda: _healthy(http), timeout=20, interval=0.1)
+        added = await http.post(
+            "/graphql",  # the embedded dev default: loopback needs no token
+            json={"query": 'mutation { addJob(queueName: "background", type: "echo", data: {n: 3}) { id } }'},
+        )
+    job_id = added.json()["data"]["addJob"]["id"]
+    await wait_until(lambda: _completed(embedded_cli, job_id), timeout=30, interval=0.3)
+    await _stop(embedded_cli, up)
+
+
+async def _healthy(http: httpx.AsyncClient) -> bool:
+    try:
+        return (await http.get("/healthz")).status_code == 200
+    except httpx.TransportError:
+        return False
