@@ -189,6 +189,7 @@ class Conveyor:
             stalled_interval_ms=self.settings.conveyor_stalled_interval_ms,
             heartbeat_s=self.settings.conveyor_heartbeat_s,
             shutdown_grace_s=self.settings.conveyor_shutdown_grace_s,
+            group_limits=self.settings.conveyor_rate_limits,
         )
         return Worker(
             self.client,

@@ -5,8 +5,17 @@ from conveyor.config.settings import (
     STANDARD_QUEUES,
     BackoffSettings,
     QueueSettings,
+    RateLimit,
     Settings,
     load_settings,
 )
 
-__all__ = ["STANDARD_QUEUES", "BackoffSettings", "ConfigError", "QueueSettings", "Settings", "load_settings"]
+__all__ = [
+    "STANDARD_QUEUES",
+    "BackoffSettings",
+    "ConfigError",
+    "QueueSettings",
+    "RateLimit",
+    "Settings",
+    "load_settings",
+]

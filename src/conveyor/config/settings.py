@@ -29,8 +29,22 @@ class BackoffSettings(BaseModel):
     jitter: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
+class RateLimit(BaseModel):
+    """At most `max` jobs started per `duration_ms` window."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max: int = Field(ge=1, le=1_000_000)
+    duration_ms: int = Field(ge=1, le=86_400_000)
+
+
 class QueueSettings(BaseModel):
-    """Per-queue defaults: worker concurrency and the job options every job of the queue starts from."""
+    """Per-queue defaults: worker concurrency, the job options every job of the queue starts from, and limits.
+
+    `rate_limit` and `global_concurrency` hold for the queue as a whole, across every worker; `worker_rate_limit`
+    for each worker process. `reserved_slots` of each worker's slots are kept for jobs of priority
+    `reserved_priority` or higher (1 = critical), so those start at once even while the queue is saturated.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -40,6 +54,11 @@ class QueueSettings(BaseModel):
     timeout_ms: int | None = Field(default=None, gt=0)
     keep_completed: int | None = Field(default=None, ge=0)
     keep_failed: int | None = Field(default=None, ge=0)
+    rate_limit: RateLimit | None = None
+    worker_rate_limit: RateLimit | None = None
+    global_concurrency: int | None = Field(default=None, ge=1, le=1_000_000)
+    reserved_slots: int = Field(default=0, ge=0)
+    reserved_priority: int = Field(default=1, ge=1)
 
 
 class Settings(BaseSettings):
@@ -63,6 +82,7 @@ class Settings(BaseSettings):
     conveyor_stalled_interval_ms: int = Field(default=4000, ge=500)
     conveyor_shutdown_grace_s: float = Field(default=30.0, ge=0)
     conveyor_heartbeat_s: float = Field(default=2.0, gt=0)
+    conveyor_rate_limits: Annotated[dict[str, RateLimit], NoDecode] = Field(default_factory=dict)
 
     indexing_queue_concurrency: int = Field(default=5, ge=1, le=10_000)
     ai_queue_concurrency: int = Field(default=3, ge=1, le=10_000)
@@ -80,6 +100,18 @@ class Settings(BaseSettings):
             for name in value:
                 if not QUEUE_NAME.match(str(name)):
                     raise ValueError(f"invalid queue name {name!r}: use letters, digits, '.', '_' or '-' (no ':')")
+        return value
+
+    @field_validator("conveyor_rate_limits", mode="before")
+    @classmethod
+    def _parse_rate_limits(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f'not valid JSON ({exc}); example: {{"openai": {{"max": 5, "duration_ms": 1000}}}}'
+                ) from exc
         return value
 
     @field_validator("redis_url")

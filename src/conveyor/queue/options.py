@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from conveyor.config import BackoffSettings, QueueSettings
 from conveyor.queue.errors import InvalidOptionsError
 
+RATE_KEY_OPTION = "crk"  # the job's rate-limit group (e.g. a tenant or an AI provider), in the stored options
 PRIORITY_NAMES: dict[str, int] = {"critical": 1, "high": 2, "normal": 3, "low": 4}
 MAX_PRIORITY = 2_097_152  # BullMQ's limit (2^21)
 PriorityName = Literal["critical", "high", "normal", "low"]
@@ -22,7 +23,8 @@ class JobOptions(BaseModel):
     (1 = critical … 4 = low, up to 2^21). Delay and timeout are in milliseconds; deadline is an absolute time
     after which the job fails as deadline-exceeded without further retries. `job_id` makes adds idempotent:
     adding an id that exists returns the existing job. `keep_completed` / `keep_failed` cap how many finished
-    jobs the queue retains (0 removes the job as soon as it finishes).
+    jobs the queue retains (0 removes the job as soon as it finishes). `rate_key` names the rate-limit group
+    the job counts against (limits per group come from CONVEYOR_RATE_LIMITS).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -36,6 +38,7 @@ class JobOptions(BaseModel):
     job_id: str | None = Field(default=None, min_length=1, max_length=256, pattern=r"^[^:\s]+$")
     keep_completed: int | None = Field(default=None, ge=0)
     keep_failed: int | None = Field(default=None, ge=0)
+    rate_key: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^[^:\s]+$")
 
     @field_validator("priority", mode="before")
     @classmethod
@@ -111,6 +114,8 @@ def bullmq_options(options: JobOptions, defaults: QueueSettings, timestamp_ms: i
         opts["deadline"] = int(options.deadline.timestamp() * 1000)
     if options.job_id:
         opts["jobId"] = options.job_id
+    if options.rate_key:
+        opts[RATE_KEY_OPTION] = options.rate_key
     return opts
 
 

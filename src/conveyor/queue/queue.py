@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.config import QueueSettings
+from conveyor.config import QueueSettings, RateLimit
 from conveyor.config.settings import QUEUE_NAME
 from conveyor.queue.errors import (
     InvalidPayloadError,
@@ -249,6 +249,21 @@ class Queue:
         return bool(await self.client.hexists(self.keys.meta, "paused"))
 
     # --- managing --------------------------------------------------------------------------------------
+
+    @_redis_call()
+    async def apply_limits(self, rate_limit: RateLimit | None, global_concurrency: int | None) -> None:
+        """Set (or clear) the queue-wide rate limit and concurrency. BullMQ's scripts enforce them for every
+        worker of the queue (Node ones included): they live in the queue's meta hash."""
+        pipe = self.client.pipeline(transaction=True)
+        if rate_limit is None:
+            pipe.hdel(self.keys.meta, "max", "duration")
+        else:
+            pipe.hset(self.keys.meta, mapping={"max": rate_limit.max, "duration": rate_limit.duration_ms})
+        if global_concurrency is None:
+            pipe.hdel(self.keys.meta, "concurrency")
+        else:
+            pipe.hset(self.keys.meta, "concurrency", global_concurrency)
+        await pipe.execute()
 
     @_redis_call()
     async def pause(self) -> None:

@@ -192,6 +192,10 @@ class ConveyorKeys:
         """Hash of a parent job's finished children (child id -> done/failed/lost), for fan-out progress."""
         return f"{self.prefix}:conveyor:fanout:{queue}:{parent_id}"
 
+    def rate_group(self, group: str) -> str:
+        """Counter of jobs started in the current window of a rate-limit group (expires with the window)."""
+        return f"{self.prefix}:conveyor:rate:{group}"
+
     @property
     def api_tokens(self) -> str:
         """Hash of API tokens: field token id, value JSON with name, role, scopes and the secret's SHA-256."""

@@ -181,9 +181,17 @@ class QueueScripts:
         return _fetched(raw)
 
     async def move_to_delayed(
-        self, *, job_id: str, token: str, timestamp: int, delay_ms: int, fields: dict[str, str]
+        self,
+        *,
+        job_id: str,
+        token: str,
+        timestamp: int,
+        delay_ms: int,
+        fields: dict[str, str],
+        count_attempt: bool = True,
     ) -> None:
-        """Send an active job back to `delayed` for `delay_ms` (a retry with backoff); counts an attempt."""
+        """Send an active job back to `delayed` for `delay_ms`: a retry with backoff (counts an attempt), or a
+        rate-limited job put off without counting one."""
         k = self.keys
         keys = [
             k.marker,
@@ -198,7 +206,7 @@ class QueueScripts:
             k.limiter,
             k.pc,
         ]
-        args = [k.base, str(timestamp), job_id, token, delay_ms, "0", _flat(fields), "0"]
+        args = [k.base, str(timestamp), job_id, token, delay_ms, "0" if count_attempt else "1", _flat(fields), "0"]
         raise_for_code(await self._run("moveToDelayed", keys, args), job_id=job_id, command="moveToDelayed")
 
     async def retry_job(self, *, job_id: str, token: str, timestamp: int, fields: dict[str, str]) -> None:
@@ -317,3 +325,74 @@ class QueueScripts:
         k = self.keys
         keys = [k.base, k.events, k.of(state), k.wait, k.paused, k.meta, k.active, k.marker]
         return bool(await self._run("moveJobsToWait", keys, [count, timestamp, state]) == 1)
+
+    # --- advanced job control (issue 6): flows (parent jobs and their children) ---------------------------------
+
+    async def add_flow_job(
+        self,
+        *,
+        job_id: str,
+        name: str,
+        data_json: str,
+        opts: dict[str, Any],
+        timestamp: int,
+        parent: ParentRef | None,
+        has_children: bool,
+        pipe: Pipeline,
+    ) -> Any:
+        """Queue one job of a flow on `pipe` (a MULTI): a job with children goes to `waiting-children`
+        (`addParentJob`); a leaf is added like any job. With `parent`, the job joins its parent's dependencies
+        and carries the failure policy BullMQ's `moveToFinished` reads from the job's `parent` field."""
+        k = self.keys
+        parent_fields = (parent.key, parent.dependencies_key, parent.packed()) if parent else (None, None, None)
+        packed_args = _pack([k.base, job_id, name, timestamp, *parent_fields, None, None])
+        args: list[Any] = [packed_args, data_json, _pack(opts)]
+        if has_children:
+            keys = [k.meta, k.id, k.delayed, k.waiting_children, k.completed, k.events]
+            return await self._run("addParentJob", keys, args, pipe)
+        args.append(timestamp)
+        if opts.get("delay"):
+            keys = [k.marker, k.meta, k.id, k.delayed, k.completed, k.events]
+            return await self._run("addDelayedJob", keys, args, pipe)
+        if opts.get("priority"):
+            keys = [k.marker, k.meta, k.id, k.prioritized, k.delayed, k.completed, k.active, k.events, k.pc]
+            return await self._run("addPrioritizedJob", keys, args, pipe)
+        keys = [k.wait, k.paused, k.meta, k.id, k.completed, k.delayed, k.active, k.events, k.marker]
+        return await self._run("addStandardJob", keys, args, pipe)
+
+
+SCRIPT_FILES["addParentJob"] = "addParentJob-6.lua"
+
+
+@dataclass(frozen=True, slots=True)
+class ParentRef:
+    """A flow child's parent: where it is, and what its failure does to the parent.
+
+    `policy` is BullMQ's flag in the child's `parent` field: `fpof` (fail the parent), `cpof` (let the parent
+    run at once), `idof` (ignore the failure, record it), `rdof` (drop the dependency), or None (the parent
+    waits until the child is retried and completes).
+    """
+
+    keys: QueueKeys
+    job_id: str
+    policy: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The parent's job key."""
+        return self.keys.job(self.job_id)
+
+    @property
+    def dependencies_key(self) -> str:
+        """The set of the parent's pending children."""
+        return self.keys.dependencies(self.job_id)
+
+    def packed(self) -> dict[str, Any]:
+        """The `parent` value BullMQ stores in the child (`{id, queueKey, <policy>: true}`)."""
+        value: dict[str, Any] = {"id": self.job_id, "queueKey": self.keys.qualified_name}
+        if self.policy:
+            value[self.policy] = True
+        return value
+
+
+# --- end of the advanced job control block ---------------------------------------------------------------------

@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from conveyor.queue.job import HISTORY_FIELD, QUEUED_AT_FIELD, AttemptRecord, parse_history
-from conveyor.queue.options import keep_jobs
+from conveyor.queue.options import RATE_KEY_OPTION, keep_jobs
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.context import JobContext, JobInfo
-from conveyor.worker.errors import NonRetryableError, UnknownJobTypeError
+from conveyor.worker.errors import NonRetryableError, RateLimitedError, UnknownJobTypeError
 from conveyor.worker.execution import attempt_budget_s, run_attempt
+from conveyor.worker.limits import group_delay_ms
 from conveyor.worker.retry import decide_retry
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ async def execute(runner: QueueRunner, job: ActiveJob) -> tuple[Any, BaseExcepti
             raise NonRetryableError(job.fields["defa"])  # stalled too often: BullMQ's deferred failure
         if handler is None:
             raise UnknownJobTypeError(f"no handler for job type {info.type!r} on queue {info.queue!r}")
+        await _check_group_limit(runner, job)
         budget, is_deadline = attempt_budget_s(job.opts.get("timeout"), job.opts.get("deadline"), runner.now_ms())
         data = json.loads(job.fields.get("data") or "{}")
         result = await run_attempt(
@@ -84,16 +86,34 @@ async def execute(runner: QueueRunner, job: ActiveJob) -> tuple[Any, BaseExcepti
         return None, exc
 
 
+async def _check_group_limit(runner: QueueRunner, job: ActiveJob) -> None:
+    group = job.opts.get(RATE_KEY_OPTION)
+    limit = runner.config.group_limits.get(group) if group else None
+    if (
+        group
+        and limit
+        and (wait := await group_delay_ms(runner.queue.client, runner.queue.conveyor_keys, group, limit))
+    ):
+        raise RateLimitedError(wait, f"rate-limit group {group!r} is full")
+
+
 async def record(
     runner: QueueRunner, job: ActiveJob, result: Any, error: BaseException | None, fetch_next: bool
 ) -> tuple[str, FetchedJob | None]:
-    """Store the attempt's outcome (`completed`, `retried` or `failed`); returns it and, when asked, the next
-    job already moved to active under the same token."""
+    """Store the attempt's outcome (`completed`, `retried`, `failed`, or `rate-limited`: put off without counting
+    an attempt); returns it and, when asked, the next job already moved to active under the same token."""
     if error is None:
         value = json.dumps(result, separators=(",", ":"))
         keep = keep_jobs(job.opts.get("removeOnComplete"))
         return "completed", await _finished(runner, job, "completed", value, keep, fetch_next)
     now = runner.now_ms()
+    if isinstance(error, RateLimitedError):  # not the job's fault: run it later, without counting an attempt
+        due = {QUEUED_AT_FIELD: str(now + error.retry_after_ms)}
+        await runner.scripts.move_to_delayed(
+            job_id=job.job_id, token=job.token, timestamp=now, delay_ms=error.retry_after_ms, fields=due,
+            count_attempt=False,
+        )  # fmt: skip
+        return "rate-limited", None
     info = job.ctx.job
     decision = decide_retry(
         error,

@@ -43,3 +43,12 @@ class InvalidJobPayloadError(JobFailureError):
     """The stored payload does not match the handler's payload model; it is not retried."""
 
     retryable = False
+
+
+class RateLimitedError(JobFailureError):
+    """Raise from a handler when the remote side says "slow down": the job runs again after `retry_after_ms`
+    and the attempt is not counted (the job did nothing wrong)."""
+
+    def __init__(self, retry_after_ms: int, message: str = "rate limited") -> None:
+        super().__init__(f"{message}; retry after {retry_after_ms} ms")
+        self.retry_after_ms = max(1, int(retry_after_ms))

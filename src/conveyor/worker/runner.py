@@ -13,19 +13,21 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from conveyor.config import RateLimit
 from conveyor.queue.queue import Queue
 from conveyor.redis.script_errors import ScriptError
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.attempt import ActiveJob, execute, record
 from conveyor.worker.handler import HandlerLookup
 from conveyor.worker.hooks import AttemptEnd, AttemptStart, HookSet
+from conveyor.worker.limits import Admission
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,11 @@ class RunnerConfig:
     concurrency: int
     lock_ms: int = 6000
     worker_name: str = "worker"
+    worker_limit: RateLimit | None = None  # per worker process; the queue-wide limit is BullMQ's (meta hash)
+    group_limits: dict[str, RateLimit] = field(default_factory=dict)  # per `rate_key`, shared by all workers
+    global_concurrency: bool = False  # the queue has a queue-wide concurrency (BullMQ's meta `concurrency`)
+    reserved_slots: int = 0
+    reserved_priority: int = 1
 
 
 class QueueRunner:
@@ -67,6 +74,11 @@ class QueueRunner:
         self.processed = 0
         self._clock = clock
         self._slots = asyncio.Semaphore(config.concurrency)
+        self._busy_slots = 0
+        self.admission = Admission(
+            queue.client, queue.keys.prioritized, config.worker_limit, config.reserved_slots, config.reserved_priority
+        )
+        self._blocking_id: int | None = None  # of the blocking connection, while a nudgeable wait is on
         self._closing = False
         self._wake = asyncio.Event()
         self._block_until_ms = 0
@@ -86,11 +98,19 @@ class QueueRunner:
         """Fetch and start jobs until `stop_fetching` is called."""
         while not self._closing:
             await self._slots.acquire()
+            self._busy_slots += 1
             fetched = await self._next_job()
             if fetched is None:
-                self._slots.release()
+                self._release_slot()
                 break
             self._start(*fetched)
+
+    def _release_slot(self) -> None:
+        self._busy_slots -= 1
+        self._slots.release()
+        if self.admission.reserved_slots:
+            self._check_now = True
+            self._nudge()  # a freed slot may be one the fetcher was holding back for priority jobs
 
     def stop_fetching(self) -> None:
         """Start no new jobs. Interrupts only the blocking wait, never a script call in flight, so no job is
@@ -130,6 +150,13 @@ class QueueRunner:
         return None
 
     async def _fetch(self, now: int) -> tuple[FetchedJob, str] | None:
+        verdict = await self.admission.verdict(now, self.config.concurrency - self._busy_slots + 1)
+        if verdict is None:
+            self._block_until_ms = 0  # wait for a wake-up: new work or a freed slot (which looks again)
+            return None
+        if verdict:
+            self._block_until_ms = now + verdict  # this worker's own rate limit
+            return None
         token = uuid.uuid4().hex  # the lock value: every later state change must present it
         fetched = await self.scripts.move_to_active(
             token=token, lock_ms=self.config.lock_ms, worker=self.config.worker_name, timestamp=now
@@ -137,7 +164,11 @@ class QueueRunner:
         self._just_fetched = bool(fetched.job_id)
         if fetched.job_id:
             return fetched, token
-        self._block_until_ms = fetched.next_delayed_ms  # known only when no job came back
+        self.admission.unused()
+        if fetched.rate_limit_delay_ms:  # the queue-wide rate limit: look again when its window ends
+            self._block_until_ms = now + fetched.rate_limit_delay_ms
+        else:
+            self._block_until_ms = fetched.next_delayed_ms  # known only when no job came back
         return None
 
     async def _has_waiting(self) -> bool:
@@ -153,19 +184,21 @@ class QueueRunner:
     async def _wait_for_marker(self) -> None:
         timeout = IDLE_BLOCK_S
         timer: asyncio.TimerHandle | None = None
+        if self._block_until_ms or self.admission.reserved_slots:
+            self._blocking_id = await self.blocking.client_id()
         if self._block_until_ms:
             wait_s = max(0.0, (self._block_until_ms - self.now_ms()) / 1000)
             timeout = min(timeout, wait_s + 1.0)
             # Redis ends a blocking wait only on its server tick (~100 ms at the default hz 10), so a delayed
             # job would start up to 100 ms late. A local timer unblocks the wait (CLIENT UNBLOCK) on time.
-            blocking_id = await self.blocking.client_id()
-            timer = asyncio.get_running_loop().call_later(wait_s, self._unblock, blocking_id)
+            timer = asyncio.get_running_loop().call_later(wait_s, self._nudge)
         pop = asyncio.ensure_future(self.blocking.bzpopmin(self.queue.keys.marker, timeout))
         wake = asyncio.ensure_future(self._wake.wait())
         try:
             await asyncio.wait({pop, wake}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             wake.cancel()
+            self._blocking_id = None
             if timer is not None:
                 timer.cancel()
         if not pop.done():
@@ -182,8 +215,11 @@ class QueueRunner:
         else:
             self._block_until_ms = min(due, self._block_until_ms) if self._block_until_ms else due
 
-    def _unblock(self, client_id: int) -> None:
-        self._unblocking = asyncio.ensure_future(self.queue.client.client_unblock(client_id))
+    def _nudge(self) -> None:
+        """End the current blocking wait now (it returns as if timed out), if one is on and can be ended."""
+        if self._blocking_id is None:
+            return
+        self._unblocking = asyncio.ensure_future(self.queue.client.client_unblock(self._blocking_id))
         self._unblocking.add_done_callback(_log_failure)
 
     # --- running ---------------------------------------------------------------------------------------
@@ -196,12 +232,15 @@ class QueueRunner:
     async def _run_slot(self, fetched: FetchedJob | None, token: str) -> None:
         """Run jobs in one slot: the first one fetched, then, while the queue has a backlog, each next one
         handed over by fetch-next. A trickling queue skips fetch-next: it would come back empty."""
-        fetch_next = self._backlog
+        fetch_next = self.config.global_concurrency or (self._backlog and not self.admission.restricts_fetch_next)
         try:
             while fetched is not None and not self._closing:
                 fetched = await self._run_one(ActiveJob.from_fetched(fetched, token, self), fetch_next)
         finally:
-            self._slots.release()
+            self._release_slot()
+            if self.config.global_concurrency:
+                # BullMQ wakes no one when a job of a queue at its global concurrency ends: wake the fetchers.
+                await self.queue.client.zadd(self.queue.keys.marker, {"0": 0})
 
     async def _run_one(self, job: ActiveJob, fetch_next: bool) -> FetchedJob | None:
         self.active[job.job_id] = job

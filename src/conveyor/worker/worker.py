@@ -12,10 +12,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
+from conveyor.config import RateLimit
 from conveyor.queue.queue import Queue
 from conveyor.redis.keys import ConveyorKeys
 from conveyor.worker.handler import HandlerLookup
@@ -37,6 +38,7 @@ class WorkerConfig:
     heartbeat_s: float = 2.0
     shutdown_grace_s: float = 30.0
     name: str = ""
+    group_limits: dict[str, RateLimit] = field(default_factory=dict)  # per job `rate_key`
 
 
 class Worker:
@@ -72,7 +74,17 @@ class Worker:
                 self._blocking_client(),
                 lookup,
                 self.executor,
-                RunnerConfig(queue.name, concurrency, self.config.lock_ms, self.name),
+                RunnerConfig(
+                    queue.name,
+                    concurrency,
+                    self.config.lock_ms,
+                    self.name,
+                    worker_limit=queue.defaults.worker_rate_limit,
+                    group_limits=self.config.group_limits,
+                    global_concurrency=queue.defaults.global_concurrency is not None,
+                    reserved_slots=min(queue.defaults.reserved_slots, concurrency - 1),
+                    reserved_priority=queue.defaults.reserved_priority,
+                ),
                 clock,
                 self.hooks,
             )
@@ -109,6 +121,8 @@ class Worker:
 
     async def run(self) -> None:
         """Serve until `request_stop`, then shut down gracefully."""
+        for runner in self.runners:  # queue-wide limits live in Redis, for every worker (Node ones too)
+            await runner.queue.apply_limits(runner.queue.defaults.rate_limit, runner.queue.defaults.global_concurrency)
         # Duties (lock renewal above all) outlive the stop request: they end only after the grace period.
         duties = [asyncio.create_task(duty(self._duties_done)) for duty in self._duties]
         fetchers = [asyncio.create_task(runner.run(), name=f"fetch:{runner.queue.name}") for runner in self.runners]
