@@ -1,6 +1,6 @@
 """Conveyor: background jobs for Python on Redis, in BullMQ's data model."""
 
-from conveyor.app import Conveyor, SyncConveyor
+from conveyor.app import Conveyor, RateLimitedError, Sandbox, SyncConveyor
 from conveyor.config import Settings, load_settings
 from conveyor.errors import ConveyorError
 from conveyor.queue.job import Job, JobState
@@ -20,6 +20,8 @@ __all__ = [
     "NonRetryableError",
     "Queue",
     "QueueCounts",
+    "RateLimitedError",
+    "Sandbox",
     "Settings",
     "SyncConveyor",
     "load_settings",

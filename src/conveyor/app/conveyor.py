@@ -20,6 +20,7 @@ from conveyor.redis.embedded import EmbeddedRedis
 from conveyor.worker.handler import Handler
 from conveyor.worker.hooks import WorkerHook
 from conveyor.worker.registry import WorkerInfo, WorkerRegistry
+from conveyor.worker.sandbox import Sandbox, importable_name
 from conveyor.worker.worker import Worker, WorkerConfig
 
 log = logging.getLogger(__name__)
@@ -60,16 +61,24 @@ class Conveyor:
 
     # --- handlers --------------------------------------------------------------------------------------
 
-    def handler(self, queue: str, job_type: str, *, payload: type[BaseModel] | None = None) -> Callable[[F], F]:
+    def handler(
+        self, queue: str, job_type: str, *, payload: type[BaseModel] | None = None, sandbox: Sandbox | None = None
+    ) -> Callable[[F], F]:
         """Register a function (async, or sync to run in a thread) for jobs of `job_type` on `queue`.
 
         With `payload`, producers' data is validated against the model at enqueue (bad data is refused and
-        nothing is written) and the handler receives a model instance.
+        nothing is written) and the handler receives a model instance. With `sandbox`, every attempt runs in a
+        child process under those limits (fault isolation, not a security boundary); the function and model
+        must be importable by name.
         """
         self._check_queue(queue)
 
         def register(func: F) -> F:
-            self.handlers[(queue, job_type)] = Handler(queue, job_type, func, payload)
+            if sandbox is not None:
+                importable_name(func)
+                if payload is not None:
+                    importable_name(payload)
+            self.handlers[(queue, job_type)] = Handler(queue, job_type, func, payload, sandbox)
             return func
 
         return register

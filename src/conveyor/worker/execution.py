@@ -18,6 +18,7 @@ from conveyor.worker.errors import (
     JobTimeoutError,
 )
 from conveyor.worker.handler import Handler
+from conveyor.worker.sandbox import Sandbox, run_sandboxed
 
 
 def attempt_budget_s(timeout_ms: int | None, deadline_ms: int | None, now_ms: int) -> tuple[float | None, bool]:
@@ -57,6 +58,8 @@ async def run_attempt(
     failed at once; the thread finishes in the background. Cancellation arrives as a cancel of the calling
     task with `ctx.cancel_requested` set (see `QueueRunner.cancel`).
     """
+    if handler.sandbox is not None:
+        return await _sandboxed(handler, handler.sandbox, data, ctx, budget_s, limit_is_deadline)
     args = _arguments(handler, data, ctx)
     limit = asyncio.timeout(budget_s)
     try:
@@ -81,3 +84,20 @@ async def run_attempt(
             raise
         task.uncancel()
         raise JobCancelledError("job was cancelled while running") from None
+
+
+async def _sandboxed(
+    handler: Handler, limits: Sandbox, data: Any, ctx: JobContext, budget_s: float | None, limit_is_deadline: bool
+) -> Any:
+    try:
+        return await run_sandboxed(handler.func, handler.payload_model, data, ctx, limits, budget_s)
+    except JobTimeoutError:
+        if limit_is_deadline and budget_s is not None and (limits.wall_s is None or budget_s <= limits.wall_s):
+            raise DeadlineExceededError("deadline exceeded while running (sandbox killed)") from None
+        raise
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if not ctx.cancel_requested or task is None:
+            raise
+        task.uncancel()
+        raise JobCancelledError("job was cancelled while running (sandbox killed)") from None

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from conveyor.worker.sandbox import Sandbox
+
 
 @dataclass(frozen=True)
 class Handler:
@@ -19,6 +21,7 @@ class Handler:
     job_type: str
     func: Callable[..., Any]
     payload_model: type[BaseModel] | None = None
+    sandbox: Sandbox | None = None  # run each attempt in a child process with these limits
 
     @functools.cached_property
     def is_async(self) -> bool:
