@@ -1,6 +1,6 @@
 """Conveyor: background jobs for Python on Redis, in BullMQ's data model."""
 
-from conveyor.app import Conveyor, RateLimitedError, Sandbox, SyncConveyor
+from conveyor.app import Batch, Conveyor, RateLimitedError, Sandbox, SyncConveyor
 from conveyor.config import Settings, load_settings
 from conveyor.errors import ConveyorError
 from conveyor.queue.job import Job, JobState
@@ -10,6 +10,7 @@ from conveyor.worker.context import JobContext
 from conveyor.worker.errors import NonRetryableError
 
 __all__ = [
+    "Batch",
     "Conveyor",
     "ConveyorError",
     "Job",

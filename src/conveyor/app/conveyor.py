@@ -17,6 +17,7 @@ from conveyor.queue.options import JobOptions, job_options
 from conveyor.queue.queue import NewJob, Queue
 from conveyor.redis.connection import RedisTarget, ServerHealth, check_server, ping_or_raise, resolve_target
 from conveyor.redis.embedded import EmbeddedRedis
+from conveyor.worker.batching import Batch
 from conveyor.worker.handler import Handler
 from conveyor.worker.hooks import WorkerHook
 from conveyor.worker.registry import WorkerInfo, WorkerRegistry
@@ -62,14 +63,21 @@ class Conveyor:
     # --- handlers --------------------------------------------------------------------------------------
 
     def handler(
-        self, queue: str, job_type: str, *, payload: type[BaseModel] | None = None, sandbox: Sandbox | None = None
+        self,
+        queue: str,
+        job_type: str,
+        *,
+        payload: type[BaseModel] | None = None,
+        sandbox: Sandbox | None = None,
+        batch: Batch | None = None,
     ) -> Callable[[F], F]:
         """Register a function (async, or sync to run in a thread) for jobs of `job_type` on `queue`.
 
         With `payload`, producers' data is validated against the model at enqueue (bad data is refused and
         nothing is written) and the handler receives a model instance. With `sandbox`, every attempt runs in a
         child process under those limits (fault isolation, not a security boundary); the function and model
-        must be importable by name.
+        must be importable by name. With `batch`, the function takes a list of payloads (see
+        `conveyor.worker.batching`).
         """
         self._check_queue(queue)
 
@@ -78,7 +86,9 @@ class Conveyor:
                 importable_name(func)
                 if payload is not None:
                     importable_name(payload)
-            self.handlers[(queue, job_type)] = Handler(queue, job_type, func, payload, sandbox)
+            if sandbox is not None and batch is not None:
+                raise ConveyorError("A handler is either sandboxed or batched, not both.")
+            self.handlers[(queue, job_type)] = Handler(queue, job_type, func, payload, sandbox, batch)
             return func
 
         return register

@@ -78,8 +78,9 @@ async def execute(runner: QueueRunner, job: ActiveJob) -> tuple[Any, BaseExcepti
         budget, is_deadline = attempt_budget_s(job.opts.get("timeout"), job.opts.get("deadline"), runner.now_ms())
         data = json.loads(job.fields.get("data") or "{}")
         result = await run_attempt(
-            handler, data, job.ctx, runner.executor, budget_s=budget, limit_is_deadline=is_deadline
-        )
+            handler, data, job.ctx, runner.executor, budget_s=budget, limit_is_deadline=is_deadline,
+            batcher=runner.batcher(handler),
+        )  # fmt: skip
         json.dumps(result)  # a result that is not JSON fails the attempt here, not in Redis
         return result, None
     except Exception as exc:

@@ -17,7 +17,6 @@ stored the failure and moved on). As a duty (`run`) it does two things:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -49,6 +48,17 @@ REDIS_ERRORS = (RedisError, OSError)
 MAX_REMEMBERED_STARTS = 10_000  # attempts whose start this hook keeps (a lost attempt never reports its end)
 RECORD_TRIES = 5
 IDLE_CHECK_S = 30.0  # with a webhook: look for alerts left by other processes at least this often
+
+
+async def rest(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    """Sleep up to `seconds`, waking early when `wake` or `stop` is set (and clearing `wake`)."""
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waits, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+    wake.clear()
 
 
 class DeadLetterSettings(BaseSettings):
@@ -181,12 +191,12 @@ class DeadLetterKeeper(WorkerHook):
 
     # --- the duty ---------------------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Sweep and send alerts until cancelled."""
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sweep and send alerts until `stop` is set."""
         next_sweep = 0.0
         http = httpx.AsyncClient(timeout=self.settings.webhook_timeout_s) if self.alerting else None
         try:
-            while True:
+            while not stop.is_set():
                 now = self._clock()
                 if now >= next_sweep:
                     await self._guarded(self.sweep_once())
@@ -195,9 +205,7 @@ class DeadLetterKeeper(WorkerHook):
                 if http is not None:
                     await self._guarded(self.deliver_once(http))
                     wait = min(wait, await self._until_next_alert())
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, wait))
+                await rest(stop, self._wake, wait)
         finally:
             if http is not None:
                 await http.aclose()

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from conveyor.worker.batching import Batcher
 from conveyor.worker.context import JobContext
 from conveyor.worker.errors import (
     DeadlineExceededError,
@@ -50,6 +51,7 @@ async def run_attempt(
     *,
     budget_s: float | None,
     limit_is_deadline: bool,
+    batcher: Batcher | None = None,
 ) -> Any:
     """Run the handler once, in the calling task, and return its result or raise why the attempt failed.
 
@@ -64,6 +66,8 @@ async def run_attempt(
     limit = asyncio.timeout(budget_s)
     try:
         async with limit:
+            if batcher is not None:
+                return await batcher.submit(args[0], ctx)
             if handler.is_async:
                 return await handler.func(*args)
             loop = asyncio.get_running_loop()

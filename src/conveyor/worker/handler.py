@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from conveyor.worker.batching import Batch
 from conveyor.worker.sandbox import Sandbox
 
 
@@ -22,6 +23,7 @@ class Handler:
     func: Callable[..., Any]
     payload_model: type[BaseModel] | None = None
     sandbox: Sandbox | None = None  # run each attempt in a child process with these limits
+    batch: Batch | None = None  # receive jobs in lists (see `conveyor.worker.batching`)
 
     @functools.cached_property
     def is_async(self) -> bool:

@@ -25,7 +25,8 @@ from conveyor.queue.queue import Queue
 from conveyor.redis.script_errors import ScriptError
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.attempt import ActiveJob, execute, record
-from conveyor.worker.handler import HandlerLookup
+from conveyor.worker.batching import Batcher
+from conveyor.worker.handler import Handler, HandlerLookup
 from conveyor.worker.hooks import AttemptEnd, AttemptStart, HookSet
 from conveyor.worker.limits import Admission
 
@@ -87,6 +88,17 @@ class QueueRunner:
         self._backlog = True  # finishing jobs fetch the next one while the queue has a backlog
         self._unblocking: asyncio.Future[Any] | None = None
         self._slot_tasks: set[asyncio.Task[None]] = set()
+        self._batchers: dict[str, Batcher] = {}
+
+    def batcher(self, handler: Handler) -> Batcher | None:
+        """The batch collector of a batch handler (one per job type in this runner), else None."""
+        if handler.batch is None:
+            return None
+        batcher = self._batchers.get(handler.job_type)
+        if batcher is None:
+            batcher = Batcher(handler.func, handler.is_async, handler.takes_context, handler.batch, self.executor)
+            self._batchers[handler.job_type] = batcher
+        return batcher
 
     def now_ms(self) -> int:
         """The runner's clock in milliseconds (injectable for tests)."""
