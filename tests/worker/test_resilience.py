@@ -137,3 +137,19 @@ async def test_locks_are_renewed_through_the_shutdown_grace_period(redis_url: st
         assert job.attempts_started == 1
     finally:
         await app.close()
+
+
+async def test_cpu_heavy_sync_handlers_keep_their_locks_and_run_exactly_once(
+    app: Conveyor, redis_url: str, worker_processes: WorkerProcesses
+) -> None:
+    worker_processes.start("background", concurrency=4, CONVEYOR_LOCK_DURATION_MS="1500")
+    await wait_until(lambda: _live(app, 1), timeout=30)
+    queue = app.queue("background")
+    ids = await app.add_bulk("background", [NewJob("busy", {"seconds": 4})] * 4)  # each > 2 lock periods
+    await wait_until(lambda: _completed_at_least(queue, 4), timeout=60, interval=0.2)
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    runs = await client.mget([f"test:runs:background:{job_id}" for job_id in ids])
+    await client.aclose()
+    assert runs == ["1"] * 4
+    for job_id in ids:
+        assert (await queue.get_job(job_id)).attempts_started == 1  # never taken over as stalled
