@@ -1,0 +1,77 @@
+"""Script calls issued in the same event-loop turn go to Redis together, as one pipeline round trip.
+
+A busy worker finishes many jobs at nearly the same moment (every slot's handler returns, then records its
+outcome). Sent one by one, each call pays redis-py's full per-command cost and its own round trip; coalesced,
+they share one write and one read. Each caller still gets its own result or its own error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+
+class ScriptCoalescer:
+    """Sends the script calls made during one event-loop turn in a single pipeline."""
+
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+        self._pending: list[tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def call(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run `script` like `await script(keys=..., args=...)`, sharing the round trip with concurrent callers."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((script, list(keys), list(args), future))
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.ensure_future(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]]) -> None:
+        if len(batch) == 1:
+            script, keys, args, future = batch[0]
+            await _settle(future, script(keys=keys, args=args))
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for script, keys, args, _ in batch:
+            # EVALSHA directly: redis-py's pipelined scripts would first send SCRIPT EXISTS on every execute.
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (script, keys, args, future), result in zip(batch, results, strict=True):
+            if isinstance(result, NoScriptError):  # Redis restarted and forgot the script: load it, run it
+                await _settle(future, script(keys=keys, args=args))
+            elif future.done():
+                continue
+            elif isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+
+async def _settle(future: asyncio.Future[Any], call: Any) -> None:
+    try:
+        result = await call
+    except Exception as exc:
+        if not future.done():
+            future.set_exception(exc)
+        return
+    if not future.done():
+        future.set_result(result)
