@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
 
 import strawberry
 
 from conveyor.api import fields as described
-from conveyor.api.auth import require
+from conveyor.api.auth import require, visible_queues
 from conveyor.api.context import ApiContext, ApiInfo
 from conveyor.api.errors import ApiError, ErrorCode
 from conveyor.api.query import find_job, queue_node
 from conveyor.api.tokens import Role
-from conveyor.api.types import JobNode, JobUpdateNode, QueueEventNode, QueueNode
+from conveyor.api.types import JobNode, JobUpdateNode, QueueEventNode, QueueNode, ThroughputNode, WorkerNode
 from conveyor.queue.errors import JobNotFoundError
 from conveyor.queue.events import GAP_EVENT, QueueEvent
 from conveyor.queue.job import Job, JobState
@@ -23,6 +24,8 @@ FINAL_EVENTS = frozenset({"completed", "failed", "removed"})
 FINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED})
 LOG_POLL_S = 0.5  # BullMQ's addLog writes no event, so new log lines are polled
 STATS_HEARTBEAT_S = 5.0  # also re-read counts this often: clearing a queue writes no per-job events
+WORKERS_POLL_S = 1.0  # heartbeats write no events, so the worker list is re-read (workers beat every 2 s)
+THROUGHPUT_INTERVALS_S = (0.5, 60.0)
 
 
 async def _locate(ctx: ApiContext, job_id: str, queue: str | None) -> Job:
@@ -132,6 +135,45 @@ class Subscription:
                 yield _gap(queue, since, await events.stream.first_id())
             async for event in events:
                 yield QueueEventNode.of(event)
+
+    @described.subscription(
+        "The live workers serving the caller's queues: now, then whenever one starts, stops, beats or changes."
+    )
+    async def workers(self, info: ApiInfo) -> AsyncGenerator[list[WorkerNode], None]:
+        ctx = info.context
+        visible = set(visible_queues(ctx))
+        last: list[WorkerNode] | None = None
+        while True:
+            current = [WorkerNode.of(w) for w in await ctx.app.workers() if visible & set(w.queues)]
+            if current != last:
+                last = current
+                yield current
+            await asyncio.sleep(WORKERS_POLL_S)
+
+    @described.subscription(
+        "Completed and failed jobs of a queue, counted from its events, every `interval` seconds (0.5 to 60)."
+    )
+    async def queue_throughput(
+        self, info: ApiInfo, queue: str, interval: float = 2.0
+    ) -> AsyncGenerator[ThroughputNode, None]:
+        ctx = info.context
+        require(ctx, Role.VIEWER, queue)
+        low, high = THROUGHPUT_INTERVALS_S
+        if not low <= interval <= high:
+            raise ApiError(ErrorCode.LIMIT_EXCEEDED, f"`interval` must be between {low} and {high} seconds.")
+        async with ctx.hub.subscribe(queue) as events:
+            start, deadline = datetime.now(UTC), time.monotonic() + interval
+            counts = {"completed": 0, "failed": 0}
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    end = datetime.now(UTC)
+                    yield ThroughputNode(queue=queue, start=start, end=end, **counts)
+                    start, deadline, counts = end, max(deadline + interval, now), dict.fromkeys(counts, 0)
+                    continue
+                event = await events.get(max_wait=deadline - now)
+                if event is not None and event.name in counts:
+                    counts[event.name] += 1
 
 
 def _node(job: Job | None) -> JobNode | None:
