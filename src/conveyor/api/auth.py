@@ -18,17 +18,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller: a token's name, role and queue scope (None: every queue)."""
+    """The caller: a token's name, role, queue scope (None: every queue) and tenant (None: the deployment's own
+    queues; else the caller sees and touches only that tenant's namespace)."""
 
     name: str
     role: Role
     queues: tuple[str, ...] | None
     token_id: str | None = None
+    tenant: str | None = None
 
     @classmethod
     def of(cls, info: TokenInfo) -> Principal:
         """The principal of a verified token."""
-        return cls(info.name, info.role, info.queues, info.id)
+        return cls(info.name, info.role, info.queues, info.id, info.tenant)
 
     def may_access(self, queue: str) -> bool:
         """True when the token's scope includes the queue."""

@@ -11,6 +11,7 @@ from strawberry.types import Info
 
 from conveyor.api.auth import Principal
 from conveyor.api.config import ApiConfig
+from conveyor.api.tenancy import TenantViews
 from conveyor.api.tokens import TokenStore
 from conveyor.app import Conveyor
 from conveyor.queue.events import EventHub
@@ -28,6 +29,7 @@ class ApiState:
     config: ApiConfig
     hub: EventHub | None = None
     tokens: TokenStore | None = None
+    tenants: TenantViews = field(default_factory=TenantViews)
 
     def started(self) -> tuple[EventHub, TokenStore]:
         """The hub and token store (after the server's startup)."""
@@ -47,8 +49,15 @@ class ApiContext:
     connection_params: dict[str, object] | None = field(default=None)
 
     @property
+    def tenant(self) -> str | None:
+        """The caller's tenant (None: the deployment's own queues)."""
+        return self.principal.tenant if self.principal is not None else None
+
+    @property
     def app(self) -> Conveyor:
-        """The Conveyor application."""
+        """The Conveyor application, as the caller may see it: a tenant's caller gets the tenant's view."""
+        if self.tenant is not None:
+            return self.state.tenants.app(self.state.app, self.tenant)
         return self.state.app
 
     @property
@@ -58,8 +67,11 @@ class ApiContext:
 
     @property
     def hub(self) -> EventHub:
-        """The shared reader of queue event streams."""
-        return self.state.started()[0]
+        """The shared reader of queue event streams (of the caller's tenant's queues, for a tenant)."""
+        hub = self.state.started()[0]
+        if self.tenant is not None:
+            return self.state.tenants.hub(hub, self.state.app, self.tenant)
+        return hub
 
     @property
     def tokens(self) -> TokenStore:

@@ -20,7 +20,9 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import StreamExecutionResult
 
 from conveyor.api.tokens import TokenError
+from conveyor.queue.dlq import DeadLetterSelectionError
 from conveyor.queue.errors import (
+    InvalidOptionsError,
     InvalidPayloadError,
     InvalidQueueNameError,
     JobNotFoundError,
@@ -30,6 +32,9 @@ from conveyor.queue.errors import (
     UnknownQueueError,
 )
 from conveyor.queue.events import InvalidEventIdError
+from conveyor.queue.flows import FlowError
+from conveyor.queue.schedules import ScheduleNotFoundError
+from conveyor.queue.tenants import QuotaExceededError, TenantError, UnknownTenantError
 from conveyor.redis.errors import RedisUnavailableError
 
 log = logging.getLogger(__name__)
@@ -64,6 +69,9 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     BAD_REQUEST = "BAD_REQUEST"
     REDIS_UNAVAILABLE = "REDIS_UNAVAILABLE"
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+    UNKNOWN_TENANT = "UNKNOWN_TENANT"
+    SCHEDULE_NOT_FOUND = "SCHEDULE_NOT_FOUND"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
 
 
@@ -86,6 +94,14 @@ CODES: dict[type[Exception], ErrorCode] = {
     PayloadTooLargeError: ErrorCode.PAYLOAD_TOO_LARGE,
     InvalidEventIdError: ErrorCode.INVALID_EVENT_ID,
     TokenError: ErrorCode.BAD_USER_INPUT,
+    # advanced job control (issue 6)
+    QuotaExceededError: ErrorCode.QUOTA_EXCEEDED,
+    UnknownTenantError: ErrorCode.UNKNOWN_TENANT,
+    TenantError: ErrorCode.BAD_USER_INPUT,
+    ScheduleNotFoundError: ErrorCode.SCHEDULE_NOT_FOUND,
+    InvalidOptionsError: ErrorCode.INVALID_OPTIONS,
+    DeadLetterSelectionError: ErrorCode.BAD_USER_INPUT,
+    FlowError: ErrorCode.BAD_USER_INPUT,
 }
 REDIS_DOWN = (RedisUnavailableError, RedisConnectionError, RedisTimeoutError)
 INTERNAL_MESSAGE = "Internal server error; the server log has the details."

@@ -173,13 +173,17 @@ class Mutation:
         require(info.context, Role.OPERATOR, queue)
         return await for_each(info.context, queue, ids, _cancel)
 
-    @described.mutation("Create an API token (admin without queue scope). The secret is shown once.")
+    @described.mutation(
+        "Create an API token (admin without queue scope); with `tenant`, limited to that tenant. The secret is shown "
+        "once."
+    )
     async def create_api_token(
-        self, info: ApiInfo, name: str, role: RoleEnum, queues: list[str] | None = None
+        self, info: ApiInfo, name: str, role: RoleEnum, queues: list[str] | None = None, tenant: str | None = None
     ) -> CreatedApiToken:
         ctx = info.context
         require_token_admin(ctx)
-        issued = await ctx.tokens.create(name, role_of(role), queues, known_queues=ctx.app.queue_names)
+        known = ctx.app.queue_names
+        issued = await ctx.tokens.create(name, role_of(role), queues, known_queues=known, tenant=tenant)
         return CreatedApiToken(token=issued.token, info=ApiTokenNode.of(issued.info))
 
     @described.mutation("Revoke an API token by id (admin without queue scope).")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from conveyor.api import fields as described
-from conveyor.api.auth import require, visible_queues
+from conveyor.api.auth import ANONYMOUS_LOOPBACK, require, visible_queues
 from conveyor.api.context import ApiContext, ApiInfo
 from conveyor.api.errors import ApiError, ErrorCode
 from conveyor.api.inputs import MetricsRange, job_filter
@@ -13,11 +13,13 @@ from conveyor.api.pagination import connection, decode_cursor
 from conveyor.api.tokens import Role
 from conveyor.api.types import (
     ApiTokenNode,
+    CallerNode,
     JobConnection,
     JobNode,
     JobStateEnum,
     QueueMetricsNode,
     QueueNode,
+    RoleEnum,
     WorkerNode,
 )
 from conveyor.queue.errors import JobNotFoundError
@@ -64,6 +66,17 @@ async def find_job(ctx: ApiContext, job_id: str, queue: str | None, role: Role =
 
 @strawberry.type
 class Query:
+    @described.field("The caller: its token's name, role and queue scope (clients show only what it may do).")
+    async def me(self, info: ApiInfo) -> CallerNode:
+        principal = require(info.context, Role.VIEWER)
+        queues = list(principal.queues) if principal.queues is not None else None
+        return CallerNode(
+            name=principal.name,
+            role=RoleEnum(principal.role.value),
+            queues=queues,
+            anonymous=principal is ANONYMOUS_LOOPBACK,
+        )
+
     @described.field("Every queue the caller may see, with counts.")
     async def queues(self, info: ApiInfo) -> list[QueueNode]:
         return [await queue_node(info.context, name) for name in visible_queues(info.context)]
@@ -124,7 +137,9 @@ class Query:
 
 
 def require_token_admin(ctx: ApiContext) -> None:
-    """Token management needs an admin whose token is not limited to some queues."""
+    """Token management needs an admin whose token is not limited to some queues or to a tenant."""
     principal = require(ctx, Role.ADMIN)
-    if principal.queues is not None:
-        raise ApiError(ErrorCode.FORBIDDEN, "Managing tokens needs an admin token without a queue scope.")
+    if principal.queues is not None or principal.tenant is not None:
+        raise ApiError(
+            ErrorCode.FORBIDDEN, "Managing tokens needs an admin token without a queue scope and without a tenant."
+        )

@@ -7,8 +7,10 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from conveyor.api import advanced
 from conveyor.api.config import ApiConfig
 from conveyor.api.errors import ErrorCodes, is_expected
 from conveyor.api.limits import limit_extensions
@@ -33,7 +35,9 @@ class ConveyorSchema(strawberry.Schema):
 def build_schema(config: ApiConfig | None = None) -> ConveyorSchema:
     """The schema with the limits of `config` (production defaults when None)."""
     extensions: list[Any] = [*limit_extensions(config or ApiConfig()), ErrorCodes]
-    return ConveyorSchema(query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions)
+    query = merge_types("Query", (Query, *advanced.QUERIES))
+    mutation = merge_types("Mutation", (Mutation, *advanced.MUTATIONS))
+    return ConveyorSchema(query=query, mutation=mutation, subscription=Subscription, extensions=extensions)
 
 
 def schema_sdl() -> str:

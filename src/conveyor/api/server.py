@@ -22,7 +22,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.api.config import ApiConfig
@@ -32,6 +32,7 @@ from conveyor.api.schema import build_schema
 from conveyor.api.tokens import TokenStore
 from conveyor.api.view import ConveyorGraphQL, refusal
 from conveyor.app import Conveyor
+from conveyor.observability import metrics_asgi_app
 from conveyor.queue.events import EventHub
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,29 @@ def create_api(app: Conveyor, config: ApiConfig | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        Route("/metrics", _AsgiEndpoint(metrics_asgi_app(app)), methods=["GET", "HEAD"]),
+        *_dashboard_routes(),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=_lifespan(state))
+
+
+class _AsgiEndpoint:
+    """An ASGI app as a Starlette route endpoint (a plain function would be taken for a request handler)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def _dashboard_routes() -> list[BaseRoute]:
+    """The web dashboard at `/`, unless its package is absent or CONVEYOR_DASHBOARD_ENABLED is false."""
+    try:
+        from conveyor.dashboard import dashboard_routes
+    except ImportError:
+        return []
+    return dashboard_routes()
 
 
 def _lifespan(state: ApiState) -> Any:
@@ -150,6 +172,7 @@ def _lifespan(state: ApiState) -> Any:
             yield
         finally:
             await state.hub.close()
+            await state.tenants.close()
 
     return lifespan
 

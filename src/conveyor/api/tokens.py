@@ -20,6 +20,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from conveyor.errors import ConveyorError
+from conveyor.queue.tenants import TenantStore
 from conveyor.redis.keys import ConveyorKeys
 
 TOKEN_PREFIX = "cvy"
@@ -57,6 +58,7 @@ class TokenInfo:
     role: Role
     queues: tuple[str, ...] | None  # None: every queue
     created_at: datetime
+    tenant: str | None = None  # None: the deployment's own queues; else only that tenant's namespace
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,16 @@ class TokenStore:
     def __init__(self, client: Redis, prefix: str) -> None:
         self.client = client
         self.key = api_tokens_key(prefix)
+        self.tenants = TenantStore(client, prefix)
 
     async def create(
-        self, name: str, role: Role | str, queues: list[str] | None = None, *, known_queues: list[str] | None = None
+        self,
+        name: str,
+        role: Role | str,
+        queues: list[str] | None = None,
+        *,
+        known_queues: list[str] | None = None,
+        tenant: str | None = None,
     ) -> IssuedToken:
         """Create a token; the returned `token` string is the only copy of its secret.
 
@@ -93,16 +102,20 @@ class TokenStore:
             role: `viewer`, `operator` or `admin`.
             queues: the queues it may touch (None or empty: all).
             known_queues: when given, every scoped queue must be one of these.
+            tenant: limits it to that tenant's namespace (which must exist).
 
         Raises:
-            TokenError: bad role, empty name, or an unknown queue in the scope.
+            TokenError: bad role, empty name, an unknown queue in the scope, or an unknown tenant.
         """
+        if tenant is not None and not await self.tenants.exists(tenant):
+            raise TokenError(f"Unknown tenant {tenant!r}; create it first (`conveyor tenant create {tenant}`).")
         info = TokenInfo(
             id=secrets.token_hex(8),
             name=_check_name(name),
             role=_check_role(role),
             queues=_check_queues(queues, known_queues),
             created_at=datetime.now(UTC),
+            tenant=tenant,
         )
         secret = secrets.token_urlsafe(32)
         record = {
@@ -111,6 +124,7 @@ class TokenStore:
             "queues": list(info.queues) if info.queues is not None else None,
             "sha256": _digest(secret),
             "created": info.created_at.isoformat(),
+            "tenant": info.tenant,
         }
         await self.client.hset(self.key, info.id, json.dumps(record))
         return IssuedToken(f"{TOKEN_PREFIX}_{info.id}_{secret}", info)
@@ -136,7 +150,10 @@ class TokenStore:
         expected = json.loads(value)["sha256"] if value else "0" * 64
         if not hmac.compare_digest(_digest(secret), expected) or not value:
             return None
-        return _info(token_id, json.loads(value))
+        info = _info(token_id, json.loads(value))
+        if info.tenant is not None and not await self.tenants.exists(info.tenant):
+            return None  # the tenant was removed: its tokens stop working
+        return info
 
 
 def _info(token_id: str, record: dict[str, Any]) -> TokenInfo:
@@ -147,6 +164,7 @@ def _info(token_id: str, record: dict[str, Any]) -> TokenInfo:
         role=Role(record["role"]),
         queues=tuple(queues) if queues else None,
         created_at=datetime.fromisoformat(record["created"]),
+        tenant=record.get("tenant") or None,
     )
 
 

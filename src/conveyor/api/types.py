@@ -77,6 +77,7 @@ class JobNode:
     queue: str
     type: str
     data: JSON
+    options: JSON = strawberry.field(description="The job's stored options (BullMQ's `opts`).")
     progress: JSON | None
     state: JobStateEnum
     attempts: int = strawberry.field(description="Attempts made so far.")
@@ -103,6 +104,7 @@ class JobNode:
             queue=job.queue,
             type=job.type,
             data=job.data,
+            options=JSON(dict(job.options)),
             progress=job.progress,
             state=JobStateEnum.of(job.state),
             attempts=job.attempts_made,
@@ -130,6 +132,26 @@ class JobNode:
         if lines is None:
             lines = (await info.context.app.queue(self.queue).get_job(str(self.id))).logs
         return lines[-last:]
+
+    # Flows (issue 6): resolved in `conveyor.api.flows`, imported here late because that module uses this type.
+
+    @described.field("The jobs this job waits for or waited for (a flow's children, in any queue you may see).")
+    async def children(self, info: ApiInfo) -> list[JobNode]:
+        from conveyor.api.flows import job_children
+
+        return await job_children(info.context, self.queue, str(self.id))
+
+    @described.field("The job waiting for this one (its parent in a flow), if any.")
+    async def parent(self, info: ApiInfo) -> JobNode | None:
+        from conveyor.api.flows import job_parent
+
+        return await job_parent(info.context, self.queue, str(self.id))
+
+    @described.field("The results of this job's completed children, by child id (kept when they are removed).")
+    async def children_results(self, info: ApiInfo) -> JSON:
+        from conveyor.api.flows import job_children_results
+
+        return JSON(await job_children_results(info.context, self.queue, str(self.id)))
 
 
 @strawberry.type(name="Queue", description="A queue and how many jobs it holds in each state.")
@@ -350,6 +372,7 @@ class ApiTokenNode:
     role: RoleEnum
     queues: list[str] | None
     created_at: datetime
+    tenant: str | None = strawberry.field(default=None, description="The tenant it is limited to; null: none.")
 
     @classmethod
     def of(cls, info: TokenInfo) -> ApiTokenNode:
@@ -360,7 +383,30 @@ class ApiTokenNode:
             role=RoleEnum(info.role.value),
             queues=queues,
             created_at=info.created_at,
+            tenant=info.tenant,
         )
+
+
+@strawberry.type(name="Caller", description="Who is calling: the token's name, role and queue scope.")
+class CallerNode:
+    name: str
+    role: RoleEnum
+    queues: list[str] | None = strawberry.field(description="The queues the token is limited to; null: every queue.")
+    anonymous: bool = strawberry.field(description="True for tokenless loopback access (development mode).")
+
+
+@strawberry.type(name="Throughput", description="Jobs of a queue that finished in one interval, from its events.")
+class ThroughputNode:
+    queue: str
+    start: datetime
+    end: datetime
+    completed: int
+    failed: int
+
+    @described.field("Finished (completed and failed) jobs per second over the interval.")
+    def jobs_per_second(self) -> float:
+        seconds = (self.end - self.start).total_seconds()
+        return (self.completed + self.failed) / seconds if seconds > 0 else 0.0
 
 
 @strawberry.type(name="CreatedApiToken")

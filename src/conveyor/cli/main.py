@@ -11,7 +11,17 @@ from typing import Annotated
 
 import typer
 
-from conveyor.cli import api_commands, index_commands, inspection, manage, produce, serve
+from conveyor.cli import (
+    api_commands,
+    dlq_commands,
+    index_commands,
+    inspection,
+    manage,
+    produce,
+    schedule_commands,
+    serve,
+    tenant_commands,
+)
 from conveyor.observability import configure_logging
 
 cli = typer.Typer(
@@ -52,6 +62,9 @@ cli.add_typer(api_commands.tokens_cli, name="token")
 cli.command()(index_commands.index)
 cli.command()(index_commands.search)
 cli.add_typer(index_commands.ai_cli, name="ai")
+cli.add_typer(dlq_commands.dlq_cli, name="dlq")
+cli.add_typer(schedule_commands.schedule_cli, name="schedule")
+cli.add_typer(tenant_commands.tenant_cli, name="tenant")
 
 
 def main() -> None:

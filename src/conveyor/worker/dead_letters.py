@@ -207,6 +207,8 @@ class DeadLetterKeeper(WorkerHook):
                     wait = min(wait, await self._until_next_alert())
                 await rest(stop, self._wake, wait)
         finally:
+            if self._tasks:  # copies still being written when the worker stops: give them a moment
+                await asyncio.wait(list(self._tasks), timeout=2)
             if http is not None:
                 await http.aclose()
 

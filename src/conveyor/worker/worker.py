@@ -19,11 +19,13 @@ from redis.asyncio import Redis
 from conveyor.config import RateLimit
 from conveyor.queue.queue import Queue
 from conveyor.redis.keys import ConveyorKeys
+from conveyor.worker.dead_letters import DeadLetterKeeper
 from conveyor.worker.handler import HandlerLookup
 from conveyor.worker.hooks import HookSet, WorkerHook
 from conveyor.worker.maintenance import CancellationListener, LockRenewer, StalledJobSweeper, stopped_within
 from conveyor.worker.registry import WorkerInfo, WorkerRegistry, now_utc
 from conveyor.worker.runner import REDIS_ERRORS, QueueRunner, RunnerConfig
+from conveyor.worker.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,11 @@ class Worker:
             CancellationListener(self._blocking_client(), keys, self.runners).run,
             self._heartbeat,
         ]
+        served = [runner.queue for runner in self.runners]
+        if served:  # dead letters (a hook, plus a sweep and alert duty) and the cron/interval scheduler
+            dead_letters = DeadLetterKeeper(served, clock=clock)
+            self.hooks.hooks.append(dead_letters)
+            self._duties += [dead_letters.run, Scheduler(client, served, clock=clock).run]
         self._stop = asyncio.Event()
         self._duties_done = asyncio.Event()
         self._started = now_utc(clock)

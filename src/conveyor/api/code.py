@@ -1,0 +1,45 @@
+"""`searchCode`: ranked hits from the codebase index that the `indexing` queue's jobs build."""
+
+from __future__ import annotations
+
+import asyncio
+
+import strawberry
+
+from conveyor.api import fields as described
+from conveyor.api.auth import require
+from conveyor.api.context import ApiInfo
+from conveyor.api.errors import ApiError, ErrorCode
+from conveyor.api.tokens import Role
+from conveyor.indexer import Hit, search
+
+MAX_HITS = 200
+
+
+@strawberry.type(description="One code search hit: where it is, in which symbol, and how well it matched.")
+class CodeHit:
+    file: str
+    line: int
+    symbol: str | None
+    kind: str
+    score: float
+    snippet: str
+
+    @classmethod
+    def of(cls, hit: Hit) -> CodeHit:
+        return cls(file=hit.file, line=hit.line, symbol=hit.symbol, kind=hit.kind, score=hit.score, snippet=hit.snippet)
+
+
+@strawberry.type
+class CodeQuery:
+    @described.field("Search the code index (symbols first, then text), best match first.")
+    async def search_code(self, info: ApiInfo, query: str, limit: int = 20) -> list[CodeHit]:
+        principal = require(info.context, Role.VIEWER, "indexing")
+        if principal.tenant is not None:
+            raise ApiError(ErrorCode.FORBIDDEN, "The code index belongs to the deployment, not to a tenant.")
+        if not 1 <= limit <= MAX_HITS:
+            raise ApiError(ErrorCode.LIMIT_EXCEEDED, f"`limit` must be between 1 and {MAX_HITS}.")
+        if not query.strip():
+            raise ApiError(ErrorCode.BAD_USER_INPUT, "`query` is empty.")
+        hits = await asyncio.to_thread(search, query, limit)
+        return [CodeHit.of(hit) for hit in hits]

@@ -1,0 +1,206 @@
+"""Schedules: idempotent by key, cron (seconds, time zones) or interval, one job per tick however many
+schedulers run, missed ticks run once or are skipped, and ticks fire on time."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+
+from conveyor import Conveyor, JobState
+from conveyor.queue.errors import InvalidOptionsError, UnknownQueueError
+from conveyor.queue.schedules import Schedules, TickPlan, next_tick, plan_tick, schedule_spec
+from conveyor.worker.scheduler import Scheduler
+from tests.advanced.conftest import advanced, running, wait_until
+
+
+def ms(*args: int, tz: object = UTC) -> int:
+    return int(datetime(*args, tzinfo=tz).timestamp() * 1000)  # type: ignore[arg-type]
+
+
+async def job_ids(app: Conveyor, queue: str = "background") -> list[str]:
+    found: list[str] = []
+    for state in (JobState.WAITING, JobState.PRIORITIZED, JobState.ACTIVE, JobState.COMPLETED, JobState.FAILED):
+        found.extend(await app.queue(queue).job_ids(state, 0, 1000))
+    return sorted(found)
+
+
+def tick_of(job_id: str) -> int:
+    return int(job_id.rsplit("-", 1)[1])
+
+
+# --- specs and ticks ---------------------------------------------------------------------------------------
+
+
+def test_cron_with_seconds_and_a_time_zone_ticks_on_the_local_wall_clock() -> None:
+    spec = schedule_spec(key="daily", queue="background", type="ok", cron="0 30 9 * * *", tz="Europe/Paris")
+    winter = next_tick(spec, ms(2026, 1, 10, 12, 0, 0))
+    summer = next_tick(spec, ms(2026, 7, 10, 12, 0, 0))
+    assert winter == ms(2026, 1, 11, 8, 30, 0)  # 09:30 in Paris is 08:30 UTC in winter
+    assert summer == ms(2026, 7, 11, 7, 30, 0)  # and 07:30 UTC in summer
+    every_ten = schedule_spec(key="s", queue="background", type="ok", cron="*/10 * * * * *")
+    assert next_tick(every_ten, ms(2026, 1, 1, 0, 0, 3)) == ms(2026, 1, 1, 0, 0, 10)
+
+
+def test_a_wall_time_that_occurs_twice_runs_once_and_a_skipped_one_runs_an_hour_later() -> None:
+    spec = schedule_spec(key="n", queue="background", type="ok", cron="0 30 2 * * *", tz="Europe/Paris")
+    autumn = [next_tick(spec, ms(2026, 10, 24, 12, 0, 0))]
+    autumn.append(next_tick(spec, autumn[0]))
+    assert autumn == [ms(2026, 10, 25, 0, 30, 0), ms(2026, 10, 26, 1, 30, 0)]  # 02:30 CEST, then 02:30 CET
+    spring = next_tick(spec, ms(2026, 3, 28, 12, 0, 0))
+    assert spring == ms(2026, 3, 29, 1, 30, 0)  # 02:30 does not exist that night: 03:30 CEST
+
+
+def test_interval_ticks_on_multiples_of_the_interval() -> None:
+    spec = schedule_spec(key="i", queue="background", type="ok", every_ms=5000)
+    assert next_tick(spec, 12_345) == 15_000
+    assert next_tick(spec, 15_000) == 20_000
+
+
+def test_a_missed_tick_runs_once_or_is_skipped_by_option() -> None:
+    once = schedule_spec(key="i", queue="background", type="ok", every_ms=10_000)
+    skip = once.model_copy(update={"catch_up": "skip"})
+    missed_tick, now = 10_000, 65_000  # down for most of a minute: ticks 10 s … 60 s missed
+    assert plan_tick(once, missed_tick, now) == TickPlan(fire=60_000, next=70_000)  # the latest, once
+    assert plan_tick(skip, missed_tick, now) == TickPlan(fire=None, next=70_000)
+    assert plan_tick(skip, missed_tick, 60_200).fire == 60_000  # the latest tick is just due, not missed
+    assert plan_tick(skip, 60_000, 60_020) == TickPlan(fire=60_000, next=70_000)  # on time
+
+
+@pytest.mark.parametrize(
+    ("fields", "bad"),
+    [
+        ({"cron": "not a cron"}, "cron"),
+        ({"cron": "* * * * *", "every_ms": 1000}, "schedule"),
+        ({}, "schedule"),
+        ({"every_ms": 1000, "tz": "Mars/Olympus"}, "tz"),
+        ({"every_ms": 1000, "key": "has space"}, "key"),
+        ({"every_ms": 1000, "options": {"job_id": "fixed"}}, "options"),
+    ],
+)
+def test_invalid_schedules_are_refused_naming_the_field(fields: dict[str, object], bad: str) -> None:
+    base: dict[str, object] = {"key": "k", "queue": "background", "type": "ok"}
+    with pytest.raises(InvalidOptionsError) as caught:
+        schedule_spec(**{**base, **fields})
+    assert bad in caught.value.fields
+
+
+# --- storage ---------------------------------------------------------------------------------------------
+
+
+async def test_adding_a_schedule_again_with_the_same_spec_changes_nothing(app: Conveyor) -> None:
+    schedules = Schedules.of(app)
+    first = await schedules.add(key="report", queue="background", type="ok", cron="0 9 * * *", tz="Europe/Paris")
+    again = await schedules.add(key="report", queue="background", type="ok", cron="0 9 * * *", tz="Europe/Paris")
+    assert again == first
+    changed = await schedules.add(key="report", queue="background", type="ok", cron="0 10 * * *", tz="Europe/Paris")
+    assert changed.spec.cron == "0 10 * * *"
+    assert changed.created_at == first.created_at
+    assert [schedule.key for schedule in await schedules.all()] == ["report"]
+    assert await schedules.remove("report")
+    assert not await schedules.remove("report")
+    assert await schedules.all() == []
+
+
+async def test_a_schedule_for_an_unknown_queue_is_refused(app: Conveyor) -> None:
+    with pytest.raises(UnknownQueueError):
+        await Schedules.of(app).add(key="x", queue="nope", type="ok", every_ms=1000)
+
+
+# --- firing ----------------------------------------------------------------------------------------------
+
+
+async def test_interval_ticks_fire_within_100_ms(app: Conveyor) -> None:
+    worker, _, _ = advanced(app.worker(["background"]), scheduler=True)
+    await Schedules.of(app).add(key="fast", queue="background", type="ok", every_ms=250)
+    async with running(worker):
+        await wait_until(lambda: _at_least(app, 6))
+    jobs = [await app.queue("background").get_job(job_id) for job_id in (await job_ids(app))[1:6]]
+    for job in jobs:
+        tick = tick_of(job.id)
+        assert job.created_at is not None
+        assert job.processed_at is not None
+        assert 0 <= job.created_at.timestamp() * 1000 - tick < 100, job.id
+        assert job.processed_at.timestamp() * 1000 - tick < 100, job.id
+    ticks = [tick_of(job.id) for job in jobs]
+    assert [b - a for a, b in itertools.pairwise(ticks)] == [250] * 4  # no tick skipped or doubled
+
+
+async def _at_least(app: Conveyor, count: int) -> bool:
+    return len(await job_ids(app)) >= count
+
+
+async def test_cron_ticks_with_seconds_fire_within_100_ms(app: Conveyor) -> None:
+    worker, _, _ = advanced(app.worker(["background"]), scheduler=True)
+    await Schedules.of(app).add(key="sec", queue="background", type="ok", cron="* * * * * *", tz="Asia/Kathmandu")
+    async with running(worker):
+        await wait_until(lambda: _at_least(app, 3), timeout=10)
+    for job_id in (await job_ids(app))[1:3]:
+        job = await app.queue("background").get_job(job_id)
+        assert job.created_at is not None
+        assert tick_of(job_id) % 1000 == 0
+        assert 0 <= job.created_at.timestamp() * 1000 - tick_of(job_id) < 100
+
+
+async def test_exactly_one_job_per_tick_however_many_schedulers_run(app: Conveyor) -> None:
+    workers = [advanced(app.worker(["background"]), scheduler=True)[0] for _ in range(3)]
+    await Schedules.of(app).add(key="many", queue="background", type="ok", every_ms=100)
+    async with running(workers[0]), running(workers[1]), running(workers[2]):
+        await asyncio.sleep(1.5)
+    ticks = [tick_of(job_id) for job_id in await job_ids(app)]
+    assert len(ticks) >= 10
+    ordered = sorted(ticks)
+    assert ordered == list(range(ordered[0], ordered[-1] + 100, 100))  # each tick once, none missing
+
+
+async def test_a_new_schedule_wakes_the_scheduler_at_once(app: Conveyor) -> None:
+    worker = app.worker(["background"])
+    scheduler = Scheduler(worker.client, [runner.queue for runner in worker.runners], lock_ms=30_000)
+    worker._duties.append(scheduler.run)
+    async with running(worker):
+        await wait_until(lambda: scheduler.hold_lock())
+        await asyncio.sleep(0.2)  # the leader now sleeps for a renewal period (10 s) with nothing to do
+        await Schedules.of(app).add(key="soon", queue="background", type="ok", every_ms=200)
+        await wait_until(lambda: _at_least(app, 1), timeout=1)
+
+
+async def test_missed_ticks_run_once_when_scheduling_resumes(app: Conveyor) -> None:
+    schedules = Schedules.of(app)
+    await schedules.add(key="late", queue="background", type="ok", every_ms=10_000)
+    await schedules.add(key="skipped", queue="background", type="ok", every_ms=10_000, catch_up="skip")
+    now = (int(datetime.now(UTC).timestamp()) // 10 + 1) * 10_000 + 5000  # 5 s after a tick
+    for key in ("late", "skipped"):
+        await app.client.zadd(schedules.keys.schedule_ticks, {key: now - 65_000})  # six ticks missed
+    scheduler = Scheduler(app.client, [app.queue("background")], clock=lambda: now / 1000)
+    assert await scheduler.hold_lock()
+    await scheduler.fire_due()
+    assert await job_ids(app) == [f"sched-late-{now - 5000}"]
+    assert [(s.key, s.next_run) for s in await schedules.all()] == [
+        ("late", datetime.fromtimestamp((now + 5000) / 1000, UTC)),
+        ("skipped", datetime.fromtimestamp((now + 5000) / 1000, UTC)),
+    ]
+
+
+async def test_a_removed_schedule_stops_firing(app: Conveyor) -> None:
+    worker, _, _ = advanced(app.worker(["background"]), scheduler=True)
+    schedules = Schedules.of(app)
+    await schedules.add(key="brief", queue="background", type="ok", every_ms=100)
+    async with running(worker):
+        await wait_until(lambda: _at_least(app, 2))
+        await schedules.remove("brief")
+        count = len(await job_ids(app))
+        await asyncio.sleep(0.5)
+        assert len(await job_ids(app)) <= count + 1  # at most a tick that was already being fired
+
+
+async def test_a_dead_leaders_lock_passes_to_another_scheduler(app: Conveyor) -> None:
+    first = Scheduler(app.client, [app.queue("background")], lock_ms=300)
+    second = Scheduler(app.client, [app.queue("background")], lock_ms=300)
+    assert await first.hold_lock()
+    assert not await second.hold_lock()
+    assert await first.hold_lock()  # renewing
+    await asyncio.sleep(0.4)  # the first one died: its lock expires
+    assert await second.hold_lock()
+    assert not await first.hold_lock()

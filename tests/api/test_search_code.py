@@ -1,0 +1,39 @@
+"""`searchCode` answers from the codebase index built by the indexing jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conveyor.indexer import CodeIndex
+from tests.api.conftest import Api, code_of
+
+QUERY = "query($q: String!) { searchCode(query: $q, limit: 5) { file line symbol kind score snippet } }"
+
+
+@pytest.fixture
+def indexed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    source = tmp_path / "repo" / "billing.py"
+    source.parent.mkdir()
+    source.write_text("class InvoiceCalculator:\n    def total(self) -> int:\n        return 42\n")
+    index_path = tmp_path / "index.sqlite"
+    monkeypatch.setenv("CONVEYOR_INDEX_PATH", str(index_path))
+    index = CodeIndex(index_path)
+    try:
+        index.index_file(source)
+    finally:
+        index.close()
+    return source
+
+
+async def test_search_code_finds_a_symbol_with_file_and_line(api: Api, indexed: Path) -> None:
+    hits = (await api.data(QUERY, {"q": "InvoiceCalculator"}, token="viewer"))["searchCode"]
+    assert hits[0]["file"].endswith("billing.py")
+    assert hits[0]["symbol"] == "InvoiceCalculator"
+    assert hits[0]["line"] == 1
+    assert hits[0]["kind"] == "class"
+
+
+async def test_search_code_refuses_an_empty_query(api: Api, indexed: Path) -> None:
+    assert code_of(await api.gql(QUERY, {"q": "  "}, token="viewer")) == "BAD_USER_INPUT"
