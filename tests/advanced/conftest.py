@@ -60,7 +60,11 @@ def advanced(
     dlq: DeadLetterSettings | None = FAST_DLQ,
     scheduler: bool = False,
 ) -> tuple[Worker, DeadLetterKeeper | None, Scheduler | None]:
-    """Attach the dead-letter keeper (hook + duty) and the scheduler duty to a worker, as `Worker.__init__` will."""
+    """Swap the worker's own dead-letter keeper (hook + duty) and scheduler for ones with test timings."""
+    worker.hooks.hooks = [hook for hook in worker.hooks.hooks if not isinstance(hook, DeadLetterKeeper)]
+    worker._duties = [
+        duty for duty in worker._duties if not isinstance(getattr(duty, "__self__", None), DeadLetterKeeper | Scheduler)
+    ]
     keeper = None
     if dlq is not None:
         keeper = DeadLetterKeeper([runner.queue for runner in worker.runners], dlq)

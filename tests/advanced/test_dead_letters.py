@@ -70,7 +70,7 @@ async def test_completed_and_retried_jobs_are_not_dead_lettered(app: Conveyor) -
 
 async def test_sweep_records_a_failed_job_whose_worker_died_before_recording_it(app: Conveyor) -> None:
     queue = app.queue("background")
-    plain = app.worker(["background"])  # no keeper: as if the worker died right after failing the job
+    plain, _, _ = advanced(app.worker(["background"]), dlq=None)  # no keeper: as if it died right after failing
     async with running(plain):
         job_id = await app.add("background", "fail", {"reason": "lost letter"})
         await wait_until(lambda: state_is(queue, job_id, JobState.FAILED))

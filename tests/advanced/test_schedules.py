@@ -156,7 +156,7 @@ async def test_exactly_one_job_per_tick_however_many_schedulers_run(app: Conveyo
 
 
 async def test_a_new_schedule_wakes_the_scheduler_at_once(app: Conveyor) -> None:
-    worker = app.worker(["background"])
+    worker, _, _ = advanced(app.worker(["background"]), dlq=None)  # without the worker's own scheduler
     scheduler = Scheduler(worker.client, [runner.queue for runner in worker.runners], lock_ms=30_000)
     worker._duties.append(scheduler.run)
     async with running(worker):
