@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
-RUN_EXTRAS = "embedded,api,indexer,ai,otel"
+RUN_EXTRAS = "embedded,otel"
 TEST_EXTRAS = RUN_EXTRAS + ",dev"
 
 
