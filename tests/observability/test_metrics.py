@@ -74,6 +74,7 @@ async def test_one_scrape_counts_the_jobs_of_every_worker_process_exactly(
             assert value(samples, f"{histogram}_bucket", le="+Inf", **labels) == attempts
     assert value(samples, "conveyor_jobs_stalled_total", queue="background", job_type="ok") == 0
     assert value(samples, "conveyor_jobs_dead_lettered_total", queue="background", job_type="ok") == 0
+    assert value(samples, "conveyor_jobs_dead_lettered_total", queue="background", job_type="boom") == 5
     assert value(samples, "conveyor_queue_jobs", queue="background", state="completed") == 10
     assert value(samples, "conveyor_queue_jobs", queue="background", state="failed") == 5
     assert value(samples, "conveyor_queue_jobs", queue="background", state="waiting") == 0

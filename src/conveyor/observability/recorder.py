@@ -68,6 +68,8 @@ class MetricsRecorder(WorkerHook):
         if counter is None:
             return
         self._pending.count(counter, end.job.queue, end.job.type)
+        if counter == "failed":  # a final failure: every worker's dead-letter keeper copies it to the DLQ
+            self._pending.count("dead_lettered", end.job.queue, end.job.type)
         self._pending.observe("run", end.job.queue, end.job.type, end.run_s)
         if self.process is not None:
             self.process.attempt_ended(end)
