@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ from conveyor import Conveyor, JobContext, JobState, NonRetryableError, Queue, l
 from conveyor.worker.dead_letters import DeadLetterKeeper, DeadLetterSettings
 from conveyor.worker.scheduler import Scheduler
 from conveyor.worker.worker import Worker
+from tests.support import running, wait_until  # noqa: F401 (re-exported for the tests here)
 
 FAST_DLQ = DeadLetterSettings(sweep_interval_s=0.2, sweep_grace_s=0.0, webhook_url=None)
 
@@ -75,32 +75,6 @@ def advanced(
         sched = Scheduler(worker.client, [runner.queue for runner in worker.runners])
         worker._duties.append(sched.run)
     return worker, keeper, sched
-
-
-@asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    """Run a worker in this event loop for the duration of the block, then shut it down gracefully."""
-    task = asyncio.create_task(worker.run())
-    await asyncio.sleep(0.05)
-    try:
-        yield worker
-    finally:
-        worker.request_stop()
-        await asyncio.wait_for(task, 30)
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
-    """Poll an (async) predicate until it is truthy and return its value, or fail the test."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 async def state_is(queue: Queue, job_id: str, state: JobState) -> bool:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-from conveyor.worker.worker import Worker
+from tests.support import running, wait_until  # noqa: F401 (re-exported for the tests here)
 
 PYTHON = '''"""Billing helpers."""
 
@@ -112,32 +108,6 @@ def write_sample_repo(root: Path) -> Path:
     (root / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\0\0binaryImageData")
     (root / "blob.txt").write_bytes(b"binaryBlobMarker\0\0\0")
     return root
-
-
-@asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    """Run a worker in this event loop for the duration of the block, then shut it down gracefully."""
-    task = asyncio.create_task(worker.run())
-    await asyncio.sleep(0.05)
-    try:
-        yield worker
-    finally:
-        worker.request_stop()
-        await asyncio.wait_for(task, 30)
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02) -> None:
-    """Poll an (async) predicate until it is truthy, or fail the test."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 TEMPLATES = {

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from conveyor import Conveyor, JobState, Queue, load_settings
-from conveyor.worker.worker import Worker
+from tests.support import running, wait_until  # noqa: F401 (re-exported for the tests here)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,32 +24,6 @@ async def app(redis_url: str) -> AsyncIterator[Conveyor]:
     await conveyor.connect()
     yield conveyor
     await conveyor.close()
-
-
-@asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    """Run a worker in this event loop for the duration of the block, then shut it down gracefully."""
-    task = asyncio.create_task(worker.run())
-    await asyncio.sleep(0.05)
-    try:
-        yield worker
-    finally:
-        worker.request_stop()
-        await asyncio.wait_for(task, 30)
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> None:
-    """Poll an (async) predicate until it is truthy, or fail the test."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 async def state_is(queue: Queue, job_id: str, state: JobState) -> bool:
