@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -130,3 +131,21 @@ async def test_dead_letters_and_schedules_stay_in_the_tenants_namespace(
     assert await DeadLetters.of(app, "background").count() == 0
     assert await Schedules.of(app).all() == []
     assert [s.key for s in await Schedules.of(acme).all()] == ["tick"]
+
+
+async def test_the_rate_limit_quota_paces_a_tenants_jobs(app: Conveyor) -> None:
+    store = TenantStore(app.client, app.settings.conveyor_prefix)
+    await store.save("slow", TenantQuotas(rate_limit=RateLimit(max=2, duration_ms=1000)))
+    slow = TenantConveyor(app, "slow")
+    starts: list[float] = []
+
+    @app.handler("background", "stamp")
+    async def stamp(payload: dict[str, object]) -> None:
+        starts.append(time.monotonic())
+
+    ids = [await slow.add("background", "stamp", {}) for _ in range(6)]
+    worker, _, _ = advanced(slow.worker(["background"]))
+    async with running(worker):
+        for job_id in ids:
+            await wait_until(lambda j=job_id: state_is(slow.queue("background"), j, JobState.COMPLETED), timeout=10)
+    assert max(starts) - min(starts) >= 1.9  # 2 a second: six jobs span three windows
