@@ -136,6 +136,10 @@ async def test_up_with_processes_supervises_workers_that_share_its_embedded_redi
     embedded_cli: Cli, attached: Conveyor
 ) -> None:
     data_dir = Path(embedded_cli.env["CONVEYOR_DATA_DIR"])
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    embedded_cli.env["CONVEYOR_API_PORT"] = str(port)
     up = embedded_cli.start("up", "--processes", "2")
     await wait_until(lambda: (data_dir / "redis.json").exists(), timeout=30)
     redis_pid = json.loads((data_dir / "redis.json").read_text())["pid"]
@@ -144,6 +148,8 @@ async def test_up_with_processes_supervises_workers_that_share_its_embedded_redi
     job_id = await attached.add("background", "echo", {"n": 3})
     await wait_until(lambda: _state_is(attached, job_id, JobState.COMPLETED))
     await attached.close()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        await wait_until(lambda: _healthy(http), timeout=20, interval=0.1)  # the API runs beside the supervisor
     await _stop(embedded_cli, up)
     assert not _alive(redis_pid)
 

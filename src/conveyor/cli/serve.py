@@ -55,9 +55,8 @@ def up(processes: ProcessesOption = 1, metrics_port: MetricsPortOption = None, a
     """
     app = open_app(app_spec)
     if processes > 1:
-        # TODO(api): with N processes, `up_services` (the API server) must run beside the sync supervisor,
-        # e.g. in a thread with its own event loop; until then `up --processes N` runs workers only.
-        raise typer.Exit(_supervise(app, processes, _child_options(app_spec, None, []), banner=_up_banner))
+        options = _child_options(app_spec, None, [])
+        raise typer.Exit(_supervise(app, processes, options, banner=_up_banner, services=up_services(app)))
     _run_in_process(app, None, {}, banner=_up_banner, services=up_services(app), metrics_port=metrics_port)
 
 
@@ -170,23 +169,64 @@ def _child_options(app_spec: str | None, queues: str | None, concurrency: Sequen
     return options
 
 
-def _supervise(app: Conveyor, processes: int, child_options: list[str], *, banner: Banner) -> int:
+def _supervise(
+    app: Conveyor, processes: int, child_options: list[str], *, banner: Banner, services: Sequence[Service] = ()
+) -> int:
     """Run `processes` copies of `conveyor worker --processes 1 ...`; returns the supervisor's exit code.
 
     Redis is reached (the embedded server started) here first: a Redis that is down fails fast with exit code
     3 instead of N restarting children, and the children attach to the embedded server this process owns.
+    `services` (the API server of `conveyor up`) run beside the supervisor, in a thread with its own event loop.
     """
     run_async(_check_redis(app))
+    owned = app.embedded  # the services reconnect the app (attaching): keep the handle that owns the server
+    beside = _ServiceThread(app, services) if services else None
     try:
         banner(app, f"{processes} worker processes")
         command = [sys.executable, "-m", "conveyor", "worker", "--processes", "1", *child_options]
         config = SupervisorConfig(processes, stop_timeout_s=app.settings.conveyor_shutdown_grace_s + STOP_MARGIN_S)
         supervisor = Supervisor(command, config)
         supervisor.install_signal_handlers()
+        if beside is not None:
+            beside.start()
         return supervisor.run()
     finally:
-        if app.embedded is not None:
-            app.embedded.stop()  # only if this process started it, after every child has stopped
+        if beside is not None:
+            beside.stop()
+        if owned is not None:
+            owned.stop()  # only if this process started it, after every child has stopped
+
+
+class _ServiceThread:
+    """Services (coroutines run until cancelled) in a thread of their own, beside the synchronous supervisor."""
+
+    def __init__(self, app: Conveyor, services: Sequence[Service]) -> None:
+        self.app = app
+        self.services = services
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Future[Any] | None = None
+        self._thread = threading.Thread(target=self._run, name="conveyor-services", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.gather(*(service(self.app) for service in self.services))
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            finally:
+                await self.app.close()
+
+        run_async(main())
+
+    def stop(self) -> None:
+        if self._loop is not None and self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(timeout=15)
 
 
 async def _check_redis(app: Conveyor) -> None:
