@@ -9,6 +9,9 @@ import * as overview from './pages/overview.js';
 import * as queuePage from './pages/queue.js';
 import * as jobPage from './pages/job.js';
 import * as workersPage from './pages/workers.js';
+import * as deadLettersPage from './pages/deadletters.js';
+import * as deadLetterPage from './pages/deadletter.js';
+import * as schedulesPage from './pages/schedules.js';
 
 const THEME_KEY = 'conveyor.theme';
 const main = document.getElementById('main');
@@ -75,6 +78,11 @@ function parseRoute() {
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   const params = new URLSearchParams(query);
   if (parts[0] === 'workers') return { page: workersPage, nav: 'workers', params, args: {} };
+  if (parts[0] === 'schedules') return { page: schedulesPage, nav: 'schedules', params, args: {} };
+  if (parts[0] === 'dead-letters' && parts[1] && parts[2]) {
+    return { page: deadLetterPage, nav: 'dead-letters', params, args: { queue: parts[1], id: parts[2] } };
+  }
+  if (parts[0] === 'dead-letters') return { page: deadLettersPage, nav: 'dead-letters', params, args: { queue: parts[1] || null } };
   if (parts[0] === 'queues' && parts[1] && parts[2] === 'jobs' && parts[3]) {
     return { page: jobPage, nav: 'overview', params, args: { queue: parts[1], id: parts[3] } };
   }

@@ -93,7 +93,8 @@ export function render(ctx, { queue }) {
   const pauseButton = h('button', { type: 'button', class: 'button', hidden: true }, 'Pause');
   const retryAllButton = h('button', { type: 'button', class: 'button' }, 'Retry all failed');
   const clearButton = h('button', { type: 'button', class: 'button danger' }, 'Clear queue…');
-  const actions = h('div', { class: 'actions', role: 'group', 'aria-label': 'Queue actions' });
+  const actions = h('div', { class: 'actions', role: 'group', 'aria-label': 'Queue actions' },
+    h('a', { class: 'button subtle', href: `#/dead-letters/${encodeURIComponent(queue)}` }, 'Dead letters'));
   if (perms.can('OPERATOR', queue)) actions.append(pauseButton, retryAllButton);
   if (perms.can('ADMIN', queue)) actions.append(clearButton);
   const crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Queues'), ' / ', queue);
