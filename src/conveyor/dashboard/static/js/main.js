@@ -12,6 +12,7 @@ import * as workersPage from './pages/workers.js';
 import * as deadLettersPage from './pages/deadletters.js';
 import * as deadLetterPage from './pages/deadletter.js';
 import * as schedulesPage from './pages/schedules.js';
+import * as tenantsPage from './pages/tenants.js';
 
 const THEME_KEY = 'conveyor.theme';
 const main = document.getElementById('main');
@@ -79,6 +80,7 @@ function parseRoute() {
   const params = new URLSearchParams(query);
   if (parts[0] === 'workers') return { page: workersPage, nav: 'workers', params, args: {} };
   if (parts[0] === 'schedules') return { page: schedulesPage, nav: 'schedules', params, args: {} };
+  if (parts[0] === 'tenants') return { page: tenantsPage, nav: 'tenants', params, args: {} };
   if (parts[0] === 'dead-letters' && parts[1] && parts[2]) {
     return { page: deadLetterPage, nav: 'dead-letters', params, args: { queue: parts[1], id: parts[2] } };
   }
@@ -145,6 +147,7 @@ document.getElementById('skip-link').addEventListener('click', () => main.focus(
 
 function showWho(me) {
   document.querySelector('.topbar nav').hidden = !me;
+  document.getElementById('nav-tenants').hidden = !me || !perms || !tenantsPage.allowed(perms);
   const who = document.getElementById('who');
   const signOut = document.getElementById('sign-out');
   if (!me) {

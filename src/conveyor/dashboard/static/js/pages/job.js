@@ -3,6 +3,7 @@
 import { h, replace } from '../dom.js';
 import { between, dateTime, duration, json } from '../format.js';
 import { confirmDialog, describeError, note, section, stateBadge, toast } from '../ui.js';
+import { flowSection } from './flow.js';
 
 const JOB_FIELDS = `id queue type state data options progress attempts maxAttempts priority createdAt processedAt
   finishedAt completedAt failedAt delayedUntil deadline failedReason result worker
@@ -74,8 +75,9 @@ export function render(ctx, { queue, id }) {
   const progressText = h('span', { class: 'progress-text' });
   const body = h('div', { class: 'job-body' }, note('Loading…'));
   const logs = h('pre', { class: 'code logs', tabindex: '0', 'aria-label': 'Job logs', 'aria-live': 'off' });
+  const flow = flowSection(client, queue, id);
   main.append(crumbs, h('div', { class: 'page-head' }, h('div', {}, title, ' ', badge), actions),
-    h('div', { class: 'progress-row' }, bar, progressText), body);
+    h('div', { class: 'progress-row' }, bar, progressText), flow.element, body);
   let job = null;
   let sub = null;
   let logLines = [];
@@ -148,6 +150,7 @@ export function render(ctx, { queue, id }) {
         }
         const changed = update.job.state !== job.state || update.job.attempts !== job.attempts;
         job = update.job;
+        if (changed) flow.refresh();
         if (changed || update.event === 'snapshot') draw();
         else {
           showProgress();
@@ -170,6 +173,7 @@ export function render(ctx, { queue, id }) {
       job = data.job;
       logLines = job.logs;
       draw();
+      flow.refresh();
       follow();
     } catch (error) {
       replace(body, note(`Cannot load the job: ${describeError(error)}`, 'error'));
