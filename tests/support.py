@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,3 +36,16 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interv
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+def stop_processes(procs: list[subprocess.Popen[Any]], within_s: float = 15) -> None:
+    """SIGTERM every process still running, wait for each, and kill those that do not stop in time."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(within_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from conveyor import Conveyor, load_settings
 from conveyor.api import ApiConfig, ApiServer, TokenStore
 from tests.api.worker_app import register_handlers
+from tests.support import stop_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 WS_PROTOCOL = "graphql-transport-ws"
@@ -177,15 +177,7 @@ class WorkerProcesses:
         return proc
 
     def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(self.procs, 15)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -18,6 +17,7 @@ from typer.testing import CliRunner, Result
 from conveyor import Conveyor, load_settings
 from conveyor.cli.main import cli
 from tests.cli.sample_app import create_app
+from tests.support import stop_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.cli.sample_app:create_app"
@@ -84,15 +84,7 @@ class Cli:
         return self.logs[proc.pid].read_text()
 
     def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(self.procs, 30)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conveyor import Conveyor, JobState, Queue, load_settings
-from tests.support import running, wait_until  # noqa: F401 (re-exported for the tests here)
+from tests.support import running, stop_processes, wait_until  # noqa: F401 (re-exported for the tests here)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,15 +48,7 @@ class WorkerProcesses:
         return proc
 
     def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes(self.procs, 15)
 
 
 @pytest.fixture
