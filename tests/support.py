@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from conveyor.worker.worker import Worker
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @asynccontextmanager
@@ -49,3 +54,29 @@ def stop_processes(procs: list[subprocess.Popen[Any]], within_s: float = 15) -> 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class ProcessGroup:
+    """Subprocesses of `python -m MODULE ARGS` against one Redis, all stopped after the test (`stop_all`).
+
+    Each test package subclasses it with a `start` that knows its worker module's arguments.
+    """
+
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(self, module: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        """Start `python -m module args` with REDIS_URL, a 2 s shutdown grace (unless `env` says otherwise) and
+        the repository on the import path."""
+        environment = {
+            **os.environ, "REDIS_URL": self.redis_url, "CONVEYOR_SHUTDOWN_GRACE_S": "2", "PYTHONPATH": str(ROOT),
+            **env,
+        }  # fmt: skip
+        proc = subprocess.Popen([sys.executable, "-m", module, *args], env=environment, cwd=ROOT)
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        """SIGTERM every process, then kill the ones that do not stop within 15 s."""
+        stop_processes(self.procs, 15)

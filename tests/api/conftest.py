@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from conveyor import Conveyor, load_settings
 from conveyor.api import ApiConfig, ApiServer, TokenStore
 from tests.api.worker_app import register_handlers
-from tests.support import stop_processes
+from tests.support import ProcessGroup
 
 ROOT = Path(__file__).resolve().parents[2]
 WS_PROTOCOL = "graphql-transport-ws"
@@ -162,22 +160,11 @@ async def api(start_api: StartApi) -> Api:
     return await start_api()
 
 
-class WorkerProcesses:
+class WorkerProcesses(ProcessGroup):
     """Worker processes of `tests/api/worker_app.py`, stopped after the test."""
 
-    def __init__(self, redis_url: str) -> None:
-        self.redis_url = redis_url
-        self.procs: list[subprocess.Popen[bytes]] = []
-
     def start(self, *queues: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "REDIS_URL": self.redis_url, "CONVEYOR_SHUTDOWN_GRACE_S": "2", "PYTHONPATH": str(ROOT)}
-        args = [sys.executable, "-m", "tests.api.worker_app", ",".join(queues or ("background",))]
-        proc = subprocess.Popen(args, env=env, cwd=ROOT)
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        stop_processes(self.procs, 15)
+        return self.spawn("tests.api.worker_app", ",".join(queues or ("background",)))
 
 
 @pytest.fixture

@@ -6,10 +6,9 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -17,7 +16,7 @@ from typer.testing import CliRunner, Result
 from conveyor import Conveyor, load_settings
 from conveyor.cli.main import cli
 from tests.cli.sample_app import create_app
-from tests.support import stop_processes
+from tests.support import stop_processes, wait_until  # noqa: F401 (re-exported for the tests here)
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.cli.sample_app:create_app"
@@ -110,17 +109,3 @@ async def app(redis_url: str) -> AsyncIterator[Conveyor]:
     await conveyor.connect()
     yield conveyor
     await conveyor.close()
-
-
-async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
-    """Poll an (async) predicate until it is truthy and return its value, or fail the test."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from conveyor import Conveyor, load_settings
-from tests.support import stop_processes
+from tests.support import ProcessGroup
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,25 +61,13 @@ def restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
-class WorkerProcesses:
+class WorkerProcesses(ProcessGroup):
     """Worker subprocesses running `tests/observability/worker_app.py`, stopped after the test."""
 
-    def __init__(self, redis_url: str) -> None:
-        self.redis_url = redis_url
-        self.procs: list[subprocess.Popen[bytes]] = []
-
     def start(self, queue: str = "background", concurrency: int = 4, **env: str) -> subprocess.Popen[bytes]:
-        environment = {
-            **os.environ, "REDIS_URL": self.redis_url, "CONVEYOR_SHUTDOWN_GRACE_S": "2", "PYTHONPATH": str(ROOT),
-            "CONVEYOR_METRICS_FLUSH_MS": "50", **env,
-        }  # fmt: skip
-        args = [sys.executable, "-m", "tests.observability.worker_app", queue, str(concurrency)]
-        proc = subprocess.Popen(args, env=environment, cwd=ROOT)
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        stop_processes(self.procs, 15)
+        return self.spawn(
+            "tests.observability.worker_app", queue, str(concurrency), CONVEYOR_METRICS_FLUSH_MS="50", **env
+        )
 
 
 @pytest.fixture

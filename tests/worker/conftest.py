@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from conveyor import Conveyor, JobState, Queue, load_settings
-from tests.support import running, stop_processes, wait_until  # noqa: F401 (re-exported for the tests here)
+from tests.support import ProcessGroup, running, wait_until  # noqa: F401 (re-exported for the tests here)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,25 +28,14 @@ async def state_is(queue: Queue, job_id: str, state: JobState) -> bool:
     return await queue.state_of(job_id) is state
 
 
-class WorkerProcesses:
+class WorkerProcesses(ProcessGroup):
     """Worker subprocesses running `tests/worker/sample_app.py`, stopped (or killed) after the test."""
 
-    def __init__(self, redis_url: str) -> None:
-        self.redis_url = redis_url
-        self.procs: list[subprocess.Popen[bytes]] = []
-
     def start(self, *queues: str, concurrency: int = 5, grace_s: float = 2.0, **env: str) -> subprocess.Popen[bytes]:
-        environment = {
-            **os.environ, "REDIS_URL": self.redis_url, "CONVEYOR_SHUTDOWN_GRACE_S": str(grace_s),
-            "PYTHONPATH": str(ROOT), **env,
-        }  # fmt: skip
-        args = [sys.executable, "-m", "tests.worker.sample_app", ",".join(queues or ("background",)), str(concurrency)]
-        proc = subprocess.Popen(args, env=environment, cwd=ROOT)
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        stop_processes(self.procs, 15)
+        queue_list = ",".join(queues or ("background",))
+        return self.spawn(
+            "tests.worker.sample_app", queue_list, str(concurrency), CONVEYOR_SHUTDOWN_GRACE_S=str(grace_s), **env
+        )
 
 
 @pytest.fixture
