@@ -44,6 +44,8 @@ class QueueSettings(BaseModel):
     `rate_limit` and `global_concurrency` hold for the queue as a whole, across every worker; `worker_rate_limit`
     for each worker process. `reserved_slots` of each worker's slots are kept for jobs of priority
     `reserved_priority` or higher (1 = critical), so those start at once even while the queue is saturated.
+    `prefetch` caps the jobs a worker process takes ahead of a free slot while the queue has a backlog of short
+    jobs (default: a quarter of `concurrency`; 0 turns prefetching off).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -59,6 +61,7 @@ class QueueSettings(BaseModel):
     global_concurrency: int | None = Field(default=None, ge=1, le=1_000_000)
     reserved_slots: int = Field(default=0, ge=0)
     reserved_priority: int = Field(default=1, ge=1)
+    prefetch: int | None = Field(default=None, ge=0, le=10_000)
 
 
 class Settings(BaseSettings):

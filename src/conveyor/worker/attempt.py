@@ -17,7 +17,7 @@ from conveyor.queue.job import HISTORY_FIELD, QUEUED_AT_FIELD, AttemptRecord, pa
 from conveyor.queue.options import RATE_KEY_OPTION, keep_jobs
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.context import JobContext, JobInfo
-from conveyor.worker.errors import NonRetryableError, RateLimitedError, UnknownJobTypeError
+from conveyor.worker.errors import JobCancelledError, NonRetryableError, RateLimitedError, UnknownJobTypeError
 from conveyor.worker.execution import attempt_budget_s, run_attempt
 from conveyor.worker.limits import group_delay_ms
 from conveyor.worker.retry import decide_retry
@@ -37,12 +37,14 @@ class ActiveJob:
     fields: dict[str, str]
     opts: dict[str, Any]
     ctx: JobContext
-    task: asyncio.Task[Any] | None = None
+    task: asyncio.Task[Any] | None = None  # the slot task running it; None while prefetched
     handed_back: bool = False
+    finishing: bool = False  # the handler has returned; its outcome is being recorded
+    passed_slot: bool = False  # its slot went to a prefetched job while this one was being recorded
 
     @classmethod
     def from_fetched(cls, fetched: FetchedJob, token: str, runner: QueueRunner) -> ActiveJob:
-        """Wrap a job just moved to active (its hash came back with the fetch)."""
+        """Wrap a job just moved to active (its hash came back with the fetch); `task` is set when it starts."""
         assert fetched.job_id is not None
         fields = fetched.fields
         opts = json.loads(fields.get("opts") or "{}")
@@ -55,7 +57,7 @@ class ActiveJob:
             worker=runner.config.worker_name,
         )
         ctx = JobContext(info, runner.scripts, asyncio.get_running_loop())
-        return cls(fetched.job_id, token, fields, opts, ctx, asyncio.current_task())
+        return cls(fetched.job_id, token, fields, opts, ctx)
 
     def wait_s(self, now_ms: int) -> float:
         """Seconds from due time to start. Due time: when a retry became due, else creation plus the requested
@@ -70,6 +72,8 @@ async def execute(runner: QueueRunner, job: ActiveJob) -> tuple[Any, BaseExcepti
     info = job.ctx.job
     handler = runner.lookup(info.queue, info.type)
     try:
+        if job.ctx.cancel_requested:
+            raise JobCancelledError("job was cancelled before it started")  # while prefetched
         if job.fields.get("defa"):
             raise NonRetryableError(job.fields["defa"])  # stalled too often: BullMQ's deferred failure
         if handler is None:

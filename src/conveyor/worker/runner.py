@@ -2,6 +2,11 @@
 
 A single fetch loop per queue (not one per slot) means an idle queue costs one blocked connection, and a
 new job wakes exactly one fetcher per process instead of every idle slot (no thundering herd).
+
+While the queue has a backlog of short jobs, a few jobs are prefetched: already moved to active (and
+locked) but not yet started. A slot whose handler returns starts a prefetched job at once and records the
+finished one meanwhile, so no slot sits idle through the recording round trip; that round trip's fetch-next
+refills the buffer.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -33,6 +39,8 @@ from conveyor.worker.limits import Admission
 log = logging.getLogger(__name__)
 
 IDLE_BLOCK_S = 30.0  # longest blocking wait on the marker; a new job still wakes the fetcher at once
+PREFETCH_MAX_JOB_S = 0.05  # prefetch only while handlers take at most this long: a prefetched job delays a
+# higher-priority job that arrives later by about one handler run
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -49,6 +57,7 @@ class RunnerConfig:
     global_concurrency: bool = False  # the queue has a queue-wide concurrency (BullMQ's meta `concurrency`)
     reserved_slots: int = 0
     reserved_priority: int = 1
+    prefetch: int = 0  # jobs moved to active ahead of a free slot, at most (see the module docstring)
 
 
 class QueueRunner:
@@ -89,6 +98,10 @@ class QueueRunner:
         self._unblocking: asyncio.Future[Any] | None = None
         self._slot_tasks: set[asyncio.Task[None]] = set()
         self._batchers: dict[str, Batcher] = {}
+        self._ready: deque[ActiveJob] = deque()  # prefetched: active and locked in Redis, not started yet
+        self._incoming = 0  # prefetches in flight
+        self._job_s = 0.0  # recent handler run time (moving average)
+        self._prefetching: set[asyncio.Task[None]] = set()
 
     def batcher(self, handler: Handler) -> Batcher | None:
         """The batch collector of a batch handler (one per job type in this runner), else None."""
@@ -99,6 +112,11 @@ class QueueRunner:
             batcher = Batcher(handler.func, handler.is_async, handler.takes_context, handler.batch, self.executor)
             self._batchers[handler.job_type] = batcher
         return batcher
+
+    @property
+    def prefetched(self) -> list[str]:
+        """Ids of the jobs taken ahead of a free slot (active and locked in Redis, not started yet)."""
+        return [job.job_id for job in self._ready]
 
     def now_ms(self) -> int:
         """The runner's clock in milliseconds (injectable for tests)."""
@@ -111,11 +129,14 @@ class QueueRunner:
         while not self._closing:
             await self._slots.acquire()
             self._busy_slots += 1
+            if self._ready:  # a prefetched job came in while no slot was free
+                self._start(self._ready.popleft())
+                continue
             fetched = await self._next_job()
             if fetched is None:
                 self._release_slot()
                 break
-            self._start(*fetched)
+            self._start(self._hold(*fetched))
 
     def _release_slot(self) -> None:
         self._busy_slots -= 1
@@ -236,25 +257,47 @@ class QueueRunner:
 
     # --- running ---------------------------------------------------------------------------------------
 
-    def _start(self, fetched: FetchedJob, token: str) -> None:
-        task = asyncio.create_task(self._run_slot(fetched, token), name=f"slot:{self.queue.name}")
+    def _hold(self, fetched: FetchedJob, token: str) -> ActiveJob:
+        job = ActiveJob.from_fetched(fetched, token, self)
+        self.active[job.job_id] = job  # from now on its lock is renewed and it can be cancelled
+        return job
+
+    def _start(self, job: ActiveJob) -> None:
+        """Run `job` in a new slot task; the caller has taken the slot."""
+        task = asyncio.create_task(self._run_slot(job), name=f"slot:{self.queue.name}")
         self._slot_tasks.add(task)
         task.add_done_callback(self._slot_tasks.discard)
 
-    async def _run_slot(self, fetched: FetchedJob | None, token: str) -> None:
-        """Run jobs in one slot: the first one fetched, then, while the queue has a backlog, each next one
-        handed over by fetch-next. A trickling queue skips fetch-next: it would come back empty."""
+    async def _run_slot(self, job: ActiveJob) -> None:
+        """Run jobs in one slot: the first one, then each next one handed over by fetch-next while the queue
+        has a backlog (a trickling queue skips fetch-next: it would come back empty). Ends early, without
+        freeing the slot, when the slot was passed on to a prefetched job."""
         fetch_next = self.config.global_concurrency or (self._backlog and not self.admission.restricts_fetch_next)
+        current = job
         try:
-            while fetched is not None and not self._closing:
-                fetched = await self._run_one(ActiveJob.from_fetched(fetched, token, self), fetch_next)
+            while not self._closing:
+                next_job = await self._run_one(current, fetch_next)
+                if current.passed_slot:
+                    if next_job is not None:
+                        await self._offer(next_job)
+                    return
+                if next_job is None:  # nothing came back: a prefetched job, if any, before freeing the slot
+                    if not self._ready or self._closing:
+                        return
+                    next_job = self._ready.popleft()
+                current = next_job
+            await self._give_back(current)  # shutting down: never started
         finally:
-            self._release_slot()
-            if self.config.global_concurrency:
-                # BullMQ wakes no one when a job of a queue at its global concurrency ends: wake the fetchers.
-                await self.queue.client.zadd(self.queue.keys.marker, {"0": 0})
+            if not current.passed_slot:
+                self._release_slot()
+                if self.config.global_concurrency:
+                    # BullMQ wakes no one when a job of a queue at its global concurrency ends: wake the fetchers.
+                    await self.queue.client.zadd(self.queue.keys.marker, {"0": 0})
 
-    async def _run_one(self, job: ActiveJob, fetch_next: bool) -> FetchedJob | None:
+    async def _run_one(self, job: ActiveJob, fetch_next: bool) -> ActiveJob | None:
+        """Run and record one job; returns the job fetch-next handed over, if any. Sets `job.passed_slot` when a
+        prefetched job took over the slot while this one was being recorded."""
+        job.task = asyncio.current_task()
         self.active[job.job_id] = job
         start = AttemptStart(job.ctx.job, job.fields, job.wait_s(self.now_ms())) if self.hooks.hooks else None
         began = time.monotonic()
@@ -265,7 +308,19 @@ class QueueRunner:
                     self.hooks.attempt_started(start)
                 result, error = await execute(self, job)
                 await job.ctx.close()
-                outcome, fetched = await record(self, job, result, error, fetch_next and not self._closing)
+                self._job_s = 0.8 * self._job_s + 0.2 * (time.monotonic() - began)
+                job.finishing = True
+                job.passed_slot = self._pass_slot()
+                # A slot passed on refills the buffer, if there is room; a slot kept fetches its own next job.
+                refill = job.passed_slot and fetch_next and self._buffer_room() > 0
+                if fetch_next and not job.passed_slot:
+                    self._grow_buffer()
+                fetch = fetch_next and not self._closing and (refill or not job.passed_slot)
+                self._incoming += refill
+                try:
+                    outcome, fetched = await record(self, job, result, error, fetch)
+                finally:
+                    self._incoming -= refill
         except asyncio.CancelledError:
             if not job.handed_back:
                 raise
@@ -280,34 +335,110 @@ class QueueRunner:
             self.processed += 1
         if start and outcome != "lost":
             self.hooks.attempt_ended(AttemptEnd(job.ctx.job, outcome, time.monotonic() - began, error))
-        return fetched
+        return self._hold(fetched, job.token) if fetched is not None else None
+
+    # --- prefetching ------------------------------------------------------------------------------------
+
+    def _prefetch_limit(self) -> int:
+        if (
+            self._closing
+            or self._job_s > PREFETCH_MAX_JOB_S
+            or self.config.global_concurrency  # prefetched jobs would count against the queue-wide limit
+            or self.admission.restricts_fetch_next  # rate limits and priority lanes decide at each fetch
+            or self.config.concurrency < 2  # the fetcher holds a slot while it waits: none would be left
+        ):
+            return 0
+        return self.config.prefetch
+
+    def _buffer_room(self) -> int:
+        return self._prefetch_limit() - len(self._ready) - self._incoming
+
+    def _pass_slot(self) -> bool:
+        """Start a prefetched job in the calling task's slot, if one is waiting. True if the slot was passed."""
+        if not self._ready or self._closing:
+            return False
+        self._start(self._ready.popleft())
+        return True
+
+    async def _offer(self, job: ActiveJob) -> None:
+        """A prefetched job: start it if a slot is free, else keep it until one is."""
+        if self._closing:
+            await self._give_back(job)
+        elif not self._slots.locked():
+            await self._slots.acquire()  # free: returns at once
+            self._busy_slots += 1
+            self._start(job)
+        else:
+            self._ready.append(job)
+
+    def _grow_buffer(self) -> None:
+        """While there is room and a backlog, prefetch one more job alongside this slot's own fetch-next."""
+        if not self._backlog or self._buffer_room() <= 0:
+            return
+        self._incoming += 1
+        task = asyncio.create_task(self._prefetch_one(), name=f"prefetch:{self.queue.name}")
+        self._prefetching.add(task)
+        task.add_done_callback(self._prefetching.discard)
+
+    async def _prefetch_one(self) -> None:
+        token = uuid.uuid4().hex
+        try:
+            fetched = await self.scripts.move_to_active(
+                token=token, lock_ms=self.config.lock_ms, worker=self.config.worker_name, timestamp=self.now_ms()
+            )
+        except (ScriptError, *REDIS_ERRORS) as exc:
+            log.warning("queue %s: prefetch failed (%s)", self.queue.name, exc)
+            return
+        finally:
+            self._incoming -= 1
+        if fetched.job_id:
+            await self._offer(self._hold(fetched, token))
+        else:
+            self._backlog = False
+
+    async def _give_back(self, job: ActiveJob) -> None:
+        """Return a job that was never started to waiting (shutting down), without counting an attempt."""
+        self.active.pop(job.job_id, None)
+        try:
+            await self.scripts.hand_back(job.job_id, job.token)
+        except (ScriptError, *REDIS_ERRORS) as exc:
+            log.warning("could not hand back job %s (%s); the stalled check will requeue it", job.job_id, exc)
 
     # --- control from the worker -----------------------------------------------------------------------
 
     def cancel(self, job_id: str) -> bool:
         """Ask a running job to stop; it fails as cancelled. False if this process does not run it."""
         job = self.active.get(job_id)
-        if job is None or job.task is None:
+        if job is None:
             return False
+        if job.finishing:  # too late: the handler has returned and its outcome is being stored
+            return True
         job.ctx.cancel_requested = True
         job.ctx.cancelled.set()
-        job.task.cancel()
+        if job.task is not None:  # else prefetched: it fails as cancelled when it starts
+            job.task.cancel()
         return True
 
     def holds(self, job_id: str, token: str) -> bool:
-        """True while this runner runs the job under that lock token."""
+        """True while this runner runs (or has prefetched) the job under that lock token and has not begun to
+        record its outcome: a lock deleted by that recording is no loss."""
         job = self.active.get(job_id)
-        return job is not None and job.token == token
+        return job is not None and job.token == token and not job.finishing
 
     async def hand_back(self) -> int:
         """Return every still-running job to waiting without counting an attempt (end of a shutdown grace
-        period). Returns how many were handed back."""
-        jobs = list(self.active.values())
+        period), and every prefetched one. Returns how many were handed back."""
+        if self._prefetching:
+            await asyncio.wait(self._prefetching, timeout=5)
+        self._ready.clear()
+        jobs = [job for job in self.active.values() if not job.finishing]  # finishing ones are being stored
         for job in jobs:
             job.handed_back = True
             job.ctx.cancelled.set()
             if job.task is not None:
                 job.task.cancel()
+            else:
+                del self.active[job.job_id]  # prefetched: never started
         for job in jobs:
             try:
                 await self.scripts.hand_back(job.job_id, job.token)

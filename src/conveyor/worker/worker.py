@@ -86,6 +86,7 @@ class Worker:
                     global_concurrency=queue.defaults.global_concurrency is not None,
                     reserved_slots=min(queue.defaults.reserved_slots, concurrency - 1),
                     reserved_priority=queue.defaults.reserved_priority,
+                    prefetch=concurrency // 4 if queue.defaults.prefetch is None else queue.defaults.prefetch,
                 ),
                 clock,
                 self.hooks,
