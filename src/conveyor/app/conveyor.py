@@ -17,6 +17,7 @@ from conveyor.queue.options import JobOptions, job_options
 from conveyor.queue.queue import NewJob, Queue
 from conveyor.redis.connection import RedisTarget, ServerHealth, check_server, ping_or_raise, resolve_target
 from conveyor.redis.embedded import EmbeddedRedis
+from conveyor.redis.lane import close_lane
 from conveyor.worker.batching import Batch
 from conveyor.worker.handler import Handler
 from conveyor.worker.hooks import WorkerHook
@@ -116,6 +117,7 @@ class Conveyor:
     async def close(self) -> None:
         """Close connections. An embedded server this object started keeps running only if others use it."""
         if self._client is not None:
+            close_lane(self._client)
             await self._client.aclose()
             self._client = None
         self._queues.clear()

@@ -150,6 +150,8 @@ class Queue:
             RedisUnavailableError: Redis cannot be reached; nothing was written.
         """
         prepared = self._prepare(NewJob(job_type, data, options or JobOptions()))
+        if not self.producer_hooks.hooks:
+            return str(await self.scripts.add_job(**prepared))
         enqueue = Enqueue(self.name, [prepared])
         with self.producer_hooks.around_add(enqueue):
             job_id = str(await self.scripts.add_job(**prepared))

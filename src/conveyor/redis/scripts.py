@@ -21,6 +21,7 @@ from redis.commands.core import AsyncScript
 
 from conveyor.redis.coalescing import ScriptCoalescer
 from conveyor.redis.keys import QueueKeys
+from conveyor.redis.lane import lane_for
 from conveyor.redis.script_errors import raise_for_code
 
 SCRIPT_FILES = {
@@ -91,6 +92,7 @@ class QueueScripts:
         self.keys = keys
         self._scripts: dict[str, AsyncScript] = {}
         self._coalescer = ScriptCoalescer(client)
+        self._lane = lane_for(client)
 
     def _script(self, name: str) -> AsyncScript:
         script = self._scripts.get(name)
@@ -100,6 +102,8 @@ class QueueScripts:
         return script
 
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any], pipe: Pipeline | None = None) -> Any:
+        if pipe is None:
+            return await self._lane.run(self._script(name), keys, args)
         return await self._script(name)(keys=list(keys), args=list(args), client=pipe)
 
     # --- producing -------------------------------------------------------------------------------------

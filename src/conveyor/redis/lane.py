@@ -1,0 +1,196 @@
+"""A fast lane for script calls made outside a pipeline: one plain connection, written to directly.
+
+An application that enqueues jobs one at a time (`await add(...)` per request) would pay redis-py's full
+per-command cost on each: a pool checkout and return, retry and observability wrappers, stream reads under a
+timeout. Together those cost about as much as Redis needs to run the script. The lane keeps one connection of
+its own, speaks RESP over an asyncio protocol with hiredis' parser, and pipelines: concurrent callers share the
+connection, each gets its own reply in order.
+
+It is used for plain TCP and unix-socket targets (the embedded default and plain `redis://` URLs). TLS and
+Sentinel targets keep redis-py's path. A script Redis forgot is loaded over the lane, once for all callers. When
+the lane cannot answer (the connection broke, a reply took too long) the call goes the usual way, which
+reconnects and retries, as it would have anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, cast
+
+import hiredis
+from redis.asyncio import Redis
+from redis.asyncio.connection import (
+    BlockingConnectionPool,
+    Connection,
+    ConnectionPool,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+_LANES: weakref.WeakKeyDictionary[Redis, DirectLane] = weakref.WeakKeyDictionary()
+_FALLBACK_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class _Wire(asyncio.Protocol):
+    """One RESP connection: requests are written in order and each reply settles the oldest waiting future."""
+
+    def __init__(self, reply_timeout_s: float | None) -> None:
+        self.reader = hiredis.Reader(encoding="utf-8")
+        self.waiting: deque[asyncio.Future[Any]] = deque()
+        self.reply_timeout_s = reply_timeout_s
+        self.transport: asyncio.Transport | None = None
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while (reply := self.reader.gets()) is not False:
+            future = self.waiting.popleft()
+            if not future.done():  # a caller that was cancelled or timed out still had its reply in line
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        while self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_exception(RedisConnectionError(f"lane connection lost: {exc or 'closed by server'}"))
+
+    def close(self) -> None:
+        self.lost = True
+        if self.transport is not None:
+            self.transport.close()
+
+    async def call(self, *args: Any) -> Any:
+        if self.lost or self.transport is None:
+            raise RedisConnectionError("lane connection lost")
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append(future)
+        self.transport.write(hiredis.pack_command(args))
+        timer = None
+        if self.reply_timeout_s is not None:
+            timer = asyncio.get_running_loop().call_later(self.reply_timeout_s, self._expire, future)
+        try:
+            reply = await future
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if isinstance(reply, hiredis.ReplyError):
+            raise ResponseError(str(reply))
+        return reply
+
+    def _expire(self, future: asyncio.Future[Any]) -> None:
+        if not future.done():
+            future.set_exception(RedisTimeoutError("no reply from Redis in time"))
+            self.close()  # a reply may still come: the connection is out of step, like redis-py's after a timeout
+
+
+class DirectLane:
+    """The lane of one client (see the module docstring)."""
+
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+        pool = client.connection_pool
+        self.options: dict[str, Any] = dict(pool.connection_kwargs)
+        self.usable = (
+            type(pool) in (ConnectionPool, BlockingConnectionPool)  # not Sentinel's
+            and issubclass(pool.connection_class, (Connection, UnixDomainSocketConnection))
+            and not issubclass(pool.connection_class, SSLConnection)
+            and self.options.get("credential_provider") is None
+        )
+        self._wire: _Wire | None = None
+        self._connecting: asyncio.Task[_Wire] | None = None
+        self._loading: dict[str, asyncio.Future[Any]] = {}  # SCRIPT LOADs in flight, by sha
+
+    async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Like `await script(keys=keys, args=args)`."""
+        if not self.usable:
+            return await script(keys=keys, args=args)
+        try:
+            wire = await self._connected()
+            try:
+                return await wire.call("EVALSHA", script.sha, len(keys), *keys, *args)
+            except ResponseError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+            await self._load(wire, script)  # Redis forgot the script (a restart, SCRIPT FLUSH): load it once
+            return await wire.call("EVALSHA", script.sha, len(keys), *keys, *args)
+        except _FALLBACK_ERRORS:
+            return await script(keys=keys, args=args)
+
+    async def _load(self, wire: _Wire, script: AsyncScript) -> None:
+        loading = self._loading.get(script.sha)
+        if loading is None:
+            loading = self._loading[script.sha] = asyncio.ensure_future(wire.call("SCRIPT", "LOAD", script.script))
+            loading.add_done_callback(lambda _: self._loading.pop(script.sha, None))
+        await asyncio.shield(loading)
+
+    async def _connected(self) -> _Wire:
+        wire = self._wire
+        if wire is not None and not wire.lost:
+            return wire
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._connect())
+            self._connecting.add_done_callback(self._connected_or_failed)
+        return await asyncio.shield(self._connecting)
+
+    def _connected_or_failed(self, task: asyncio.Task[_Wire]) -> None:
+        self._connecting = None
+        if not task.cancelled() and task.exception() is None:
+            self._wire = task.result()
+
+    async def _connect(self) -> _Wire:
+        options = self.options
+        loop = asyncio.get_running_loop()
+        wire = _Wire(options.get("socket_timeout"))
+        path = options.get("path")
+        opening = (
+            loop.create_unix_connection(lambda: wire, path)
+            if path
+            else loop.create_connection(lambda: wire, options.get("host", "localhost"), options.get("port", 6379))
+        )
+        await asyncio.wait_for(opening, options.get("socket_connect_timeout"))
+        try:
+            if options.get("password") is not None:
+                user = options.get("username")
+                await wire.call("AUTH", *([user] if user else []), options["password"])
+            if options.get("db"):
+                await wire.call("SELECT", options["db"])
+            await wire.call("CLIENT", "SETNAME", "conveyor-lane")
+        except ResponseError as exc:  # e.g. a wrong password: the usual path reports it as it always does
+            wire.close()
+            raise RedisConnectionError(f"lane handshake refused: {exc}") from exc
+        except BaseException:
+            wire.close()
+            raise
+        return wire
+
+    def close(self) -> None:
+        """Close the lane's connection (the client's own are closed by `client.aclose()`)."""
+        if self._wire is not None:
+            self._wire.close()
+            self._wire = None
+
+
+def lane_for(client: Redis) -> DirectLane:
+    """The lane of `client` (one per client, shared by every queue using it)."""
+    lane = _LANES.get(client)
+    if lane is None:
+        lane = _LANES[client] = DirectLane(client)
+    return lane
+
+
+def close_lane(client: Redis) -> None:
+    """Close `client`'s lane, if it has one."""
+    lane = _LANES.pop(client, None)
+    if lane is not None:
+        lane.close()
