@@ -137,6 +137,7 @@ class QueueRunner:
                 self._release_slot()
                 break
             self._start(self._hold(*fetched))
+            await asyncio.sleep(0)  # let the job start before this loop prepares its next wait
 
     def _release_slot(self) -> None:
         self._busy_slots -= 1
