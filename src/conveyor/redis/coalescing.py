@@ -1,8 +1,9 @@
-"""Script calls issued in the same event-loop turn go to Redis together, as one pipeline round trip.
+"""Script calls issued in the same event-loop turn go to Redis together, in one write and one round trip.
 
 A busy worker finishes many jobs at nearly the same moment (every slot's handler returns, then records its
 outcome). Sent one by one, each call pays redis-py's full per-command cost and its own round trip; coalesced,
-they share one write and one read. Each caller still gets its own result or its own error.
+they share one write and one read. Each caller still gets its own result or its own error. The batch goes over
+the client's fast lane where it has one (see lane.py), else as a redis-py pipeline.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from conveyor.redis.lane import lane_for
+
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+_Call = tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]
 
 
 class ScriptCoalescer:
@@ -21,7 +29,8 @@ class ScriptCoalescer:
 
     def __init__(self, client: Redis) -> None:
         self.client = client
-        self._pending: list[tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]] = []
+        self.lane = lane_for(client)
+        self._pending: list[_Call] = []
         self._sending: set[asyncio.Task[None]] = set()
 
     async def call(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
@@ -39,7 +48,24 @@ class ScriptCoalescer:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _send(self, batch: list[tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]]) -> None:
+    async def _send(self, batch: list[_Call]) -> None:
+        if not (self.lane.usable and await self._send_over_lane(batch)):
+            await self._send_as_pipeline(batch)
+
+    async def _send_over_lane(self, batch: list[_Call]) -> bool:
+        """Settle every call over the lane; False if its connection failed (the usual path then reconnects and
+        retries)."""
+        try:
+            results = await self.lane.run_many([(script, keys, args) for script, keys, args, _ in batch])
+        except REDIS_ERRORS:
+            return False
+        except Exception as exc:
+            results = [exc] * len(batch)
+        for (*_, future), result in zip(batch, results, strict=True):
+            _resolve(future, result)
+        return True
+
+    async def _send_as_pipeline(self, batch: list[_Call]) -> None:
         if len(batch) == 1:
             script, keys, args, future = batch[0]
             await _settle(future, script(keys=keys, args=args))
@@ -51,19 +77,21 @@ class ScriptCoalescer:
         try:
             results = await pipe.execute(raise_on_error=False)
         except Exception as exc:
-            for *_, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
+            results = [exc] * len(batch)
         for (script, keys, args, future), result in zip(batch, results, strict=True):
             if isinstance(result, NoScriptError):  # Redis restarted and forgot the script: load it, run it
                 await _settle(future, script(keys=keys, args=args))
-            elif future.done():
-                continue
-            elif isinstance(result, Exception):
-                future.set_exception(result)
             else:
-                future.set_result(result)
+                _resolve(future, result)
+
+
+def _resolve(future: asyncio.Future[Any], result: Any) -> None:
+    if future.done():
+        return
+    if isinstance(result, Exception):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
 
 
 async def _settle(future: asyncio.Future[Any], call: Any) -> None:

@@ -31,7 +31,7 @@ from redis.asyncio.connection import (
 )
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 _LANES: weakref.WeakKeyDictionary[Redis, DirectLane] = weakref.WeakKeyDictionary()
@@ -71,27 +71,40 @@ class _Wire(asyncio.Protocol):
             self.transport.close()
 
     async def call(self, *args: Any) -> Any:
+        """Send one command and return its reply (an error reply is raised)."""
+        [reply] = await self.call_many([args])
+        if isinstance(reply, ResponseError):
+            raise reply
+        return reply
+
+    async def call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send commands in one write; their replies in order, error replies as `ResponseError` values."""
         if self.lost or self.transport is None:
             raise RedisConnectionError("lane connection lost")
-        future = asyncio.get_running_loop().create_future()
-        self.waiting.append(future)
-        self.transport.write(hiredis.pack_command(args))
-        timer = None
-        if self.reply_timeout_s is not None:
-            timer = asyncio.get_running_loop().call_later(self.reply_timeout_s, self._expire, future)
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in commands]
+        self.waiting.extend(futures)
+        self.transport.write(b"".join(hiredis.pack_command(tuple(command)) for command in commands))
+        timer = None if self.reply_timeout_s is None else loop.call_later(self.reply_timeout_s, self._expire, futures)
         try:
-            reply = await future
+            return [_as_value(await future) for future in futures]
         finally:
             if timer is not None:
                 timer.cancel()
-        if isinstance(reply, hiredis.ReplyError):
-            raise ResponseError(str(reply))
-        return reply
 
-    def _expire(self, future: asyncio.Future[Any]) -> None:
-        if not future.done():
+    def _expire(self, futures: list[asyncio.Future[Any]]) -> None:
+        late = [future for future in futures if not future.done()]
+        for future in late:
             future.set_exception(RedisTimeoutError("no reply from Redis in time"))
+        if late:
             self.close()  # a reply may still come: the connection is out of step, like redis-py's after a timeout
+
+
+def _as_value(reply: Any) -> Any:
+    if isinstance(reply, hiredis.ReplyError):
+        message = str(reply)
+        return NoScriptError(message) if message.startswith("NOSCRIPT") else ResponseError(message)
+    return reply
 
 
 class DirectLane:
@@ -119,13 +132,27 @@ class DirectLane:
             wire = await self._connected()
             try:
                 return await wire.call("EVALSHA", script.sha, len(keys), *keys, *args)
-            except ResponseError as exc:
-                if not str(exc).startswith("NOSCRIPT"):
-                    raise
+            except NoScriptError:
+                pass
             await self._load(wire, script)  # Redis forgot the script (a restart, SCRIPT FLUSH): load it once
             return await wire.call("EVALSHA", script.sha, len(keys), *keys, *args)
         except _FALLBACK_ERRORS:
             return await script(keys=keys, args=args)
+
+    async def run_many(self, calls: Sequence[tuple[AsyncScript, Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """Many script calls in one write, for `usable` lanes only. Each call's result, or its error as a value;
+        raises only when the connection failed (the caller then knows nothing of the calls' fate)."""
+        wire = await self._connected()
+        replies = await wire.call_many(
+            [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
+        )
+        for i, ((script, keys, args), reply) in enumerate(zip(calls, replies, strict=True)):
+            if isinstance(reply, NoScriptError):
+                try:
+                    replies[i] = await self.run(script, keys, args)
+                except Exception as exc:
+                    replies[i] = exc
+        return replies
 
     async def _load(self, wire: _Wire, script: AsyncScript) -> None:
         loading = self._loading.get(script.sha)
