@@ -71,10 +71,22 @@ class _Wire(asyncio.Protocol):
             self.transport.close()
 
     async def call(self, *args: Any) -> Any:
-        """Send one command and return its reply (an error reply is raised)."""
-        [reply] = await self.call_many([args])
-        if isinstance(reply, ResponseError):
-            raise reply
+        """Send one command and return its reply (an error reply is raised). `call_many` for one command,
+        without the lists: this is every one-off `add`'s path."""
+        if self.lost or self.transport is None:
+            raise RedisConnectionError("lane connection lost")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.waiting.append(future)
+        self.transport.write(hiredis.pack_command(args))
+        timer = None if self.reply_timeout_s is None else loop.call_later(self.reply_timeout_s, self._expire, [future])
+        try:
+            reply = await future
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if isinstance(reply, hiredis.ReplyError):
+            raise _as_value(reply)
         return reply
 
     async def call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
@@ -129,7 +141,9 @@ class DirectLane:
         if not self.usable:
             return await script(keys=keys, args=args)
         try:
-            wire = await self._connected()
+            wire = self._wire
+            if wire is None or wire.lost:
+                wire = await self._connected()
             try:
                 return await wire.call("EVALSHA", script.sha, len(keys), *keys, *args)
             except NoScriptError:
