@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -102,3 +104,12 @@ async def test_a_wrong_password_is_reported_the_usual_way(own_redis: OwnRedisFac
         close_lane(client)
         await client.aclose()
     assert "wrong-secret" not in str(caught.value)
+
+
+def test_a_lane_does_not_keep_its_client_alive() -> None:
+    client = Redis.from_url("redis://127.0.0.1:1/0")
+    lane_for(client)
+    gone = weakref.ref(client)
+    del client
+    gc.collect()
+    assert gone() is None

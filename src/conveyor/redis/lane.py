@@ -123,8 +123,7 @@ class DirectLane:
     """The lane of one client (see the module docstring)."""
 
     def __init__(self, client: Redis) -> None:
-        self.client = client
-        pool = client.connection_pool
+        pool = client.connection_pool  # no reference to the client kept: it is the weak key of its lane
         self.options: dict[str, Any] = dict(pool.connection_kwargs)
         self.usable = (
             type(pool) in (ConnectionPool, BlockingConnectionPool)  # not Sentinel's
