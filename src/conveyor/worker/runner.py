@@ -129,7 +129,7 @@ class QueueRunner:
         while not self._closing:
             await self._slots.acquire()
             self._busy_slots += 1
-            if self._ready:  # a prefetched job came in while no slot was free
+            if self._ready and not self._closing:  # a prefetched job came in while no slot was free
                 self._start(self._ready.popleft())
                 continue
             fetched = await self._next_job()
