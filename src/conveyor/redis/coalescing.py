@@ -14,13 +14,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.lane import lane_for
 
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 _Call = tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]
 
 
@@ -57,7 +55,7 @@ class ScriptCoalescer:
         retries)."""
         try:
             results = await self.lane.run_many([(script, keys, args) for script, keys, args, _ in batch])
-        except REDIS_ERRORS:
+        except CONNECTION_FAILURES:
             return False
         except Exception as exc:
             results = [exc] * len(batch)

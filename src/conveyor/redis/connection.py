@@ -24,9 +24,7 @@ from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.client import Redis as SyncRedis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 from redis.utils import HIREDIS_AVAILABLE
@@ -34,7 +32,7 @@ from redis.utils import HIREDIS_AVAILABLE
 from conveyor.config.errors import ConfigError
 from conveyor.config.settings import Settings
 from conveyor.redis.embedded import EmbeddedRedis
-from conveyor.redis.errors import RedisUnavailableError, RedisVersionError
+from conveyor.redis.errors import CONNECTION_FAILURES, RedisUnavailableError, RedisVersionError
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +236,7 @@ async def ping_or_raise(client: Redis) -> None:
     """
     try:
         await client.ping()
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+    except CONNECTION_FAILURES as exc:
         raise RedisUnavailableError(describe_client(client), str(exc) or type(exc).__name__) from exc
 
 

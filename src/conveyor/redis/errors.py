@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from conveyor.errors import ConveyorError
+
+CONNECTION_FAILURES = (RedisConnectionError, RedisTimeoutError, OSError)
+"""What a call raises when it could not reach Redis (or the connection broke): retry, reconnect, or report."""
 
 
 class RedisUnavailableError(ConveyorError):

@@ -34,8 +34,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from conveyor.redis.errors import CONNECTION_FAILURES
+
 _LANES: weakref.WeakKeyDictionary[Redis, DirectLane] = weakref.WeakKeyDictionary()
-_FALLBACK_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class _Wire(asyncio.Protocol):
@@ -149,7 +150,7 @@ class DirectLane:
                 pass
             await self._load(wire, script)  # Redis forgot the script (a restart, SCRIPT FLUSH): load it once
             return await wire.call("EVALSHA", script.sha, len(keys), *keys, *args)
-        except _FALLBACK_ERRORS:
+        except CONNECTION_FAILURES:
             return await script(keys=keys, args=args)
 
     async def run_many(self, calls: Sequence[tuple[AsyncScript, Sequence[str], Sequence[Any]]]) -> list[Any]:

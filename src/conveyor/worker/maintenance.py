@@ -10,9 +10,10 @@ from collections.abc import Callable, Sequence
 
 from redis.asyncio import Redis
 
+from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.keys import ConveyorKeys
 from conveyor.worker.hooks import HookSet
-from conveyor.worker.runner import REDIS_ERRORS, QueueRunner
+from conveyor.worker.runner import QueueRunner
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class LockRenewer:
         while not await stopped_within(stop, self.lock_ms / 3000):
             try:
                 await self.renew_once()
-            except REDIS_ERRORS as exc:
+            except CONNECTION_FAILURES as exc:
                 log.warning("lock renewal failed (%s); retrying", exc)
 
     async def renew_once(self) -> None:
@@ -102,7 +103,7 @@ class StalledJobSweeper:
         while not stop.is_set():
             try:
                 await self.sweep_once()
-            except REDIS_ERRORS as exc:
+            except CONNECTION_FAILURES as exc:
                 log.warning("stalled-job check failed (%s); retrying", exc)
             await stopped_within(stop, self.interval_ms / 1000)
 
@@ -135,7 +136,7 @@ class CancellationListener:
         while not stop.is_set():
             try:
                 await self._listen(stop)
-            except REDIS_ERRORS as exc:
+            except CONNECTION_FAILURES as exc:
                 log.warning("cancel listener disconnected (%s); resubscribing", exc)
                 await stopped_within(stop, 0.5)
 

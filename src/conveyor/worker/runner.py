@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.config import RateLimit
 from conveyor.queue.queue import Queue
+from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.script_errors import ScriptError
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.attempt import ActiveJob, execute, record
@@ -41,7 +40,6 @@ log = logging.getLogger(__name__)
 IDLE_BLOCK_S = 30.0  # longest blocking wait on the marker; a new job still wakes the fetcher at once
 PREFETCH_MAX_JOB_S = 0.05  # prefetch only while handlers take at most this long: a prefetched job delays a
 # higher-priority job that arrives later by about one handler run
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 @dataclass(frozen=True)
@@ -157,7 +155,7 @@ class QueueRunner:
         while not self._closing:
             try:
                 fetched = await self._try_fetch()
-            except REDIS_ERRORS as exc:
+            except CONNECTION_FAILURES as exc:
                 failures += 1
                 delay = min(0.05 * 2**failures, 2.0)
                 log.warning("queue %s: Redis unavailable (%s); retrying in %.2f s", self.queue.name, exc, delay)
@@ -328,7 +326,7 @@ class QueueRunner:
             asyncio.current_task().uncancel()  # type: ignore[union-attr]
         except ScriptError as exc:
             log.warning("job %s of %s lost before it finished: %s", job.job_id, self.queue.name, exc)
-        except REDIS_ERRORS as exc:
+        except CONNECTION_FAILURES as exc:
             log.error("job %s of %s: Redis unavailable at finish (%s); the stalled check will requeue it",
                       job.job_id, self.queue.name, exc)  # fmt: skip
         finally:
@@ -387,7 +385,7 @@ class QueueRunner:
             fetched = await self.scripts.move_to_active(
                 token=token, lock_ms=self.config.lock_ms, worker=self.config.worker_name, timestamp=self.now_ms()
             )
-        except (ScriptError, *REDIS_ERRORS) as exc:
+        except (ScriptError, *CONNECTION_FAILURES) as exc:
             log.warning("queue %s: prefetch failed (%s)", self.queue.name, exc)
             return
         finally:
@@ -402,7 +400,7 @@ class QueueRunner:
         self.active.pop(job.job_id, None)
         try:
             await self.scripts.hand_back(job.job_id, job.token)
-        except (ScriptError, *REDIS_ERRORS) as exc:
+        except (ScriptError, *CONNECTION_FAILURES) as exc:
             log.warning("could not hand back job %s (%s); the stalled check will requeue it", job.job_id, exc)
 
     # --- control from the worker -----------------------------------------------------------------------
@@ -443,7 +441,7 @@ class QueueRunner:
         for job in jobs:
             try:
                 await self.scripts.hand_back(job.job_id, job.token)
-            except (ScriptError, *REDIS_ERRORS) as exc:
+            except (ScriptError, *CONNECTION_FAILURES) as exc:
                 log.warning("could not hand back job %s (%s); the stalled check will requeue it", job.job_id, exc)
         return len(jobs)
 

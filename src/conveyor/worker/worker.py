@@ -18,13 +18,14 @@ from redis.asyncio import Redis
 
 from conveyor.config import RateLimit
 from conveyor.queue.queue import Queue
+from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.keys import ConveyorKeys
 from conveyor.worker.dead_letters import DeadLetterKeeper
 from conveyor.worker.handler import HandlerLookup
 from conveyor.worker.hooks import HookSet, WorkerHook
 from conveyor.worker.maintenance import CancellationListener, LockRenewer, StalledJobSweeper, stopped_within
 from conveyor.worker.registry import WorkerInfo, WorkerRegistry, now_utc
-from conveyor.worker.runner import REDIS_ERRORS, QueueRunner, RunnerConfig
+from conveyor.worker.runner import QueueRunner, RunnerConfig
 from conveyor.worker.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ class Worker:
         # Bounded: redis-py can swallow a cancellation that lands inside a pipeline's execute (a known redis-py
         # issue), and a duty that missed its cancel must not keep the process from exiting.
         await asyncio.wait([*fetchers, *duties], timeout=5)
-        with contextlib.suppress(*REDIS_ERRORS):
+        with contextlib.suppress(*CONNECTION_FAILURES):
             await self.registry.remove(self.id)
         for client in self._blocking:
             await client.aclose()
@@ -170,7 +171,7 @@ class Worker:
         while not stop.is_set():
             try:
                 await self.registry.beat(self.info())
-            except REDIS_ERRORS as exc:
+            except CONNECTION_FAILURES as exc:
                 log.warning("heartbeat failed (%s)", exc)
             await stopped_within(stop, self.config.heartbeat_s)
 
