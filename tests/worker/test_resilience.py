@@ -153,3 +153,27 @@ async def test_cpu_heavy_sync_handlers_keep_their_locks_and_run_exactly_once(
     assert runs == ["1"] * 4
     for job_id in ids:
         assert (await queue.get_job(job_id)).attempts_started == 1  # never taken over as stalled
+
+
+async def test_the_stalled_check_runs_when_a_worker_starts(redis_url: str) -> None:
+    """A job a dead worker left active (lock gone, already marked by an earlier check) is requeued and run at once
+    by a new worker, not one stalled-check interval (here a minute) later."""
+    app = Conveyor(load_settings(redis_url=redis_url, conveyor_stalled_interval_ms=60_000))
+    ran: list[str] = []
+
+    @app.handler("background", "orphan")
+    async def orphan(_: object, ctx: JobContext) -> None:
+        ran.append(ctx.job.id)
+
+    async with app:
+        queue = app.queue("background")
+        job_id = await app.add("background", "orphan", {})
+        now = int(time.time() * 1000)
+        await queue.scripts.move_to_active(token="dead-worker", lock_ms=1000, worker="gone", timestamp=now)
+        await app.client.delete(f"{queue.keys.job(job_id)}:lock")  # its lock expired with the worker
+        await app.client.sadd(queue.keys.stalled, job_id)  # an earlier check marked it
+        started = time.monotonic()
+        async with running(app.worker(["background"])):
+            await wait_until(lambda: state_is(queue, job_id, JobState.COMPLETED), timeout=10)
+        assert time.monotonic() - started < 5
+    assert ran == [job_id]
