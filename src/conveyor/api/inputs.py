@@ -9,8 +9,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from conveyor.api.errors import ApiError, ErrorCode
-from conveyor.api.types import JobStateEnum
 from conveyor.config import BackoffSettings
+from conveyor.queue.job import JobState
 from conveyor.queue.options import JobOptions
 from conveyor.queue.search import JobFilter
 
@@ -97,7 +97,7 @@ class NewJobInput:
 
 @strawberry.input(name="JobFilterInput", description="Which jobs: states (all when empty), a type, a text.")
 class JobFilterInput:
-    states: list[JobStateEnum] | None = None
+    states: list[JobState] | None = None
     type: str | None = None
     search: str | None = strawberry.field(
         default=None, description="Case-insensitive text in the id, type, data or failure reason."
@@ -108,8 +108,8 @@ class JobFilterInput:
         return job_filter(self.states, self.type, self.search)
 
 
-def job_filter(states: list[JobStateEnum] | None, job_type: str | None, search: str | None) -> JobFilter:
+def job_filter(states: list[JobState] | None, job_type: str | None, search: str | None) -> JobFilter:
     """A queue-layer filter from GraphQL arguments."""
     if search is not None and len(search) > 200:
         raise ApiError(ErrorCode.LIMIT_EXCEEDED, "`search` may be at most 200 characters.")
-    return JobFilter(tuple(s.state for s in states or ()), job_type, search or None)
+    return JobFilter(tuple(states or ()), job_type, search or None)

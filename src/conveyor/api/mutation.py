@@ -22,12 +22,12 @@ from conveyor.api.types import (
     CancelResult,
     CreatedApiToken,
     JobNode,
-    JobStateEnum,
     RetryWhereResult,
     RoleEnum,
     role_of,
 )
 from conveyor.errors import ConveyorError
+from conveyor.queue.job import JobState
 from conveyor.queue.queue import NewJob, Queue
 from conveyor.queue.search import JobFilter, retry_where
 
@@ -130,7 +130,7 @@ class Mutation:
         require(info.context, Role.OPERATOR, queue)
         if not 0 < limit <= MAX_RETRY_WHERE:
             raise ApiError(ErrorCode.LIMIT_EXCEEDED, f"`limit` must be between 1 and {MAX_RETRY_WHERE}.")
-        chosen = filter.to_filter() if filter is not None else JobFilter((JobStateEnum.FAILED.state,))
+        chosen = filter.to_filter() if filter is not None else JobFilter((JobState.FAILED,))
         report = await retry_where(info.context.app.queue(queue), chosen, dry_run=dry_run, limit=limit)
         ids = [strawberry.ID(job_id) for job_id in report.job_ids[: info.context.config.max_page_size]]
         return RetryWhereResult(
@@ -165,8 +165,7 @@ class Mutation:
     async def cancel_job(self, info: ApiInfo, queue: str, id: strawberry.ID) -> CancelResult:
         require(info.context, Role.OPERATOR, queue)
         previous = await info.context.app.queue(queue).cancel(str(id))
-        state = JobStateEnum.of(previous)
-        return CancelResult(job_id=id, queue=queue, previous_state=state, removed=state is not JobStateEnum.ACTIVE)
+        return CancelResult(job_id=id, queue=queue, previous_state=previous, removed=previous is not JobState.ACTIVE)
 
     @described.mutation("Cancel jobs by id.")
     async def cancel_jobs(self, info: ApiInfo, queue: str, ids: list[strawberry.ID]) -> BulkResult:

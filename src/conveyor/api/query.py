@@ -16,14 +16,13 @@ from conveyor.api.types import (
     CallerNode,
     JobConnection,
     JobNode,
-    JobStateEnum,
     QueueMetricsNode,
     QueueNode,
     RoleEnum,
     WorkerNode,
 )
 from conveyor.queue.errors import JobNotFoundError
-from conveyor.queue.job import Job
+from conveyor.queue.job import Job, JobState
 from conveyor.queue.metrics import queue_metrics
 from conveyor.queue.search import recent_jobs, scan_jobs
 
@@ -105,7 +104,7 @@ class Query:
         self,
         info: ApiInfo,
         queue: str,
-        states: list[JobStateEnum] | None = None,
+        states: list[JobState] | None = None,
         type: str | None = None,
         search: str | None = None,
         first: int = 20,

@@ -22,27 +22,8 @@ EPOCH = datetime.fromtimestamp(0, UTC)
 MAX_LOG_LINES = 1000
 
 
-@strawberry.enum(name="JobState", description="Where a job is; a job is in exactly one state at a time.")
-class JobStateEnum(Enum):
-    WAITING = "waiting"
-    PRIORITIZED = "prioritized"
-    DELAYED = "delayed"
-    ACTIVE = "active"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    PAUSED = "paused"
-    WAITING_CHILDREN = "waiting-children"
-    UNKNOWN = "unknown"
-
-    @classmethod
-    def of(cls, state: JobState) -> JobStateEnum:
-        """The GraphQL value of a job state."""
-        return cls(state.value)
-
-    @property
-    def state(self) -> JobState:
-        """The queue layer's job state."""
-        return JobState(self.value)
+# The queue layer's own enum is the GraphQL type (same members, so no second copy to keep in step).
+strawberry.enum(JobState, name="JobState", description="Where a job is; a job is in exactly one state at a time.")
 
 
 @strawberry.enum(name="Role", description="What an API token may do.")
@@ -79,7 +60,7 @@ class JobNode:
     data: JSON
     options: JSON = strawberry.field(description="The job's stored options (BullMQ's `opts`).")
     progress: JSON | None
-    state: JobStateEnum
+    state: JobState
     attempts: int = strawberry.field(description="Attempts made so far.")
     max_attempts: int
     priority: int = strawberry.field(description="BullMQ priority: 1 runs first (critical), 4 is low.")
@@ -106,7 +87,7 @@ class JobNode:
             data=job.data,
             options=JSON(dict(job.options)),
             progress=job.progress,
-            state=JobStateEnum.of(job.state),
+            state=job.state,
             attempts=job.attempts_made,
             max_attempts=job.max_attempts,
             priority=job.priority,
@@ -349,7 +330,7 @@ class BulkResult:
 class CancelResult:
     job_id: strawberry.ID
     queue: str
-    previous_state: JobStateEnum
+    previous_state: JobState
     removed: bool = strawberry.field(
         description="True: it was pending and is gone; false: an active job was asked to stop."
     )
