@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
-from conveyor import Conveyor, JobState
+from conveyor import Conveyor, JobState, load_settings
 from conveyor.indexer import CodeIndex
 from conveyor.indexer.watch import ChangeWatcher, enqueue_change, watch_job_id
 from tests.indexer.helpers import running, wait_until
@@ -95,3 +96,33 @@ async def test_watcher_turns_a_burst_of_real_saves_into_one_job(app: Conveyor, r
     entries = await app.client.xrange(app.queue("indexing").keys.events)
     added = [fields for _, fields in entries if fields.get("event") in ("added", "delayed")]
     assert {fields.get("jobId") for fields in added} == {watch_job_id(index_path, path)}
+
+
+async def test_a_save_while_an_earlier_job_runs_is_refused_until_that_job_ends(
+    redis_url: str, repo: Path, index_path: Path
+) -> None:
+    holder = Conveyor(load_settings(redis_url=redis_url, conveyor_shutdown_grace_s=2))
+    release = asyncio.Event()
+
+    @holder.handler("indexing", "index-file")
+    async def hold(_: Any) -> None:
+        await release.wait()
+
+    await holder.connect()
+    path = repo / "store" / "kv.go"
+    queue = holder.queue("indexing")
+    job_id = watch_job_id(index_path, path)
+    try:
+        async with running(holder.worker(["indexing"])):
+            assert await enqueue_change(holder, path, index=index_path, debounce_ms=0)  # its own job: accepted
+            await wait_until(lambda: queue.state_of(job_id), timeout=5)
+            await wait_until(lambda: _is_active(holder, job_id))
+            assert not await enqueue_change(holder, path, index=index_path, debounce_ms=0)  # may have read it
+            release.set()
+            await wait_until(lambda: enqueue_change(holder, path, index=index_path, debounce_ms=0))
+    finally:
+        await holder.close()
+
+
+async def _is_active(app: Conveyor, job_id: str) -> bool:
+    return await app.queue("indexing").state_of(job_id) is JobState.ACTIVE

@@ -45,21 +45,22 @@ def watch_job_id(index: Path, path: Path) -> str:
 async def enqueue_change(app: Conveyor, path: Path, *, index: Path, debounce_ms: int) -> bool:
     """Ask for a file to be re-indexed after `debounce_ms`, unless a job for it is already pending.
 
-    Returns False when the file's job is running right now: the change may be missed by it, so call again
-    later (the watcher does, on its next tick).
+    Call it after the change is on disk. Returns False, adding nothing, when the file's job is running right
+    now: it may have read the file before the change, so call again later (the watcher does, on its next tick).
+    A job that is pending now starts after the change, so it reads it; one that is just being added may even
+    start before this returns.
     """
     path = absolute(path)
     job_id = watch_job_id(index, path)
     queue = app.queue(QUEUE)
-    data = {"path": str(path), "index": str(index)}
-    options: dict[str, Any] = {"job_id": job_id, "delay_ms": debounce_ms, "keep_completed": 0}
-    await app.add(QUEUE, INDEX_FILE, data, **options)
     state = await queue.state_of(job_id)
-    if state is JobState.FAILED:  # the last run failed and is kept for inspection; this save gets a new run
+    if state is JobState.ACTIVE:
+        return False
+    if state in (JobState.FAILED, JobState.COMPLETED):  # a finished run kept for inspection: this save gets a new run
         await queue.remove(job_id)
-        await app.add(QUEUE, INDEX_FILE, data, **options)
-        state = await queue.state_of(job_id)
-    return state is not JobState.ACTIVE
+    data = {"path": str(path), "index": str(index)}
+    await app.add(QUEUE, INDEX_FILE, data, job_id=job_id, delay_ms=debounce_ms, keep_completed=0)
+    return True
 
 
 class ChangeWatcher:
