@@ -21,12 +21,15 @@ PURGE = """mutation($ids: [ID!], $filter: DeadLetterFilterInput) {
 
 
 async def dead_letters(app: Conveyor, *reasons: str) -> list[str]:
-    """Run `fail` jobs to their end and wait until each is a dead letter; returns their ids."""
+    """Run `fail` jobs to their end, one after the other (so the letters are in this order), and wait until each
+    is a dead letter; returns their ids."""
     worker, _, _ = advanced(app.worker(["background"]))
     dlq = DeadLetters.of(app, "background")
+    ids: list[str] = []
     async with running(worker):
-        ids = [await app.add("background", "fail", {"reason": reason}) for reason in reasons]
-        await wait_until(lambda: _count(dlq, len(ids)))
+        for reason in reasons:
+            ids.append(await app.add("background", "fail", {"reason": reason}))
+            await wait_until(lambda: _count(dlq, len(ids)))
     return ids
 
 
