@@ -10,6 +10,9 @@ It is used for plain TCP and unix-socket targets (the embedded default and plain
 Sentinel targets keep redis-py's path. A script Redis forgot is loaded over the lane, once for all callers. When
 the lane cannot answer (the connection broke, a reply took too long) the call goes the usual way, which
 reconnects and retries, as it would have anyway.
+
+A worker's fetcher also keeps a lane on its blocking client: it sends the script that takes a job right behind
+its blocking wait for the wake-up marker, so Redis runs it the moment a job arrives (`wait_then_run`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class _Wire(asyncio.Protocol):
         self.reply_timeout_s = reply_timeout_s
         self.transport: asyncio.Transport | None = None
         self.lost = False
+        self.client_id = 0  # Redis' id of this connection (CLIENT ID), to end a blocking wait on it
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
@@ -101,6 +105,11 @@ class _Wire(asyncio.Protocol):
         timer = None if self.reply_timeout_s is None else loop.call_later(self.reply_timeout_s, self._expire, futures)
         try:
             return [_as_value(await future) for future in futures]
+        except BaseException:
+            for future in futures:  # the rest are abandoned: no "exception never retrieved" for them
+                if not future.cancel() and not future.cancelled():
+                    future.exception()
+            raise
         finally:
             if timer is not None:
                 timer.cancel()
@@ -123,7 +132,8 @@ def _as_value(reply: Any) -> Any:
 class DirectLane:
     """The lane of one client (see the module docstring)."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, name: str = "conveyor-lane") -> None:
+        self.name = name
         pool = client.connection_pool  # no reference to the client kept: it is the weak key of its lane
         self.options: dict[str, Any] = dict(pool.connection_kwargs)
         self.usable = (
@@ -168,6 +178,26 @@ class DirectLane:
                     replies[i] = exc
         return replies
 
+    async def wait_then_run(
+        self, wait: Sequence[Any], script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
+    ) -> tuple[Any, Any]:
+        """A blocking command and then a script call, in one write: Redis runs the script as soon as the wait
+        returns, without a round trip in between. For `usable` lanes only. Returns both replies (the script's
+        error reply as a value, `NoScriptError` if Redis forgot it); raises when the connection failed, and then
+        the caller cannot know whether the script ran."""
+        wire = await self._connected()
+        waited, ran = await wire.call_many([wait, ("EVALSHA", script.sha, len(keys), *keys, *args)])
+        return waited, ran
+
+    async def command(self, *args: Any) -> Any:
+        """One command over the lane (`usable` lanes only): it reaches Redis before any later call on the lane."""
+        wire = await self._connected()
+        return await wire.call(*args)
+
+    async def connection_id(self) -> int:
+        """Redis' id of the lane's connection (for CLIENT UNBLOCK); connects if needed."""
+        return (await self._connected()).client_id
+
     async def _load(self, wire: _Wire, script: AsyncScript) -> None:
         loading = self._loading.get(script.sha)
         if loading is None:
@@ -206,7 +236,8 @@ class DirectLane:
                 await wire.call("AUTH", *([user] if user else []), options["password"])
             if options.get("db"):
                 await wire.call("SELECT", options["db"])
-            await wire.call("CLIENT", "SETNAME", "conveyor-lane")
+            await wire.call("CLIENT", "SETNAME", self.name)
+            wire.client_id = int(await wire.call("CLIENT", "ID"))
         except ResponseError as exc:  # e.g. a wrong password: the usual path reports it as it always does
             wire.close()
             raise RedisConnectionError(f"lane handshake refused: {exc}") from exc
@@ -222,11 +253,11 @@ class DirectLane:
             self._wire = None
 
 
-def lane_for(client: Redis) -> DirectLane:
-    """The lane of `client` (one per client, shared by every queue using it)."""
+def lane_for(client: Redis, name: str = "conveyor-lane") -> DirectLane:
+    """The lane of `client` (one per client, shared by every queue using it); `name` is its CLIENT SETNAME."""
     lane = _LANES.get(client)
     if lane is None:
-        lane = _LANES[client] = DirectLane(client)
+        lane = _LANES[client] = DirectLane(client, name)
     return lane
 
 

@@ -7,6 +7,7 @@ sites. Every state change of an active job passes the worker's lock token, which
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from redis.commands.core import AsyncScript
 
 from conveyor.redis.coalescing import ScriptCoalescer
 from conveyor.redis.keys import QueueKeys
-from conveyor.redis.lane import lane_for
+from conveyor.redis.lane import DirectLane, lane_for
 from conveyor.redis.script_errors import raise_for_code
 
 SCRIPT_FILES = {
@@ -141,13 +142,35 @@ class QueueScripts:
         k = self.keys
         return [k.wait, k.active, k.prioritized, k.events, k.stalled, k.limiter, k.delayed, k.paused, k.meta, k.pc]
 
+    def _move_to_active_call(
+        self, token: str, lock_ms: int, worker: str, timestamp: int
+    ) -> tuple[list[str], list[Any]]:
+        opts = _pack({"token": token, "lockDuration": lock_ms, "limiter": None, "name": worker})
+        return [*self._fetch_keys(), self.keys.marker], [self.keys.base, timestamp, opts]
+
     async def move_to_active(self, *, token: str, lock_ms: int, worker: str, timestamp: int) -> FetchedJob:
         """Take the next job (promoting due delayed jobs first) and lock it with `token`."""
-        opts = _pack({"token": token, "lockDuration": lock_ms, "limiter": None, "name": worker})
-        raw = await self._run(
-            "moveToActive", [*self._fetch_keys(), self.keys.marker], [self.keys.base, timestamp, opts]
-        )
+        keys, args = self._move_to_active_call(token, lock_ms, worker, timestamp)
+        return _fetched(await self._run("moveToActive", keys, args))
+
+    async def wait_then_move_to_active(
+        self, lane: DirectLane, *, wait_s: float, token: str, lock_ms: int, worker: str, timestamp: int
+    ) -> FetchedJob:
+        """`moveToActive` sent right behind a blocking wait for the wake-up marker (BZPOPMIN), on `lane` (the
+        fetcher's own): Redis runs it the moment the wait returns, whether a marker came or the wait timed out.
+        Its `timestamp` is the time the wait began, so the caller corrects `processedOn` (`restamp_started`).
+        Raises `NoScriptError` when Redis forgot the script (the marker was popped all the same: fetch again
+        the usual way, which loads it)."""
+        keys, args = self._move_to_active_call(token, lock_ms, worker, timestamp)
+        wait = ("BZPOPMIN", self.keys.marker, wait_s)
+        _, raw = await lane.wait_then_run(wait, self._script("moveToActive"), keys, args)
+        if isinstance(raw, Exception):
+            raise raw
         return _fetched(raw)
+
+    def restamp_started(self, job_id: str, started_ms: int) -> asyncio.Future[Any]:
+        """Set an active job's `processedOn`, over the lane: it reaches Redis before the job's completion does."""
+        return asyncio.ensure_future(self._lane.command("HSET", self.keys.job(job_id), "processedOn", started_ms))
 
     async def move_to_finished(
         self,

@@ -7,6 +7,9 @@ While the queue has a backlog of short jobs, a few jobs are prefetched: already 
 locked) but not yet started. A slot whose handler returns starts a prefetched job at once and records the
 finished one meanwhile, so no slot sits idle through the recording round trip; that round trip's fetch-next
 refills the buffer.
+
+When the fetcher waits for new work and has nothing else to decide, it sends `moveToActive` right behind its
+blocking wait, in one write: Redis takes the job for it the moment one arrives, a round trip sooner.
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from conveyor.config import RateLimit
 from conveyor.queue.queue import Queue
 from conveyor.redis.errors import CONNECTION_FAILURES
+from conveyor.redis.lane import DirectLane, close_lane, lane_for
 from conveyor.redis.script_errors import ScriptError
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.attempt import ActiveJob, execute, record
@@ -74,6 +79,8 @@ class QueueRunner:
         self.queue = queue
         self.scripts = queue.scripts
         self.blocking = blocking
+        lane = lane_for(blocking, name="conveyor-fetcher")  # the blocking waits, when it can carry them
+        self._wait_lane: DirectLane | None = lane if lane.usable and lane_for(queue.client).usable else None
         self.lookup = lookup
         self.executor = executor
         self.config = config
@@ -124,18 +131,21 @@ class QueueRunner:
 
     async def run(self) -> None:
         """Fetch and start jobs until `stop_fetching` is called."""
-        while not self._closing:
-            await self._slots.acquire()
-            self._busy_slots += 1
-            if self._ready and not self._closing:  # a prefetched job came in while no slot was free
-                self._start(self._ready.popleft())
-                continue
-            fetched = await self._next_job()
-            if fetched is None:
-                self._release_slot()
-                break
-            self._start(self._hold(*fetched))
-            await asyncio.sleep(0)  # let the job start before this loop prepares its next wait
+        try:
+            while not self._closing:
+                await self._slots.acquire()
+                self._busy_slots += 1
+                if self._ready and not self._closing:  # a prefetched job came in while no slot was free
+                    self._start(self._ready.popleft())
+                    continue
+                fetched = await self._next_job()
+                if fetched is None:
+                    self._release_slot()
+                    break
+                self._start(self._hold(*fetched))
+                await asyncio.sleep(0)  # let the job start before this loop prepares its next wait
+        finally:
+            close_lane(self.blocking)  # the fetcher's own lane, if it had one
 
     def _release_slot(self) -> None:
         self._busy_slots -= 1
@@ -178,6 +188,8 @@ class QueueRunner:
             if not self._just_fetched or await self._has_waiting():
                 return await self._fetch(now)
             self._just_fetched = False
+        if self._fetches_behind_wait():
+            return await self._wait_and_fetch(now)
         await self._wait_for_marker()
         return None
 
@@ -196,12 +208,78 @@ class QueueRunner:
         self._just_fetched = bool(fetched.job_id)
         if fetched.job_id:
             return fetched, token
+        self._came_back_empty(fetched, now)
+        return None
+
+    def _came_back_empty(self, fetched: FetchedJob, now: int) -> None:
         self.admission.unused()
         if fetched.rate_limit_delay_ms:  # the queue-wide rate limit: look again when its window ends
             self._block_until_ms = now + fetched.rate_limit_delay_ms
         else:
             self._block_until_ms = fetched.next_delayed_ms  # known only when no job came back
-        return None
+
+    def _fetches_behind_wait(self) -> bool:
+        """Whether the next wait may carry the fetch (`_wait_and_fetch`): not right after a fetch (the marker
+        is then most likely the one BullMQ's script re-adds: it is probed first), and only while the fetcher
+        has nothing to decide (no delayed job to wait for, no rate limit of its own, no priority lanes, no
+        queue-wide concurrency)."""
+        return (
+            self._wait_lane is not None
+            and not self._just_fetched
+            and not self._block_until_ms
+            and not self.admission.restricts_fetch_next
+            and not self.config.global_concurrency
+        )
+
+    async def _wait_and_fetch(self, now: int) -> tuple[FetchedJob, str] | None:
+        """Wait for the marker with `moveToActive` queued behind the wait: a job that arrives is taken without a
+        round trip after the wake-up. The script stamps `processedOn` with the time the wait began, so that is
+        set again once the job is in hand (before it starts, and ahead of its completion on the same lane)."""
+        assert self._wait_lane is not None
+        token = uuid.uuid4().hex
+        call = asyncio.ensure_future(
+            self.scripts.wait_then_move_to_active(
+                self._wait_lane,
+                wait_s=IDLE_BLOCK_S,
+                token=token,
+                lock_ms=self.config.lock_ms,
+                worker=self.config.worker_name,
+                timestamp=now,
+            )
+        )
+        wake = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({call, wake}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            wake.cancel()
+        if not call.done():
+            await self._end_wait(call)
+        try:
+            fetched = await call
+        except NoScriptError:
+            self._check_now = True  # Redis forgot the script: the usual fetch loads it
+            return None
+        if fetched.job_id is None:  # a timeout, a delayed job's marker, or another worker was quicker
+            self._came_back_empty(fetched, self.now_ms())
+            return None
+        self._just_fetched = True
+        if self._closing:
+            await self._give_back(self._hold(fetched, token))
+            return None
+        started = self.now_ms()
+        fetched.fields["processedOn"] = str(started)
+        restamping = self.scripts.restamp_started(fetched.job_id, started)
+        restamping.add_done_callback(_warn_if_failed("record a job's start time"))
+        return fetched, token
+
+    async def _end_wait(self, call: asyncio.Future[Any]) -> None:
+        """Shutting down: end the blocking wait (the script behind it then runs, and may still take a job)."""
+        assert self._wait_lane is not None
+        with contextlib.suppress(*CONNECTION_FAILURES):
+            await self.queue.client.client_unblock(await self._wait_lane.connection_id())
+        done, _ = await asyncio.wait({call}, timeout=5)
+        if not done:
+            self._wait_lane.close()  # Redis did not answer: the call fails with the connection
 
     async def _has_waiting(self) -> bool:
         """Two cheap reads instead of an empty `moveToActive` (about ten Redis calls). Also notes whether there
@@ -217,14 +295,15 @@ class QueueRunner:
         timeout = IDLE_BLOCK_S
         timer: asyncio.TimerHandle | None = None
         if self._block_until_ms or self.admission.reserved_slots:
-            self._blocking_id = await self.blocking.client_id()
+            lane = self._wait_lane
+            self._blocking_id = await (lane.connection_id() if lane else self.blocking.client_id())
         if self._block_until_ms:
             wait_s = max(0.0, (self._block_until_ms - self.now_ms()) / 1000)
             timeout = min(timeout, wait_s + 1.0)
             # Redis ends a blocking wait only on its server tick (~100 ms at the default hz 10), so a delayed
             # job would start up to 100 ms late. A local timer unblocks the wait (CLIENT UNBLOCK) on time.
             timer = asyncio.get_running_loop().call_later(wait_s, self._nudge)
-        pop = asyncio.ensure_future(self.blocking.bzpopmin(self.queue.keys.marker, timeout))
+        pop = asyncio.ensure_future(self._pop_marker(timeout))
         wake = asyncio.ensure_future(self._wake.wait())
         try:
             await asyncio.wait({pop, wake}, return_when=asyncio.FIRST_COMPLETED)
@@ -247,12 +326,17 @@ class QueueRunner:
         else:
             self._block_until_ms = min(due, self._block_until_ms) if self._block_until_ms else due
 
+    async def _pop_marker(self, wait_s: float) -> Any:
+        if self._wait_lane is not None:
+            return await self._wait_lane.command("BZPOPMIN", self.queue.keys.marker, wait_s)
+        return await self.blocking.bzpopmin(self.queue.keys.marker, wait_s)
+
     def _nudge(self) -> None:
         """End the current blocking wait now (it returns as if timed out), if one is on and can be ended."""
         if self._blocking_id is None:
             return
         self._unblocking = asyncio.ensure_future(self.queue.client.client_unblock(self._blocking_id))
-        self._unblocking.add_done_callback(_log_failure)
+        self._unblocking.add_done_callback(_warn_if_failed("unblock the fetcher on time"))
 
     # --- running ---------------------------------------------------------------------------------------
 
@@ -446,6 +530,11 @@ class QueueRunner:
         return len(jobs)
 
 
-def _log_failure(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.warning("could not unblock the fetcher on time: %s", future.exception())
+def _warn_if_failed(what: str) -> Callable[[asyncio.Future[Any]], None]:
+    """A done-callback that logs a warning (`could not <what>`) if the future failed."""
+
+    def check(future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("could not %s: %s", what, future.exception())
+
+    return check

@@ -1,0 +1,81 @@
+"""The fetch sent behind the fetcher's blocking wait: an idle worker takes a new job in the same round trip that
+wakes it. The script then stamps `processedOn` with the time the wait began, so it must be set again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from conveyor import Conveyor, JobContext, JobState
+from tests.support import running, wait_until
+from tests.worker.conftest import state_is
+
+
+async def fetcher_waits(client: Redis) -> bool:
+    """True while a worker's fetcher connection is blocked in BZPOPMIN (with its fetch queued behind)."""
+    return any(c["name"] == "conveyor-fetcher" and c["cmd"] == "bzpopmin" for c in await client.client_list())
+
+
+def recording_handler(app: Conveyor, started: dict[str, float]) -> None:
+    @app.handler("background", "record")
+    async def record(_: Any, ctx: JobContext) -> None:
+        started[ctx.job.id] = time.time()
+
+
+async def test_a_job_taken_behind_a_long_wait_records_when_it_really_started(app: Conveyor) -> None:
+    started: dict[str, float] = {}
+    recording_handler(app, started)
+    queue = app.queue("background")
+    async with running(app.worker(["background"])):
+        await wait_until(lambda: fetcher_waits(app.client))
+        await asyncio.sleep(1.5)  # a stale stamp would be this much older than the job
+        job_id = await app.add("background", "record", {})
+        await wait_until(lambda: state_is(queue, job_id, JobState.COMPLETED))
+    job = await queue.get_job(job_id)
+    assert job.created_at is not None and job.processed_at is not None
+    assert job.processed_at >= job.created_at  # not the time the wait began
+    assert abs(job.processed_at.timestamp() - started[job_id]) < 0.5
+
+
+async def test_shutdown_ends_the_wait_at_once_and_takes_no_job(app: Conveyor) -> None:
+    started: dict[str, float] = {}
+    recording_handler(app, started)
+    queue = app.queue("background")
+    worker = app.worker(["background"])
+    task = asyncio.create_task(worker.run())
+    await wait_until(lambda: fetcher_waits(app.client))
+    worker.request_stop()
+    await asyncio.wait_for(task, 3)  # the wait lasts 30 s unless ended (and the worker gives up on it after 5 s)
+    assert not await fetcher_waits(app.client)
+    job_id = await app.add("background", "record", {})
+    await asyncio.sleep(0.3)
+    assert await queue.state_of(job_id) is not JobState.ACTIVE
+    assert started == {}
+
+
+async def test_jobs_still_run_after_redis_forgets_the_script_during_the_wait(app: Conveyor) -> None:
+    started: dict[str, float] = {}
+    recording_handler(app, started)
+    async with running(app.worker(["background"])):
+        await wait_until(lambda: fetcher_waits(app.client))
+        await app.client.script_flush()
+        ids = [await app.add("background", "record", {}) for _ in range(3)]
+        await wait_until(lambda: set(started) == set(ids))
+
+
+async def test_jobs_still_run_after_the_waiting_connection_is_killed(app: Conveyor) -> None:
+    started: dict[str, float] = {}
+    recording_handler(app, started)
+    async with running(app.worker(["background"])):
+        await wait_until(lambda: fetcher_waits(app.client))
+        killed = 0
+        for client in await app.client.client_list():
+            if client["name"] == "conveyor-fetcher":
+                killed += await app.client.client_kill_filter(_id=client["id"])
+        assert killed
+        ids = [await app.add("background", "record", {}) for _ in range(3)]
+        await wait_until(lambda: set(started) == set(ids))
+        await wait_until(lambda: fetcher_waits(app.client))  # and it waits the same way again
