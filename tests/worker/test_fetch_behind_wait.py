@@ -35,7 +35,8 @@ async def test_a_job_taken_behind_a_long_wait_records_when_it_really_started(app
         job_id = await app.add("background", "record", {})
         await wait_until(lambda: state_is(queue, job_id, JobState.COMPLETED))
     job = await queue.get_job(job_id)
-    assert job.created_at is not None and job.processed_at is not None
+    assert job.created_at is not None
+    assert job.processed_at is not None
     assert job.processed_at >= job.created_at  # not the time the wait began
     assert abs(job.processed_at.timestamp() - started[job_id]) < 0.5
 
