@@ -23,7 +23,6 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
@@ -31,7 +30,6 @@ from redis.exceptions import NoScriptError
 from conveyor.config import RateLimit
 from conveyor.queue.queue import Queue
 from conveyor.redis.errors import CONNECTION_FAILURES
-from conveyor.redis.lane import DirectLane, close_lane, lane_for
 from conveyor.redis.script_errors import ScriptError
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.attempt import ActiveJob, execute, record
@@ -39,10 +37,10 @@ from conveyor.worker.batching import Batcher
 from conveyor.worker.handler import Handler, HandlerLookup
 from conveyor.worker.hooks import AttemptEnd, AttemptStart, HookSet
 from conveyor.worker.limits import Admission
+from conveyor.worker.waiting import MarkerWait, warn_if_failed
 
 log = logging.getLogger(__name__)
 
-IDLE_BLOCK_S = 30.0  # longest blocking wait on the marker; a new job still wakes the fetcher at once
 PREFETCH_MAX_JOB_S = 0.05  # prefetch only while handlers take at most this long: a prefetched job delays a
 # higher-priority job that arrives later by about one handler run
 
@@ -78,9 +76,7 @@ class QueueRunner:
     ) -> None:
         self.queue = queue
         self.scripts = queue.scripts
-        self.blocking = blocking
-        lane = lane_for(blocking, name="conveyor-fetcher")  # the blocking waits, when it can carry them
-        self._wait_lane: DirectLane | None = lane if lane.usable and lane_for(queue.client).usable else None
+        self.waits = MarkerWait(queue, blocking)
         self.lookup = lookup
         self.executor = executor
         self.config = config
@@ -93,14 +89,12 @@ class QueueRunner:
         self.admission = Admission(
             queue.client, queue.keys.prioritized, config.worker_limit, config.reserved_slots, config.reserved_priority
         )
-        self._blocking_id: int | None = None  # of the blocking connection, while a nudgeable wait is on
         self._closing = False
         self._wake = asyncio.Event()
         self._block_until_ms = 0
         self._check_now = True  # look for jobs at once on start
         self._just_fetched = False
         self._backlog = True  # finishing jobs fetch the next one while the queue has a backlog
-        self._unblocking: asyncio.Future[Any] | None = None
         self._slot_tasks: set[asyncio.Task[None]] = set()
         self._batchers: dict[str, Batcher] = {}
         self._ready: deque[ActiveJob] = deque()  # prefetched: active and locked in Redis, not started yet
@@ -145,14 +139,14 @@ class QueueRunner:
                 self._start(self._hold(*fetched))
                 await asyncio.sleep(0)  # let the job start before this loop prepares its next wait
         finally:
-            close_lane(self.blocking)  # the fetcher's own lane, if it had one
+            self.waits.close()
 
     def _release_slot(self) -> None:
         self._busy_slots -= 1
         self._slots.release()
         if self.admission.reserved_slots:
             self._check_now = True
-            self._nudge()  # a freed slot may be one the fetcher was holding back for priority jobs
+            self.waits.nudge()  # a freed slot may be one the fetcher was holding back for priority jobs
 
     def stop_fetching(self) -> None:
         """Start no new jobs. Interrupts only the blocking wait, never a script call in flight, so no job is
@@ -224,7 +218,7 @@ class QueueRunner:
         has nothing to decide (no delayed job to wait for, no rate limit of its own, no priority lanes, no
         queue-wide concurrency)."""
         return (
-            self._wait_lane is not None
+            self.waits.carries_fetch
             and not self._just_fetched
             and not self._block_until_ms
             and not self.admission.restricts_fetch_next
@@ -235,27 +229,12 @@ class QueueRunner:
         """Wait for the marker with `moveToActive` queued behind the wait: a job that arrives is taken without a
         round trip after the wake-up. The script stamps `processedOn` with the time the wait began, so that is
         set again once the job is in hand (before it starts, and ahead of its completion on the same lane)."""
-        assert self._wait_lane is not None
         token = uuid.uuid4().hex
-        call = asyncio.ensure_future(
-            self.scripts.wait_then_move_to_active(
-                self._wait_lane,
-                wait_s=IDLE_BLOCK_S,
-                token=token,
-                lock_ms=self.config.lock_ms,
-                worker=self.config.worker_name,
-                timestamp=now,
+        config = self.config
+        try:
+            fetched = await self.waits.pop_then_fetch(
+                self._wake, token=token, lock_ms=config.lock_ms, worker=config.worker_name, timestamp=now
             )
-        )
-        wake = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({call, wake}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            wake.cancel()
-        if not call.done():
-            await self._end_wait(call)
-        try:
-            fetched = await call
         except NoScriptError:
             self._check_now = True  # Redis forgot the script: the usual fetch loads it
             return None
@@ -269,17 +248,8 @@ class QueueRunner:
         started = self.now_ms()
         fetched.fields["processedOn"] = str(started)
         restamping = self.scripts.restamp_started(fetched.job_id, started)
-        restamping.add_done_callback(_warn_if_failed("record a job's start time"))
+        restamping.add_done_callback(warn_if_failed("record a job's start time"))
         return fetched, token
-
-    async def _end_wait(self, call: asyncio.Future[Any]) -> None:
-        """Shutting down: end the blocking wait (the script behind it then runs, and may still take a job)."""
-        assert self._wait_lane is not None
-        with contextlib.suppress(*CONNECTION_FAILURES):
-            await self.queue.client.client_unblock(await self._wait_lane.connection_id())
-        done, _ = await asyncio.wait({call}, timeout=5)
-        if not done:
-            self._wait_lane.close()  # Redis did not answer: the call fails with the connection
 
     async def _has_waiting(self) -> bool:
         """Two cheap reads instead of an empty `moveToActive` (about ten Redis calls). Also notes whether there
@@ -292,51 +262,12 @@ class QueueRunner:
         return waiting > 0
 
     async def _wait_for_marker(self) -> None:
-        timeout = IDLE_BLOCK_S
-        timer: asyncio.TimerHandle | None = None
-        if self._block_until_ms or self.admission.reserved_slots:
-            lane = self._wait_lane
-            self._blocking_id = await (lane.connection_id() if lane else self.blocking.client_id())
-        if self._block_until_ms:
-            wait_s = max(0.0, (self._block_until_ms - self.now_ms()) / 1000)
-            timeout = min(timeout, wait_s + 1.0)
-            # Redis ends a blocking wait only on its server tick (~100 ms at the default hz 10), so a delayed
-            # job would start up to 100 ms late. A local timer unblocks the wait (CLIENT UNBLOCK) on time.
-            timer = asyncio.get_running_loop().call_later(wait_s, self._nudge)
-        pop = asyncio.ensure_future(self._pop_marker(timeout))
-        wake = asyncio.ensure_future(self._wake.wait())
-        try:
-            await asyncio.wait({pop, wake}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            wake.cancel()
-            self._blocking_id = None
-            if timer is not None:
-                timer.cancel()
-        if not pop.done():
-            pop.cancel()  # shutting down: the blocking connection is closed with the worker
-            return
-        popped = pop.result()
-        if popped is None:
-            self._check_now = True  # idle timeout or unblocked: look again (also a safety net for lost markers)
-            return
-        # Score 0: jobs are waiting. Otherwise: the time the next delayed job is due.
-        due = int(float(popped[2]))
-        if due == 0:
-            self._check_now = True
-        else:
-            self._block_until_ms = min(due, self._block_until_ms) if self._block_until_ms else due
-
-    async def _pop_marker(self, wait_s: float) -> Any:
-        if self._wait_lane is not None:
-            return await self._wait_lane.command("BZPOPMIN", self.queue.keys.marker, wait_s)
-        return await self.blocking.bzpopmin(self.queue.keys.marker, wait_s)
-
-    def _nudge(self) -> None:
-        """End the current blocking wait now (it returns as if timed out), if one is on and can be ended."""
-        if self._blocking_id is None:
-            return
-        self._unblocking = asyncio.ensure_future(self.queue.client.client_unblock(self._blocking_id))
-        self._unblocking.add_done_callback(_warn_if_failed("unblock the fetcher on time"))
+        due_in_s = max(0.0, (self._block_until_ms - self.now_ms()) / 1000) if self._block_until_ms else None
+        score = await self.waits.pop(self._wake, nudgeable=self.admission.reserved_slots > 0, due_in_s=due_in_s)
+        if score is None or score == 0:
+            self._check_now = True  # new work; or a timeout or nudge: look again (a safety net for lost markers)
+        else:  # a delayed job's marker: the time it is due
+            self._block_until_ms = min(score, self._block_until_ms) if self._block_until_ms else score
 
     # --- running ---------------------------------------------------------------------------------------
 
@@ -528,13 +459,3 @@ class QueueRunner:
             except (ScriptError, *CONNECTION_FAILURES) as exc:
                 log.warning("could not hand back job %s (%s); the stalled check will requeue it", job.job_id, exc)
         return len(jobs)
-
-
-def _warn_if_failed(what: str) -> Callable[[asyncio.Future[Any]], None]:
-    """A done-callback that logs a warning (`could not <what>`) if the future failed."""
-
-    def check(future: asyncio.Future[Any]) -> None:
-        if not future.cancelled() and future.exception() is not None:
-            log.warning("could not %s: %s", what, future.exception())
-
-    return check

@@ -1,0 +1,123 @@
+"""The fetcher's blocking waits on its queue's wake-up marker (BullMQ's `marker` sorted set).
+
+A wait is a BZPOPMIN on a connection of the fetcher's own. It can be ended early (`nudge`, CLIENT UNBLOCK: it
+then returns as if timed out), which a delayed job's due time or a freed priority slot needs, because Redis ends
+blocking waits only on its server tick. On plain TCP and unix-socket targets the connection is a lane (see
+`conveyor.redis.lane`), and a wait can carry `moveToActive` behind it (`pop_then_fetch`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from conveyor.queue.queue import Queue
+from conveyor.redis.errors import CONNECTION_FAILURES
+from conveyor.redis.lane import close_lane, lane_for
+from conveyor.redis.scripts import FetchedJob
+
+log = logging.getLogger(__name__)
+
+IDLE_BLOCK_S = 30.0  # longest blocking wait on the marker; a new job still wakes the fetcher at once
+
+
+class MarkerWait:
+    """Blocking waits for one queue's fetcher (one wait at a time)."""
+
+    def __init__(self, queue: Queue, blocking: Redis) -> None:
+        self.queue = queue
+        self.blocking = blocking
+        lane = lane_for(blocking, name="conveyor-fetcher")
+        self.lane = lane if lane.usable and lane_for(queue.client).usable else None
+        self._blocking_id: int | None = None  # of the waiting connection, while a nudgeable wait is on
+        self._unblocking: asyncio.Future[Any] | None = None
+
+    @property
+    def carries_fetch(self) -> bool:
+        """Whether `pop_then_fetch` is available."""
+        return self.lane is not None
+
+    async def pop(self, stop: asyncio.Event, *, nudgeable: bool, due_in_s: float | None = None) -> int | None:
+        """Wait for the marker. Returns its score (0: jobs are waiting; else the time a delayed job is due), or
+        None when the wait timed out, was nudged, or `stop` was set. With `due_in_s`, the wait ends then."""
+        timeout = IDLE_BLOCK_S
+        timer: asyncio.TimerHandle | None = None
+        if nudgeable or due_in_s is not None:
+            self._blocking_id = await (self.lane.connection_id() if self.lane else self.blocking.client_id())
+        if due_in_s is not None:
+            timeout = min(timeout, due_in_s + 1.0)
+            timer = asyncio.get_running_loop().call_later(due_in_s, self.nudge)
+        popping = asyncio.ensure_future(self._bzpopmin(timeout))
+        try:
+            await _first_of(popping, stop)
+        finally:
+            self._blocking_id = None
+            if timer is not None:
+                timer.cancel()
+        if not popping.done():
+            popping.cancel()  # stopping: the connection is closed with the fetcher (`close`)
+            return None
+        popped = popping.result()
+        return None if popped is None else int(float(popped[2]))
+
+    async def pop_then_fetch(
+        self, stop: asyncio.Event, *, token: str, lock_ms: int, worker: str, timestamp: int
+    ) -> FetchedJob:
+        """Wait for the marker with `moveToActive` sent behind the wait (see `QueueScripts.wait_then_move_to_
+        active`): what it took when a job came, the wait timed out, or `stop` was set (then the wait is ended,
+        and the script may still take a job: the caller hands it back)."""
+        assert self.lane is not None
+        scripts = self.queue.scripts
+        call = asyncio.ensure_future(
+            scripts.wait_then_move_to_active(
+                self.lane, wait_s=IDLE_BLOCK_S, token=token, lock_ms=lock_ms, worker=worker, timestamp=timestamp
+            )
+        )
+        await _first_of(call, stop)
+        if not call.done():
+            with contextlib.suppress(*CONNECTION_FAILURES):
+                await self.queue.client.client_unblock(await self.lane.connection_id())
+            done, _ = await asyncio.wait({call}, timeout=5)
+            if not done:
+                self.lane.close()  # Redis did not answer: the call fails with the connection
+        return await call
+
+    def nudge(self) -> None:
+        """End the current wait now (it returns as if timed out), if one is on and was started nudgeable."""
+        if self._blocking_id is None:
+            return
+        self._unblocking = asyncio.ensure_future(self.queue.client.client_unblock(self._blocking_id))
+        self._unblocking.add_done_callback(warn_if_failed("unblock the fetcher on time"))
+
+    def close(self) -> None:
+        """Close the waiting connection, if it is a lane (redis-py's is closed with its client)."""
+        close_lane(self.blocking)
+
+    async def _bzpopmin(self, wait_s: float) -> Any:
+        if self.lane is not None:
+            return await self.lane.command("BZPOPMIN", self.queue.keys.marker, wait_s)
+        return await self.blocking.bzpopmin(self.queue.keys.marker, wait_s)
+
+
+async def _first_of(call: asyncio.Future[Any], stop: asyncio.Event) -> None:
+    """Wait until `call` is done or `stop` is set."""
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({call, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+
+
+def warn_if_failed(what: str) -> Callable[[asyncio.Future[Any]], None]:
+    """A done-callback that logs a warning (`could not <what>`) if the future failed."""
+
+    def check(future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("could not %s: %s", what, future.exception())
+
+    return check
