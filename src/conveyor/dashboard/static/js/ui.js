@@ -31,6 +31,27 @@ export function describeError(error) {
   return error.message || String(error);
 }
 
+/** Handle a form's submit: clear `error`, `read()` the fields (an Error thrown there is shown and nothing is
+ * sent), then `send(value)`; when that resolves true, `reset()` the form. A failed send is shown in `error`. */
+export function onSubmit(form, error, { read, send, reset }) {
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    error.textContent = '';
+    let value;
+    try {
+      value = read();
+    } catch (err) {
+      error.textContent = err.message;
+      return;
+    }
+    try {
+      if (await send(value)) reset();
+    } catch (err) {
+      error.textContent = describeError(err);
+    }
+  });
+}
+
 let bannerTimer = null;
 
 /** The banner under the top bar: connection trouble and recovery. */

@@ -2,7 +2,7 @@
 
 import { h, replace } from '../dom.js';
 import { dateTime, duration, preview } from '../format.js';
-import { confirmDialog, describeError, note, section, toast } from '../ui.js';
+import { confirmDialog, describeError, note, onSubmit, section, toast } from '../ui.js';
 import { QUEUE_NAMES } from './deadletters.js';
 
 const SCHEDULE_FIELDS = 'key queue type data cron everyMs tz nextRun updatedAt';
@@ -63,24 +63,13 @@ function addForm(queues, save) {
       cron: text.cron || null, everyMs: text.every ? Number(text.every) : null, tz: tz.value.trim() || 'UTC' };
   }
 
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    error.textContent = '';
-    let schedule;
-    try {
-      schedule = read();
-    } catch (err) {
-      error.textContent = err.message;
-      return;
-    }
-    try {
-      if (await save(schedule)) {
-        for (const el of [key, type, cron, every]) el.value = '';
-        key.focus();
-      }
-    } catch (err) {
-      error.textContent = describeError(err);
-    }
+  onSubmit(form, error, {
+    read,
+    send: save,
+    reset() {
+      for (const el of [key, type, cron, every]) el.value = '';
+      key.focus();
+    },
   });
   return form;
 }

@@ -3,7 +3,7 @@
 
 import { h, replace } from '../dom.js';
 import { dateTime, duration } from '../format.js';
-import { confirmDialog, describeError, note, section, toast } from '../ui.js';
+import { confirmDialog, describeError, note, onSubmit, section, toast } from '../ui.js';
 
 const FIELDS = 'id prefix createdAt maxWaitingJobs maxPayloadBytes rateLimit { max durationMs }';
 const TENANTS = `query Tenants { tenants { ${FIELDS} } }`;
@@ -59,24 +59,13 @@ function saveForm(save) {
     return { maxWaitingJobs: num(waiting), maxPayloadBytes: num(payload), rateLimit: max === null ? null : { max, durationMs: ms } };
   }
 
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    error.textContent = '';
-    let quotas;
-    try {
-      quotas = read();
-    } catch (err) {
-      error.textContent = err.message;
-      return;
-    }
-    try {
-      if (await save(id.value.trim(), quotas)) {
-        for (const el of [id, waiting, payload, rateMax, rateMs]) el.value = '';
-        id.focus();
-      }
-    } catch (err) {
-      error.textContent = describeError(err);
-    }
+  onSubmit(form, error, {
+    read,
+    send: (quotas) => save(id.value.trim(), quotas),
+    reset() {
+      for (const el of [id, waiting, payload, rateMax, rateMs]) el.value = '';
+      id.focus();
+    },
   });
 
   function edit(tenant) {
