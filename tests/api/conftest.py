@@ -175,20 +175,6 @@ def worker_processes(redis_url: str) -> Iterator[WorkerProcesses]:
     procs.stop_all()
 
 
-async def wait_until(predicate: Callable[[], Any], within: float = 15.0, interval: float = 0.05) -> None:
-    """Poll an (async) predicate until it is truthy, or fail."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(interval)
-
-
 @asynccontextmanager
 async def running_worker(app: Conveyor, *queues: str) -> AsyncIterator[None]:
     """Run a worker of the app in this event loop for the duration of the block."""

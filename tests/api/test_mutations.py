@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from conveyor import Conveyor, JobState
-from tests.api.conftest import Api, code_of, running_worker, wait_until
+from tests.api.conftest import Api, code_of, running_worker
+from tests.support import wait_until
 
 JOB = "id queue type data state priority attempts maxAttempts createdAt delayedUntil deadline"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from conveyor import Conveyor, JobState
-from tests.api.conftest import Api, code_of, running_worker, wait_until
+from tests.api.conftest import Api, code_of, running_worker
 from tests.api.test_mutations import _in, add
+from tests.support import wait_until
 
 
 async def test_queues_and_queue_report_counts(api: Api) -> None:

@@ -20,8 +20,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conveyor import Conveyor, load_settings
 from conveyor.api import ApiConfig, TokenStore, create_api
-from tests.api.conftest import WorkerProcesses, wait_until
+from tests.api.conftest import WorkerProcesses
 from tests.api.worker_app import register_handlers
+from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
@@ -108,7 +109,7 @@ class Dashboard:
         )
         self._server = _QuietServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
-        await wait_until(lambda: self._server is not None and self._server.started, within=10)
+        await wait_until(lambda: self._server is not None and self._server.started, timeout=10)
 
     async def stop(self) -> None:
         if self._server is None or self._task is None:

@@ -14,7 +14,7 @@ async def dead_letters(dashboard: Dashboard, worker_processes: WorkerProcesses, 
     ids = [await dashboard.app.add("background", "fail", {"reason": reason}, attempts=1) for reason in reasons]
     worker_processes.start("background")
     letters = DeadLetters.of(dashboard.app, "background")
-    await wait_until(lambda: _count_is(letters, len(reasons)), within=30)
+    await wait_until(lambda: _count_is(letters, len(reasons)), timeout=30)
     worker_processes.stop_all()
     return ids
 

@@ -64,7 +64,7 @@ async def test_a_completed_chain_shows_the_previous_step_and_its_result(
     async def done() -> bool:
         return (await queue.get_job(last_id)).state is JobState.COMPLETED
 
-    await wait_until(done, within=30)
+    await wait_until(done, timeout=30)
     page = await browsing.open(dashboard, route=f"#/queues/background/jobs/{last_id}")
     child = page.locator(f'li[data-job="{first_id}"]')
     await expect(child.locator(".badge")).to_have_text("completed")

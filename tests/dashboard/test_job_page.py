@@ -34,7 +34,7 @@ async def test_failed_job_shows_each_attempt_with_its_stack_trace(
     )
     worker_processes.start("background")
     queue = dashboard.app.queue("background")
-    await wait_until(lambda: _is_failed(queue, job_id), within=30)
+    await wait_until(lambda: _is_failed(queue, job_id), timeout=30)
     page = await browsing.open(dashboard, route=f"#/queues/background/jobs/{job_id}")
     await expect(page.locator(".error-text")).to_contain_text("disk full")
     attempts = page.locator("details.attempt")

@@ -17,7 +17,7 @@ async def failed_jobs(dashboard: Dashboard, worker_processes: WorkerProcesses, c
     ids = await dashboard.app.add_bulk("background", [NewJob("fail", {"reason": f"boom {n}"}) for n in range(count)])
     worker_processes.start("background")
     queue = dashboard.app.queue("background")
-    await wait_until(lambda: _failed(queue, count), within=30)
+    await wait_until(lambda: _failed(queue, count), timeout=30)
     worker_processes.stop_all()
     return ids
 

@@ -40,7 +40,7 @@ async def test_a_schedule_added_from_the_page_adds_jobs_until_removed(
         {"result": "tick"},
     )
     worker_processes.start("background")
-    await wait_until(lambda: _ticked(dashboard.app.queue("background"), "heartbeat"), within=30)
+    await wait_until(lambda: _ticked(dashboard.app.queue("background"), "heartbeat"), timeout=30)
     await browsing.screenshot("schedules")
 
     await page.get_by_role("link", name="Jobs of schedule heartbeat").click()
