@@ -77,18 +77,7 @@ class Worker:
                 self._blocking_client(),
                 lookup,
                 self.executor,
-                RunnerConfig(
-                    queue.name,
-                    concurrency,
-                    self.config.lock_ms,
-                    self.name,
-                    worker_limit=queue.defaults.worker_rate_limit,
-                    group_limits=self.config.group_limits,
-                    global_concurrency=queue.defaults.global_concurrency is not None,
-                    reserved_slots=min(queue.defaults.reserved_slots, concurrency - 1),
-                    reserved_priority=queue.defaults.reserved_priority,
-                    prefetch=concurrency // 4 if queue.defaults.prefetch is None else queue.defaults.prefetch,
-                ),
+                self._runner_config(queue, concurrency),
                 clock,
                 self.hooks,
             )
@@ -114,6 +103,22 @@ class Worker:
         self._stop = asyncio.Event()
         self._duties_done = asyncio.Event()
         self._started = now_utc(clock)
+
+    def _runner_config(self, queue: Queue, concurrency: int) -> RunnerConfig:
+        """How one queue's runner fetches: this worker's settings plus the queue's own."""
+        defaults = queue.defaults
+        return RunnerConfig(
+            queue.name,
+            concurrency,
+            self.config.lock_ms,
+            self.name,
+            worker_limit=defaults.worker_rate_limit,
+            group_limits=self.config.group_limits,
+            global_concurrency=defaults.global_concurrency is not None,
+            reserved_slots=min(defaults.reserved_slots, concurrency - 1),
+            reserved_priority=defaults.reserved_priority,
+            prefetch=concurrency // 4 if defaults.prefetch is None else defaults.prefetch,
+        )
 
     def _blocking_client(self) -> Redis:
         client = self._make_blocking()
