@@ -166,4 +166,51 @@ async def _add_cost(impl: str, url: str, client: Redis) -> float:
         await prod.close()
 
 
+async def long_idle(impl: str, url: str, client: Redis, idle_s: float) -> Figures:
+    """A worker left idle for `idle_s` (10 minutes for the issue's target): its Redis commands/s over that time,
+    then the pickup latency of 5 jobs added half a second apart, against 5 added the same way before the idle.
+    Just before the jobs after the idle, the producer and Redis are kept busy with another queue for a moment:
+    in use, the app and Redis do other work while one queue sits idle, and this VM pages out the memory of a
+    process that sat idle for a minute, whichever it is (see bench/README.md); the worker's is not touched."""
+    queue = fresh_queue()
+    prod = await producer(impl, url, queue)
+    other = await producer(impl, url, fresh_queue())
+    worker = WorkerProcess.start(impl, url, queue, 10, "start")
+    try:
+        await asyncio.sleep(2)
+        before = await _spaced_pickups(prod, client, queue, 5, 0.5)
+        calls0, started = await redis_calls(client), time.monotonic()
+        await asyncio.sleep(idle_s)
+        idle_rate = (await redis_calls(client) - calls0 - 1) / (time.monotonic() - started)
+        for _ in range(5):
+            await other.add()
+            await asyncio.sleep(0.1)
+        after = await _spaced_pickups(prod, client, queue, 5, 0.5)
+    finally:
+        worker.stop()
+        await prod.close()
+        await other.close()
+    await client.flushall()
+    return {
+        "long idle: Redis commands/s": idle_rate,
+        "pickup before the long idle, median of 5 (ms)": statistics.median(before),
+        "pickup after the long idle, median of 5 (ms)": statistics.median(after),
+        "pickup after the long idle, slowest of 5 (ms)": max(after),
+    }
+
+
+async def _spaced_pickups(prod: Producer, client: Redis, queue: str, n: int, gap_s: float) -> list[float]:
+    """Pickup latency (ms) of `n` jobs added `gap_s` apart to an idle worker."""
+    done = len(await returned_values(client, queue))
+    added: list[float] = []
+    for _ in range(n):
+        added.append(time.time())
+        await prod.add()
+        await asyncio.sleep(gap_s)
+    await wait_completed(prod, done + n)
+    values = await returned_values(client, queue)
+    latest = sorted(values, key=int)[done:]  # generated ids count up in the order of adding
+    return [(values[job_id] - t) * 1000 for job_id, t in zip(latest, added, strict=True)]
+
+
 SCENARIOS: list[Scenario] = [enqueue, drain, scale_out, io_bound, latency_and_idle]
