@@ -127,17 +127,11 @@ async def latency_and_idle(impl: str, url: str, client: Redis) -> Figures:
         await asyncio.sleep(10)
         idle_rate = (await redis_calls(client) - calls0 - 1) / 10
         add_calls = await _add_cost(impl, url, client)
-        added: list[float] = []
         calls0 = await redis_calls(client)
-        for _ in range(200):
-            added.append(time.time())
-            await prod.add()
-            await asyncio.sleep(0.01)
+        added = await _add_spaced(prod, 200, 0.01)
         await wait_completed(prod, 200)
         trickle_calls = (await redis_calls(client) - calls0 - 1) / 200
-        values = await returned_values(client, queue)
-        in_order = sorted(values, key=int)  # generated ids count up in the order of adding
-        latencies = sorted((values[job_id] - t) * 1000 for job_id, t in zip(in_order, added, strict=True))
+        latencies = sorted(await _pickup_latencies(client, queue, added, 0))
     finally:
         worker.stop()
         await prod.close()
@@ -169,9 +163,9 @@ async def _add_cost(impl: str, url: str, client: Redis) -> float:
 async def long_idle(impl: str, url: str, client: Redis, idle_s: float) -> Figures:
     """A worker left idle for `idle_s` (10 minutes for the issue's target): its Redis commands/s over that time,
     then the pickup latency of 5 jobs added half a second apart, against 5 added the same way before the idle.
-    Just before the jobs after the idle, the producer and Redis are kept busy with another queue for a moment:
-    in use, the app and Redis do other work while one queue sits idle, and this VM pages out the memory of a
-    process that sat idle for a minute, whichever it is (see bench/README.md); the worker's is not touched."""
+    Just before the jobs after the idle, the producer and Redis serve another queue for a moment: in use, the
+    app and Redis do other work while one queue sits idle, and this VM pages out any process's memory left
+    untouched for a minute (see bench/README.md). The worker is not touched."""
     queue = fresh_queue()
     prod = await producer(impl, url, queue)
     other = await producer(impl, url, fresh_queue())
@@ -202,14 +196,25 @@ async def long_idle(impl: str, url: str, client: Redis, idle_s: float) -> Figure
 async def _spaced_pickups(prod: Producer, client: Redis, queue: str, n: int, gap_s: float) -> list[float]:
     """Pickup latency (ms) of `n` jobs added `gap_s` apart to an idle worker."""
     done = len(await returned_values(client, queue))
+    added = await _add_spaced(prod, n, gap_s)
+    await wait_completed(prod, done + n)
+    return await _pickup_latencies(client, queue, added, done)
+
+
+async def _add_spaced(prod: Producer, n: int, gap_s: float) -> list[float]:
+    """Add `n` jobs `gap_s` apart; the time just before each add."""
     added: list[float] = []
     for _ in range(n):
         added.append(time.time())
         await prod.add()
         await asyncio.sleep(gap_s)
-    await wait_completed(prod, done + n)
+    return added
+
+
+async def _pickup_latencies(client: Redis, queue: str, added: list[float], done_before: int) -> list[float]:
+    """Milliseconds from each add to its handler's start (the `start` handler returns it), in the order added."""
     values = await returned_values(client, queue)
-    latest = sorted(values, key=int)[done:]  # generated ids count up in the order of adding
+    latest = sorted(values, key=int)[done_before:]  # generated ids count up in the order of adding
     return [(values[job_id] - t) * 1000 for job_id, t in zip(latest, added, strict=True)]
 
 
