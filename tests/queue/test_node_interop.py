@@ -1,7 +1,8 @@
 """Node interop: jobs cross between Node BullMQ and Conveyor in both directions.
 
-Needs Node and npm: the pinned `bullmq` of `tests/queue/node/package.json` is installed into a temporary
-directory once per session. Skipped, with the reason, when npm is missing or the install fails (offline).
+Needs Node and npm: `tests/queue/node/package-lock.json` (the pinned `bullmq` and every package under it) is
+installed with `npm ci` into a temporary directory once per session.
+Skipped, with the reason, when npm is missing or the install fails (offline).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def node_bullmq(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copy(script, workdir / script.name)
     try:
         subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
+            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
             cwd=workdir, check=True, capture_output=True, timeout=INSTALL_TIMEOUT_S,
         )  # fmt: skip
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:

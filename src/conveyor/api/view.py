@@ -59,7 +59,7 @@ class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
 
     async def send_message(self, message: Message) -> None:
         if message.get("type") == "error":
-            payload: list[dict[str, Any]] = message.get("payload", [])  # type: ignore[assignment]
+            payload = cast("list[dict[str, Any]]", message.get("payload", []))
             for error in payload:
                 extensions = error.get("extensions") or {}
                 if "code" not in extensions:

@@ -171,22 +171,14 @@ class RedisTarget:
             "password": self.sentinel_password,
         }
 
-    # redis-py leaves its Sentinel classes unannotated, hence the ignores.
+    # redis-py's Sentinel classes are unannotated in some releases: pyproject's `untyped_calls_exclude` covers them.
     def _async_sentinel_pool(self, options: dict[str, Any]) -> AsyncSentinelConnectionPool:
-        manager = AsyncSentinel(  # type: ignore[no-untyped-call]
-            list(self.sentinels), sentinel_kwargs=self._sentinel_options()
-        )
-        return AsyncSentinelConnectionPool(  # type: ignore[no-untyped-call]
-            self.sentinel_master, manager, is_master=True, **options
-        )
+        manager = AsyncSentinel(list(self.sentinels), sentinel_kwargs=self._sentinel_options())
+        return AsyncSentinelConnectionPool(self.sentinel_master, manager, is_master=True, **options)
 
     def _sync_sentinel_pool(self, options: dict[str, Any]) -> SentinelConnectionPool:
-        manager = Sentinel(  # type: ignore[no-untyped-call]
-            list(self.sentinels), sentinel_kwargs=self._sentinel_options()
-        )
-        return SentinelConnectionPool(  # type: ignore[no-untyped-call]
-            self.sentinel_master, manager, is_master=True, **options
-        )
+        manager = Sentinel(list(self.sentinels), sentinel_kwargs=self._sentinel_options())
+        return SentinelConnectionPool(self.sentinel_master, manager, is_master=True, **options)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
@@ -338,7 +339,7 @@ class QueueRunner:
         except asyncio.CancelledError:
             if not job.handed_back:
                 raise
-            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            cast("asyncio.Task[None]", asyncio.current_task()).uncancel()
         except ScriptError as exc:
             log.warning("job %s of %s lost before it finished: %s", job.job_id, self.queue.name, exc)
         except CONNECTION_FAILURES as exc:
