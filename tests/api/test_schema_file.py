@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conveyor.api import schema
 from conveyor.api.schema import schema_sdl
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
+SCHEMA_FILE = Path(schema.__file__).with_name("schema.graphql")
 
 
 def test_schema_file_matches_the_code() -> None:
-    assert SCHEMA_FILE.read_text() == schema_sdl(), "regenerate it: python -m conveyor.api > schema.graphql"
+    regenerate = f"regenerate it: python -m conveyor.api > {SCHEMA_FILE}"
+    assert SCHEMA_FILE.read_text() == schema_sdl(), regenerate
 
 
 def test_schema_has_the_design_notes_operations() -> None:

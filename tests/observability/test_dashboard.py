@@ -12,7 +12,7 @@ from conveyor.observability import instrument, load_observability_settings, metr
 from tests.observability.scraping import asgi_get, parse
 from tests.worker.conftest import running, state_is, wait_until
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "grafana" / "conveyor-dashboard.json"
+DASHBOARD = Path(__file__).resolve().parents[2] / "src" / "conveyor" / "observability" / "grafana-dashboard.json"
 
 
 def _queries(node: Any) -> list[str]:

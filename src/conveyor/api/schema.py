@@ -1,4 +1,4 @@
-"""The GraphQL schema, and its SDL as exported to `schema.graphql` (`python -m conveyor.api > schema.graphql`)."""
+"""The GraphQL schema, and its SDL as exported to `schema.graphql` beside this module (`python -m conveyor.api`)."""
 
 from __future__ import annotations
 
@@ -41,5 +41,5 @@ def build_schema(config: ApiConfig | None = None) -> ConveyorSchema:
 
 
 def schema_sdl() -> str:
-    """The schema in SDL, as stored in `schema.graphql`."""
+    """The schema in SDL, as stored in `schema.graphql` beside this module."""
     return build_schema().as_str().rstrip("\n") + "\n"
