@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import statistics
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,26 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interv
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+async def blocked_clients(client: Any, at_least: int = 1) -> bool:
+    """True once `at_least` connections wait in a blocking command (an idle worker's fetcher waits in BZPOPMIN).
+
+    For tests that need a worker idle and blocked on Redis before they act: poll this rather than sleep.
+    """
+    info = await client.info("clients")
+    return int(info["blocked_clients"]) >= at_least
+
+
+def assert_latency(samples_ms: Sequence[float], *, promised_ms: float, worst_ms: float = 1000, what: str) -> None:
+    """Check a latency the README promises so that a busy machine cannot fail it by chance but a broken mechanism
+    does: the median sample within `promised_ms`, and every sample within `worst_ms` (a wake-up that never came
+    costs a poll period or a timeout, seconds). The samples are in the failure message."""
+    shown = ", ".join(f"{sample:.1f}" for sample in samples_ms)
+    assert samples_ms, f"{what}: no samples"
+    assert statistics.median(samples_ms) < promised_ms, f"{what}: median over {promised_ms} ms (samples: {shown} ms)"
+    assert max(samples_ms) < worst_ms, f"{what}: a sample over {worst_ms} ms (samples: {shown} ms)"
+    assert min(samples_ms) >= 0, f"{what}: a negative sample (samples: {shown} ms)"
 
 
 def stop_processes(procs: list[subprocess.Popen[Any]], within_s: float = 15) -> None:

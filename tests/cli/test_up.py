@@ -122,7 +122,6 @@ async def test_a_worker_attaches_to_the_redis_of_up_and_leaves_it_running(
     worker = embedded_cli.start("worker", "--queues", "background")
     await wait_until(lambda: _live_workers(attached, 2), timeout=30)
     assert f"embedded, pid {redis_pid}, attached" in embedded_cli.output(worker)
-    await asyncio.sleep(0.3)  # past the worker's first heartbeat (see the report on cancelled Redis calls)
     await _stop(embedded_cli, worker)
     assert _alive(redis_pid)
     job_id = await attached.add("background", "echo", {"n": 2})

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from playwright.async_api import async_playwright
+from playwright.async_api import async_playwright, expect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conveyor import Conveyor, load_settings
@@ -26,6 +26,10 @@ from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
+# Playwright's 5 s default makes a busy 2-core machine (Chromium, uvicorn, workers and Redis on it) fail tests
+# that are not about timing; what the page must show is still checked, only the patience is longer.
+UI_TIMEOUT_MS = 20_000
+expect.set_options(timeout=UI_TIMEOUT_MS)
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_ARGS = [
     "--headless",
@@ -236,6 +240,7 @@ async def browsing(browser: Any, request: pytest.FixtureRequest) -> AsyncIterato
     """A fresh browser context and tab (empty sessionStorage); fails the test on page errors or requests
     that leave the Conveyor server."""
     context = await browser.new_context(viewport={"width": 1360, "height": 900}, color_scheme="dark")
+    context.set_default_timeout(UI_TIMEOUT_MS)
     page = await context.new_page()
     tab = Browsing(context, page, request.node.name)
     yield tab

@@ -76,17 +76,19 @@ async def test_watcher_turns_a_burst_of_real_saves_into_one_job(app: Conveyor, r
     watcher = ChangeWatcher(app, repo, index=index_path, debounce_ms=1500, on_change=changed.append)
     stop = asyncio.Event()
     task = asyncio.create_task(watcher.run(stop))
-    await asyncio.sleep(0.3)  # let the watcher start
     try:
-        for n in range(20):
-            path.write_text(f"pub fn burst_{n}() {{}}\n")
-            (repo / "debug.log").write_text(f"ignored {n}\n")  # ignored by .gitignore: never enqueued
+        saves = 0
+        # Twenty saves 20 ms apart, and more while the watcher (starting in the background) has seen none yet.
+        while saves < 20 or (not changed and saves < 1000):
+            path.write_text(f"pub fn burst_{saves}() {{}}\n")
+            (repo / "debug.log").write_text(f"ignored {saves}\n")  # ignored by .gitignore: never enqueued
+            saves += 1
             await asyncio.sleep(0.02)
         await wait_until(lambda: changed, timeout=10)
         counts = await app.queue("indexing").counts()
         assert counts.delayed == 1
         async with running(app.worker(["indexing"])):
-            await wait_until(lambda: _indexed(index_path, "burst_19"))
+            await wait_until(lambda: _indexed(index_path, f"burst_{saves - 1}"))
             await wait_until(lambda: _completed_events(app, watch_job_id(index_path, path)))
     finally:
         stop.set()

@@ -11,6 +11,7 @@ import pytest
 from conveyor import Conveyor, JobContext, JobState, NewJob, load_settings
 from conveyor.config import QueueSettings, RateLimit
 from conveyor.worker.errors import RateLimitedError
+from tests.support import assert_latency
 from tests.worker.conftest import running, state_is, wait_until
 
 
@@ -134,11 +135,16 @@ async def test_global_concurrency_holds_across_workers(redis_url: str) -> None:
 async def test_critical_job_starts_within_100ms_while_low_jobs_saturate_the_queue(redis_url: str) -> None:
     app = await _app(redis_url, concurrency=4, reserved_slots=1, reserved_priority=1)
     started: dict[str, float] = {}
+    release = asyncio.Event()
 
     @app.handler("limited", "slow")
     async def slow(payload: dict[str, Any], ctx: JobContext) -> None:
         started[ctx.job.id] = time.monotonic()
-        await asyncio.sleep(2)
+        await release.wait()
+
+    @app.handler("limited", "urgent")
+    async def urgent(payload: dict[str, Any], ctx: JobContext) -> None:
+        started[ctx.job.id] = time.monotonic()
 
     try:
         await app.add_bulk("limited", [NewJob("slow", {}, _low()) for _ in range(40)])
@@ -146,10 +152,15 @@ async def test_critical_job_starts_within_100ms_while_low_jobs_saturate_the_queu
             await wait_until(lambda: len(started) >= 3, timeout=5)
             await asyncio.sleep(0.3)
             assert len(started) == 3  # the fourth slot is held for critical jobs
-            added = time.monotonic()
-            critical = await app.add("limited", "slow", {}, priority="critical")
-            await wait_until(lambda: critical in started, timeout=2, interval=0.005)
-            assert started[critical] - added < 0.1
+            waits_ms = []
+            for _ in range(3):
+                added = time.monotonic()
+                critical = await app.add("limited", "urgent", {}, priority="critical")
+                await wait_until(lambda: critical in started, timeout=2, interval=0.005)  # noqa: B023 (awaited here)
+                waits_ms.append((started[critical] - added) * 1000)
+            assert len(started) == 6  # the low jobs still hold the three other slots
+            release.set()
+        assert_latency(waits_ms, promised_ms=100, what="critical job start while low jobs saturate the queue")
     finally:
         await app.close()
 

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from conveyor import Conveyor, JobContext, JobState
+from tests.support import assert_latency, blocked_clients
 from tests.worker.conftest import running, state_is, wait_until
 
 
@@ -52,11 +53,11 @@ async def test_delayed_jobs_run_within_50ms_of_their_due_time(app: Conveyor) -> 
         lateness.append(time.time() - payload["due"])
 
     async with running(app.worker(["background"])):
-        await asyncio.sleep(0.3)  # the worker is idle and blocked when the delayed jobs arrive
+        await wait_until(lambda: blocked_clients(app.client))  # idle and blocked when the delayed jobs arrive
         for delay_ms in (150, 400, 700, 1100, 1600):
             await app.add("background", "due", {"due": time.time() + delay_ms / 1000}, delay_ms=delay_ms)
         await wait_until(lambda: len(lateness) == 5, timeout=5)
-    assert all(0 <= late < 0.05 for late in lateness), lateness
+    assert_latency([late * 1000 for late in lateness], promised_ms=50, what="delayed job start after its due time")
 
 
 async def test_delayed_job_is_not_run_early_and_can_be_promoted(app: Conveyor) -> None:
