@@ -95,12 +95,12 @@ def upgrade_check(_: list[str]) -> int:
         env = Path(tmp) / "venv"
         venv.create(env, with_pip=True)
         pip = [str(bin_path(env, "python")), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        installed = quiet([*pip, "--upgrade", "-e", f".[{','.join(DEV_EXTRAS)}]"])
+        installed = quiet([*pip, "--upgrade", "-e", f".[{','.join(DEV_EXTRAS)}]", "-r", rel(BUILD_INPUT)])
         if installed.returncode != 0:
             report("install", installed)
             return 0
-        newer = newer_than_locked(env)
-        print(f"upgrade-check: {len(newer)} package(s) newer than the lock: {', '.join(newer) or 'none'}")
+        newer = differing_from_lock(env)
+        print(f"upgrade-check: {len(newer)} package(s) at another version than the lock: {', '.join(newer) or 'none'}")
         ruff, mypy, python = (str(bin_path(env, name)) for name in ("ruff", "mypy", "python"))
         steps = {
             "ruff": [ruff, "check", "src", "tests", "bench"],
@@ -113,7 +113,7 @@ def upgrade_check(_: list[str]) -> int:
     return 0
 
 
-def newer_than_locked(env: Path) -> list[str]:
+def differing_from_lock(env: Path) -> list[str]:
     """`name locked -> newest` for each package whose installed version differs from the dev lock."""
     locked = dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;\\]+)", DEV_LOCK.read_text(), re.MULTILINE))
     locked = {normalize(name): version for name, version in locked.items()}

@@ -53,6 +53,15 @@ async def blocked_clients(client: Any, at_least: int = 1) -> bool:
     return int(info["blocked_clients"]) >= at_least
 
 
+def aof_synced(persistence: dict[str, Any]) -> bool:
+    """True once Redis has written every command to its AOF and no fsync is pending (from INFO persistence).
+
+    With `appendfsync everysec` that takes about a second, longer on a busy machine: poll this before a crash
+    that must not lose what was written, rather than sleeping a second.
+    """
+    return int(persistence["aof_buffer_length"]) == 0 and int(persistence["aof_pending_bio_fsync"]) == 0
+
+
 def assert_latency(samples_ms: Sequence[float], *, promised_ms: float, worst_ms: float = 1000, what: str) -> None:
     """Check a latency the README promises so that a busy machine cannot fail it by chance but a broken mechanism
     does: the median sample within `promised_ms`, and every sample within `worst_ms` (a wake-up that never came

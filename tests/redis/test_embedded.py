@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from redis.client import Redis as SyncRedis
 from redis.exceptions import AuthenticationError
+from tests.support import aof_synced
 
 from conveyor.redis.embedded import EmbeddedRedis, socket_path_for
 from conveyor.redis.errors import EmbeddedRedisError
@@ -109,12 +110,16 @@ def test_stop_leaves_no_process_and_no_state(own_redis: OwnRedisFactory) -> None
     assert not server.socket_path.exists()
 
 
-def test_kill_then_restart_keeps_data_written_over_a_second_before(own_redis: OwnRedisFactory) -> None:
+def test_kill_then_restart_keeps_data_once_the_aof_is_synced(own_redis: OwnRedisFactory) -> None:
     server = own_redis(transport="tcp")
     url, pid = server.url, server.pid
     assert pid is not None
-    _client(url).set("job:1", "payload")
-    time.sleep(1.5)  # appendfsync everysec: a write older than ~1 s is on disk
+    client = _client(url)
+    client.set("job:1", "payload")
+    deadline = time.monotonic() + 10
+    while not aof_synced(client.info("persistence")):  # appendfsync everysec: on disk within about a second
+        assert time.monotonic() < deadline, client.info("persistence")
+        time.sleep(0.05)
 
     server.kill()
     assert _process_gone(pid)

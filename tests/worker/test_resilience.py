@@ -13,6 +13,7 @@ from conveyor import Conveyor, JobContext, JobState, NewJob, load_settings
 from conveyor.redis.errors import RedisUnavailableError
 from conveyor.worker.maintenance import StalledJobSweeper
 from tests.conftest import OwnRedisFactory
+from tests.support import aof_synced
 from tests.worker.conftest import WorkerProcesses, running, state_is, wait_until
 
 
@@ -84,7 +85,7 @@ async def test_workers_survive_a_redis_restart_and_enqueue_during_the_outage_fai
         queue = app.queue("background")
         before = await app.add_bulk("background", [NewJob("record", {}) for _ in range(50)])
         await wait_until(lambda: _completed_at_least(queue, 50), timeout=30)
-        await asyncio.sleep(1.2)  # let appendfsync everysec flush before the crash
+        await wait_until(lambda: _aof_synced(app))  # appendfsync everysec: on disk before the crash
         server.kill()
         started = time.monotonic()
         with pytest.raises(RedisUnavailableError, match="nothing was written"):
@@ -102,6 +103,10 @@ async def test_workers_survive_a_redis_restart_and_enqueue_during_the_outage_fai
 
 async def _live(app: Conveyor, n: int) -> bool:
     return len(await app.workers()) >= n
+
+
+async def _aof_synced(app: Conveyor) -> bool:
+    return aof_synced(await app.client.info("persistence"))
 
 
 async def _completed_at_least(queue: object, n: int) -> bool:
