@@ -20,14 +20,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @asynccontextmanager
 async def running(worker: Worker) -> AsyncIterator[Worker]:
-    """Run a worker in this event loop for the duration of the block, then shut it down gracefully."""
+    """Run a worker in this event loop for the duration of the block, then shut it down gracefully.
+
+    The block starts once the worker has announced itself (its first heartbeat), so it counts as live.
+    """
     task = asyncio.create_task(worker.run())
-    await asyncio.sleep(0.05)
     try:
+        await wait_until(lambda: _announced(worker, task))
         yield worker
     finally:
         worker.request_stop()
         await asyncio.wait_for(task, 30)
+
+
+async def _announced(worker: Worker, task: asyncio.Task[None]) -> bool:
+    if task.done():
+        task.result()  # a worker that failed to start fails the test with its own error
+        raise AssertionError("the worker stopped before it announced itself")
+    return any(info.id == worker.id for info in await worker.registry.list())
 
 
 async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02) -> Any:

@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from conveyor import Conveyor, load_settings
 from conveyor.api import ApiConfig, ApiServer, TokenStore
 from tests.api.worker_app import register_handlers
-from tests.support import ProcessGroup
+from tests.support import ProcessGroup, running
 
 ROOT = Path(__file__).resolve().parents[2]
 WS_PROTOCOL = "graphql-transport-ws"
@@ -177,12 +177,6 @@ def worker_processes(redis_url: str) -> Iterator[WorkerProcesses]:
 
 @asynccontextmanager
 async def running_worker(app: Conveyor, *queues: str) -> AsyncIterator[None]:
-    """Run a worker of the app in this event loop for the duration of the block."""
-    worker = app.worker(list(queues or ("background",)))
-    task = asyncio.create_task(worker.run())
-    await asyncio.sleep(0.05)
-    try:
+    """Run a worker of the app in this event loop for the duration of the block (from its first heartbeat)."""
+    async with running(app.worker(list(queues or ("background",)))):
         yield
-    finally:
-        worker.request_stop()
-        await asyncio.wait_for(task, 30)

@@ -94,6 +94,7 @@ class QueueScripts:
         self._scripts: dict[str, AsyncScript] = {}
         self._coalescer = ScriptCoalescer(client)
         self._lane = lane_for(client)
+        self._restamps: dict[str, asyncio.Future[Any]] = {}  # start times on their way, by job id
 
     def _script(self, name: str) -> AsyncScript:
         script = self._scripts.get(name)
@@ -169,8 +170,17 @@ class QueueScripts:
         return _fetched(raw)
 
     def restamp_started(self, job_id: str, started_ms: int) -> asyncio.Future[Any]:
-        """Set an active job's `processedOn`, over the lane: it reaches Redis before the job's completion does."""
-        return asyncio.ensure_future(self._lane.command("HSET", self.keys.job(job_id), "processedOn", started_ms))
+        """Set an active job's `processedOn` in the background. The job's completion, failure or retry waits
+        for it (`_after_restamp`), so a finished job never keeps the stamp of the wait, which may predate it."""
+        future = asyncio.ensure_future(self._lane.command("HSET", self.keys.job(job_id), "processedOn", started_ms))
+        self._restamps[job_id] = future
+        future.add_done_callback(lambda _: self._restamps.pop(job_id, None))
+        return future
+
+    async def _after_restamp(self, job_id: str) -> None:
+        pending = self._restamps.get(job_id)
+        if pending is not None:
+            await asyncio.wait([pending])  # its failure is logged where it was sent
 
     async def move_to_finished(
         self,
@@ -188,6 +198,7 @@ class QueueScripts:
         fields: dict[str, str] | None = None,
     ) -> FetchedJob:
         """Complete (`target="completed"`, value = JSON result) or fail (value = reason) an active job."""
+        await self._after_restamp(job_id)
         k = self.keys
         keys = [*self._fetch_keys(), k.of(target), k.job(job_id), k.metrics(target), k.marker]
         opts = _pack(
@@ -222,6 +233,7 @@ class QueueScripts:
     ) -> None:
         """Send an active job back to `delayed` for `delay_ms`: a retry with backoff (counts an attempt), or a
         rate-limited job put off without counting one."""
+        await self._after_restamp(job_id)
         k = self.keys
         keys = [
             k.marker,
@@ -241,6 +253,7 @@ class QueueScripts:
 
     async def retry_job(self, *, job_id: str, token: str, timestamp: int, fields: dict[str, str]) -> None:
         """Send an active job straight back to waiting (a retry without delay); counts an attempt."""
+        await self._after_restamp(job_id)
         k = self.keys
         keys = [
             k.active,
