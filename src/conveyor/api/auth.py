@@ -104,3 +104,9 @@ def visible_queues(ctx: ApiContext) -> list[str]:
     """The queues the caller may read, in configuration order."""
     principal = require(ctx, Role.VIEWER)
     return [name for name in ctx.app.queue_names if principal.may_access(name)]
+
+
+def may_read(ctx: ApiContext, queue: str) -> bool:
+    """True when the caller may read the queue: for leaving out, without an error, what lies outside its scope
+    (a flow's children in other queues, a worker's other queues)."""
+    return queue in visible_queues(ctx)

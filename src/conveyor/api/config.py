@@ -31,6 +31,13 @@ class ApiConfig(BaseSettings):
     Production mode (the default) turns off introspection and the GraphiQL IDE. `anonymous_loopback` lets
     requests from the loopback interface in without a token, as admin: only for the embedded development
     setup, and only while the server binds to a loopback address. Every other request needs a token.
+
+    `token_recheck_s`: how often an open websocket connection checks that its token was not revoked (nor its
+    tenant removed); a revoked token's connection is closed (4403), ending its subscriptions.
+
+    `/metrics` names every queue and worker, so it needs a token without queue scope and tenant (any role;
+    Prometheus sends it with `authorization: {credentials: …}` in its scrape config) unless `metrics_public`
+    (`CONVEYOR_API_METRICS_PUBLIC=true`) opens it, for a Prometheus on a trusted network.
     """
 
     model_config = SettingsConfigDict(env_prefix="CONVEYOR_API_", extra="ignore", frozen=True)
@@ -47,6 +54,8 @@ class ApiConfig(BaseSettings):
     max_batch_size: int = Field(default=500, ge=1, le=100_000)
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_subscriptions_per_connection: int = Field(default=10, ge=1, le=1000)
+    token_recheck_s: float = Field(default=1.0, ge=0.05, le=60)
+    metrics_public: bool = False
     stats_interval_s: float = Field(default=0.25, ge=0.05, le=60)
     ready_requires_workers: bool = True
     shutdown_grace_s: int = Field(default=5, ge=0, le=600)

@@ -8,14 +8,20 @@ import strawberry
 from strawberry.scalars import JSON
 
 from conveyor.api import fields as described
-from conveyor.api.auth import require
+from conveyor.api.auth import may_read, require
 from conveyor.api.context import ApiContext, ApiInfo
 from conveyor.api.errors import ApiError, ErrorCode
 from conveyor.api.tokens import Role
 from conveyor.api.types import AttemptNode, BulkFailure
 from conveyor.queue.dlq import DeadLetter, DeadLetterFilter, DeadLetterNotFoundError, DeadLetters, Selection
+from conveyor.queue.flows import Flows
 
 MAX_SELECTION = 10_000
+
+
+def _visible_parent(ctx: ApiContext, key: str | None) -> str | None:
+    ref = Flows.of(ctx.app).keys.job_of_key(key) if key else None
+    return key if ref is not None and may_read(ctx, ref[0]) else None
 
 
 @strawberry.type(name="DeadLetter", description="A copy of a job that failed for good, as it was when it failed.")
@@ -36,7 +42,8 @@ class DeadLetterNode:
     parent: str | None = strawberry.field(description="The parent's job key when the job was part of a flow.")
 
     @classmethod
-    def of(cls, letter: DeadLetter) -> DeadLetterNode:
+    def of(cls, ctx: ApiContext, letter: DeadLetter) -> DeadLetterNode:
+        """The caller's view of a dead letter: its flow parent only when the caller may see the parent's queue."""
         return cls(
             job_id=strawberry.ID(letter.job_id),
             queue=letter.queue,
@@ -51,7 +58,7 @@ class DeadLetterNode:
             failed_at=letter.failed_at,
             dead_lettered_at=letter.dead_lettered_at,
             worker=letter.worker,
-            parent=letter.parent,
+            parent=_visible_parent(ctx, letter.parent),
         )
 
 
@@ -130,14 +137,14 @@ class DeadLetterQuery:
         letters = DeadLetters.of(ctx.app, queue)
         wanted = filter.to_filter() if filter is not None else None
         page = await letters.letters(wanted, offset=offset, limit=first + 1)
-        nodes = [DeadLetterNode.of(letter) for letter in page[:first]]
+        nodes = [DeadLetterNode.of(ctx, letter) for letter in page[:first]]
         return DeadLetterPage(total=await letters.count(), nodes=nodes, has_more=len(page) > first)
 
     @described.field("One dead letter by job id (null when there is none).")
     async def dead_letter(self, info: ApiInfo, queue: str, id: strawberry.ID) -> DeadLetterNode | None:
         require(info.context, Role.VIEWER, queue)
         try:
-            return DeadLetterNode.of(await DeadLetters.of(info.context.app, queue).get(str(id)))
+            return DeadLetterNode.of(info.context, await DeadLetters.of(info.context.app, queue).get(str(id)))
         except DeadLetterNotFoundError:
             return None
 

@@ -8,6 +8,7 @@ Errors of the layers below keep their messages (they say what to do) and get a c
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
@@ -106,6 +107,9 @@ CODES: dict[type[Exception], ErrorCode] = {
 REDIS_DOWN = (RedisUnavailableError, RedisConnectionError, RedisTimeoutError)
 INTERNAL_MESSAGE = "Internal server error; the server log has the details."
 REDIS_MESSAGE = "Redis is unavailable; nothing was written. Try again shortly."
+# graphql-core's hints at names the schema has ("Did you mean 'queue'?", "… the enum value 'FAILED'?"); GraphQL
+# names hold no "?", so the hint ends at the first one.
+SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -156,9 +160,12 @@ def is_expected(error: GraphQLError) -> bool:
     return any(isinstance(original, kind) for kind in CODES)
 
 
-def shape(error: GraphQLError) -> GraphQLError:
-    """The error as the client sees it."""
+def shape(error: GraphQLError, *, hide_suggestions: bool = False) -> GraphQLError:
+    """The error as the client sees it (without "Did you mean …?" hints at the schema's names when
+    `hide_suggestions`: production mode, where introspection is off too)."""
     message, extensions = describe(error)
+    if hide_suggestions:
+        message = SUGGESTION.sub("", message)
     return GraphQLError(
         message,
         nodes=error.nodes,
@@ -172,12 +179,17 @@ def shape(error: GraphQLError) -> GraphQLError:
 
 class ErrorCodes(SchemaExtension):
     """Gives every error of a result (queries, mutations and each subscription event) a stable code, and
-    masks unexpected ones."""
+    masks unexpected ones; with `hide_suggestions` (production mode) it drops "Did you mean …?" hints, which
+    would reveal the schema's field, argument and enum names that introspection is turned off to keep."""
+
+    def __init__(self, *, hide_suggestions: bool = False) -> None:
+        self.hide_suggestions = hide_suggestions
 
     def _process(self, result: object) -> None:
         errors = getattr(result, "errors", None)
         if errors:
-            result.errors = [shape(error) for error in errors]  # type: ignore[attr-defined]
+            shaped = [shape(error, hide_suggestions=self.hide_suggestions) for error in errors]
+            result.errors = shaped  # type: ignore[attr-defined]
 
     def on_operation(self) -> Iterator[None]:
         yield

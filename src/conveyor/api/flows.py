@@ -85,8 +85,11 @@ async def job_parent(ctx: ApiContext, queue: str, job_id: str) -> JobNode | None
 
 
 async def job_children_results(ctx: ApiContext, queue: str, job_id: str) -> dict[str, Any]:
-    """The results of a job's completed children by child id (kept even after the children were removed)."""
-    return await Flows.of(ctx.app).children_results(queue, job_id)
+    """The results of a job's completed children in queues the caller may see, by child id (kept even after the
+    children were removed)."""
+    visible = set(visible_queues(ctx))
+    children = await Flows.of(ctx.app).children(queue, job_id)
+    return {c.job_id: c.result for c in children if c.status == "completed" and c.queue in visible}
 
 
 @strawberry.type

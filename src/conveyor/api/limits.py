@@ -1,12 +1,18 @@
 """Limits on what one GraphQL document may ask: depth, aliases (counted through fragments, once per use),
-tokens, and introspection in production. Each refusal carries its own error code."""
+tokens, and introspection in production. Each refusal carries its own error code.
+
+Depth and aliases are measured in one pass over the document that visits each fragment once (its cost is
+remembered), so a fragment-doubling "query bomb" is measured and refused in linear time.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -23,84 +29,86 @@ from strawberry.extensions import AddValidationRules, MaxTokensLimiter, SchemaEx
 from conveyor.api.config import ApiConfig
 from conveyor.api.errors import ErrorCode
 
-Fragments = Mapping[str, FragmentDefinitionNode]
+
+@dataclass(frozen=True)
+class Cost:
+    """What a selection set asks for: how deep its fields nest (introspection fields not counted) and how many
+    aliases it uses (a fragment's aliases once per spread)."""
+
+    depth: int = 0
+    aliases: int = 0
 
 
-def _fragments(context: ValidationContext) -> dict[str, FragmentDefinitionNode]:
-    return {d.name.value: d for d in context.document.definitions if isinstance(d, FragmentDefinitionNode)}
+class DocumentCost:
+    """The costs of a document's selection sets, each fragment measured once and remembered.
 
+    A fragment spread twice by each of 22 nested fragments is used 2**22 times: walking it once per use takes
+    seconds of event-loop time, remembering its cost takes one visit. A fragment cycle (refused anyway by the
+    standard `NoFragmentCycles` rule) is cut where it closes.
+    """
 
-def _operations(context: ValidationContext) -> list[OperationDefinitionNode]:
-    return [d for d in context.document.definitions if isinstance(d, OperationDefinitionNode)]
+    def __init__(self, document: DocumentNode) -> None:
+        self.document = document
+        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+        self._known: dict[str, Cost] = {}
+        self._open: set[str] = set()
 
+    def operations(self) -> list[tuple[OperationDefinitionNode, Cost]]:
+        """Each operation of the document with its cost."""
+        operations = [d for d in self.document.definitions if isinstance(d, OperationDefinitionNode)]
+        return [(operation, self.of(operation.selection_set)) for operation in operations]
 
-def selection_depth(selection_set: SelectionSetNode | None, fragments: Fragments, path: frozenset[str]) -> int:
-    """How deep fields nest below a selection set (introspection fields are not counted)."""
-    if selection_set is None:
-        return 0
-    deepest = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            if selection.name.value.startswith("__"):
+    def of(self, selection_set: SelectionSetNode | None) -> Cost:
+        """The cost of a selection set."""
+        if selection_set is None:
+            return Cost()
+        depth = aliases = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                inner = self.of(selection.selection_set)
+                aliases += inner.aliases + (1 if selection.alias else 0)
+                if not selection.name.value.startswith("__"):
+                    depth = max(depth, 1 + inner.depth)
                 continue
-            deepest = max(deepest, 1 + selection_depth(selection.selection_set, fragments, path))
-        elif isinstance(selection, InlineFragmentNode):
-            deepest = max(deepest, selection_depth(selection.selection_set, fragments, path))
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            fragment = fragments.get(name)
-            if fragment is not None and name not in path:
-                deepest = max(deepest, selection_depth(fragment.selection_set, fragments, path | {name}))
-    return deepest
+            if isinstance(selection, InlineFragmentNode):
+                inner = self.of(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                inner = self.fragment(selection.name.value)
+            depth, aliases = max(depth, inner.depth), aliases + inner.aliases
+        return Cost(depth, aliases)
+
+    def fragment(self, name: str) -> Cost:
+        """The cost of one use of a fragment (nothing for an unknown fragment, or one that spreads itself)."""
+        known = self._known.get(name)
+        if known is not None:
+            return known
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self._open:
+            return Cost()
+        self._open.add(name)
+        cost = self._known[name] = self.of(fragment.selection_set)
+        self._open.discard(name)
+        return cost
 
 
-def alias_count(selection_set: SelectionSetNode | None, fragments: Fragments, path: frozenset[str]) -> int:
-    """Aliases below a selection set, counting a fragment's aliases each time it is spread."""
-    if selection_set is None:
-        return 0
-    total = 0
-    for selection in selection_set.selections:
-        if isinstance(selection, FieldNode):
-            total += (1 if selection.alias else 0) + alias_count(selection.selection_set, fragments, path)
-        elif isinstance(selection, InlineFragmentNode):
-            total += alias_count(selection.selection_set, fragments, path)
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            fragment = fragments.get(name)
-            if fragment is not None and name not in path:
-                total += alias_count(fragment.selection_set, fragments, path | {name})
-    return total
+def cost_rule(max_depth: int, max_aliases: int) -> type[ValidationRule]:
+    """A validation rule refusing operations nested deeper than `max_depth` fields (QUERY_TOO_DEEP) and documents
+    with more than `max_aliases` aliases, fragments included (TOO_MANY_ALIASES)."""
 
-
-def depth_rule(max_depth: int) -> type[ValidationRule]:
-    """A validation rule refusing operations nested deeper than `max_depth` fields."""
-
-    class MaxDepth(ValidationRule):
+    class MaxCost(ValidationRule):
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
-            fragments = _fragments(context)
-            for operation in _operations(context):
-                depth = selection_depth(operation.selection_set, fragments, frozenset())
-                if depth > max_depth:
+            operations = DocumentCost(context.document).operations()
+            for operation, cost in operations:
+                if cost.depth > max_depth:
                     context.report_error(
                         GraphQLError(
-                            f"The query is {depth} levels deep; at most {max_depth} are allowed.",
+                            f"The query is {cost.depth} levels deep; at most {max_depth} are allowed.",
                             operation,
                             extensions={"code": ErrorCode.QUERY_TOO_DEEP.value},
                         )
                     )
-
-    return MaxDepth
-
-
-def alias_rule(max_aliases: int) -> type[ValidationRule]:
-    """A validation rule refusing documents with more than `max_aliases` aliases (fragments included)."""
-
-    class MaxAliases(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            fragments = _fragments(context)
-            count = sum(alias_count(op.selection_set, fragments, frozenset()) for op in _operations(context))
+            count = sum(cost.aliases for _, cost in operations)
             if count > max_aliases:
                 context.report_error(
                     GraphQLError(
@@ -109,7 +117,7 @@ def alias_rule(max_aliases: int) -> type[ValidationRule]:
                     )
                 )
 
-    return MaxAliases
+    return MaxCost
 
 
 class NoIntrospection(NoSchemaIntrospectionCustomRule):
@@ -122,7 +130,7 @@ class NoIntrospection(NoSchemaIntrospectionCustomRule):
 
 def limit_extensions(config: ApiConfig) -> list[Callable[[], SchemaExtension]]:
     """Factories of the schema extensions enforcing the configured limits (one instance per operation)."""
-    rules: list[Any] = [depth_rule(config.max_depth), alias_rule(config.max_aliases)]
+    rules: list[Any] = [cost_rule(config.max_depth, config.max_aliases)]
     if config.production:
         rules.append(NoIntrospection)
     return [lambda: AddValidationRules(rules), lambda: MaxTokensLimiter(config.max_tokens)]

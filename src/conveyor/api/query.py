@@ -20,6 +20,7 @@ from conveyor.api.types import (
     QueueNode,
     RoleEnum,
     WorkerNode,
+    visible_workers,
 )
 from conveyor.queue.errors import JobNotFoundError
 from conveyor.queue.job import Job, JobState
@@ -119,8 +120,7 @@ class Query:
 
     @described.field("Live worker processes serving the caller's queues.")
     async def workers(self, info: ApiInfo) -> list[WorkerNode]:
-        visible = set(visible_queues(info.context))
-        return [WorkerNode.of(w) for w in await info.context.app.workers() if visible & set(w.queues)]
+        return await visible_workers(info.context)
 
     @described.field("Throughput and wait/run time percentiles of a queue over a range.")
     async def queue_metrics(

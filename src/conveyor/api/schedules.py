@@ -10,7 +10,8 @@ from strawberry.scalars import JSON
 
 from conveyor.api import fields as described
 from conveyor.api.auth import require, visible_queues
-from conveyor.api.context import ApiInfo
+from conveyor.api.context import ApiContext, ApiInfo
+from conveyor.api.errors import ApiError, ErrorCode
 from conveyor.api.inputs import JobOptionsInput, options_of
 from conveyor.api.tokens import Role
 from conveyor.queue.schedules import Schedule, ScheduleNotFoundError, Schedules, schedule_spec
@@ -71,6 +72,19 @@ class ScheduleInput:
     catch_up: CatchUpEnum = CatchUpEnum.ONCE
 
 
+async def _require_replaceable(ctx: ApiContext, key: str) -> None:
+    """Saving over an existing key changes that schedule: the caller must be allowed its queue too."""
+    try:
+        existing = await Schedules.of(ctx.app).get(key)
+    except ScheduleNotFoundError:
+        return
+    if not require(ctx, Role.OPERATOR).may_access(existing.spec.queue):
+        raise ApiError(
+            ErrorCode.FORBIDDEN,
+            f"A schedule with key {key!r} exists in a queue outside this token's scope; choose another key.",
+        )
+
+
 @strawberry.type
 class ScheduleQuery:
     @described.field("Every schedule of the queues the caller may see, by key.")
@@ -95,6 +109,7 @@ class ScheduleMutation:
     async def save_schedule(self, info: ApiInfo, schedule: ScheduleInput) -> ScheduleNode:
         ctx = info.context
         require(ctx, Role.OPERATOR, schedule.queue)
+        await _require_replaceable(ctx, schedule.key)
         every = int(schedule.every_ms) if schedule.every_ms is not None else None
         spec = schedule_spec(
             key=schedule.key, queue=schedule.queue, type=schedule.type, data=schedule.data,

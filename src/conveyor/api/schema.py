@@ -34,7 +34,8 @@ class ConveyorSchema(strawberry.Schema):
 
 def build_schema(config: ApiConfig | None = None) -> ConveyorSchema:
     """The schema with the limits of `config` (production defaults when None)."""
-    extensions: list[Any] = [*limit_extensions(config or ApiConfig()), ErrorCodes]
+    config = config or ApiConfig()
+    extensions: list[Any] = [*limit_extensions(config), lambda: ErrorCodes(hide_suggestions=config.production)]
     query = merge_types("Query", (Query, *advanced.QUERIES))
     mutation = merge_types("Mutation", (Mutation, *advanced.MUTATIONS))
     return ConveyorSchema(query=query, mutation=mutation, subscription=Subscription, extensions=extensions)

@@ -1,7 +1,8 @@
 """The ASGI application (Starlette) and its uvicorn server.
 
 `create_api(app, config)` builds the app: `/graphql` (HTTP POST and graphql-transport-ws), `/healthz`
-(the process is up) and `/readyz` (Redis answers, its eviction policy is `noeviction`, workers are alive).
+(the process is up), `/readyz` (Redis answers, its eviction policy is `noeviction`, workers are alive) and
+`/metrics` (Prometheus; a token without queue scope unless `metrics_public`).
 `serve(app, config)` runs it with uvicorn until SIGINT/SIGTERM; `ApiServer` does the same under the
 caller's control (stop it with `request_stop()`), e.g. beside a worker in `conveyor up`.
 """
@@ -21,10 +22,11 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from conveyor.api.auth import authenticate, bearer_token
 from conveyor.api.config import ApiConfig
 from conveyor.api.context import ApiState
 from conveyor.api.errors import ErrorCode
@@ -131,20 +133,38 @@ def create_api(app: Conveyor, config: ApiConfig | None = None) -> Starlette:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
-        Route("/metrics", _AsgiEndpoint(metrics_asgi_app(app)), methods=["GET", "HEAD"]),
+        Route("/metrics", MetricsEndpoint(metrics_asgi_app(app), state), methods=["GET", "HEAD"]),
         *_dashboard_routes(),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=_lifespan(state))
 
 
-class _AsgiEndpoint:
-    """An ASGI app as a Starlette route endpoint (a plain function would be taken for a request handler)."""
+class MetricsEndpoint:
+    """`/metrics` (an ASGI app, so Starlette does not take it for a request handler): it names every queue and
+    worker, so it needs a valid token without queue scope or tenant, unless `metrics_public` opens it."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, state: ApiState) -> None:
         self.app = app
+        self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        refused = None if self.state.config.metrics_public else await self._refusal(Request(scope, receive))
+        await (refused or self.app)(scope, receive, send)
+
+    async def _refusal(self, request: Request) -> Response | None:
+        header = request.headers.get("authorization")
+        token = bearer_token(header)
+        host = request.client.host if request.client is not None else None
+        anonymous = self.state.config.anonymous_loopback and header is None
+        principal = await authenticate(self.state.started()[1], token, host, anonymous_loopback=anonymous)
+        if principal is None:
+            message = "Invalid or revoked API token." if token else "Send `Authorization: Bearer <token>` to scrape."
+            return refusal(401, ErrorCode.UNAUTHENTICATED, message)
+        if principal.queues is not None or principal.tenant is not None:
+            return refusal(
+                403, ErrorCode.FORBIDDEN, "/metrics shows every queue: use a token without queue scope or tenant."
+            )
+        return None
 
 
 def _dashboard_routes() -> list[BaseRoute]:

@@ -10,12 +10,20 @@ from datetime import UTC, datetime
 import strawberry
 
 from conveyor.api import fields as described
-from conveyor.api.auth import require, visible_queues
+from conveyor.api.auth import require
 from conveyor.api.context import ApiContext, ApiInfo
 from conveyor.api.errors import ApiError, ErrorCode
 from conveyor.api.query import find_job, queue_node
 from conveyor.api.tokens import Role
-from conveyor.api.types import JobNode, JobUpdateNode, QueueEventNode, QueueNode, ThroughputNode, WorkerNode
+from conveyor.api.types import (
+    JobNode,
+    JobUpdateNode,
+    QueueEventNode,
+    QueueNode,
+    ThroughputNode,
+    WorkerNode,
+    visible_workers,
+)
 from conveyor.queue.errors import JobNotFoundError
 from conveyor.queue.events import GAP_EVENT, QueueEvent
 from conveyor.queue.job import Job, JobState
@@ -141,10 +149,9 @@ class Subscription:
     )
     async def workers(self, info: ApiInfo) -> AsyncGenerator[list[WorkerNode], None]:
         ctx = info.context
-        visible = set(visible_queues(ctx))
         last: list[WorkerNode] | None = None
         while True:
-            current = [WorkerNode.of(w) for w in await ctx.app.workers() if visible & set(w.queues)]
+            current = await visible_workers(ctx)
             if current != last:
                 last = current
                 yield current

@@ -140,6 +140,15 @@ class TokenStore:
         match = _TOKEN.match(token_id)
         return bool(await self.client.hdel(self.key, match.group(1) if match else token_id))
 
+    async def is_active(self, token_id: str) -> bool:
+        """True while a verified token still works: it was not revoked and its tenant (if any) still exists.
+        Open websocket connections ask this periodically, so revoking a token ends its subscriptions."""
+        value = await self.client.hget(self.key, token_id)
+        if value is None:
+            return False
+        tenant = json.loads(value).get("tenant")
+        return tenant is None or await self.tenants.exists(tenant)
+
     async def verify(self, token: str) -> TokenInfo | None:
         """The token's info when it is valid, else None. The secret's hash is compared in constant time."""
         match = _TOKEN.match(token.strip())

@@ -9,7 +9,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from conveyor.api import fields as described
-from conveyor.api.context import ApiInfo
+from conveyor.api.auth import require, visible_queues
+from conveyor.api.context import ApiContext, ApiInfo
 from conveyor.api.errors import ApiError, ErrorCode
 from conveyor.api.tokens import Role, TokenInfo
 from conveyor.queue.events import EventStream, QueueEvent
@@ -109,6 +110,7 @@ class JobNode:
     async def logs(self, info: ApiInfo, last: int = 100) -> list[str]:
         if not 0 < last <= MAX_LOG_LINES:
             raise ApiError(ErrorCode.LIMIT_EXCEEDED, f"`last` must be between 1 and {MAX_LOG_LINES}.")
+        require(info.context, Role.VIEWER, self.queue)
         lines = self.snapshot_logs
         if lines is None:
             lines = (await info.context.app.queue(self.queue).get_job(str(self.id))).logs
@@ -120,18 +122,21 @@ class JobNode:
     async def children(self, info: ApiInfo) -> list[JobNode]:
         from conveyor.api.flows import job_children
 
+        require(info.context, Role.VIEWER, self.queue)
         return await job_children(info.context, self.queue, str(self.id))
 
     @described.field("The job waiting for this one (its parent in a flow), if any.")
     async def parent(self, info: ApiInfo) -> JobNode | None:
         from conveyor.api.flows import job_parent
 
+        require(info.context, Role.VIEWER, self.queue)
         return await job_parent(info.context, self.queue, str(self.id))
 
     @described.field("The results of this job's completed children, by child id (kept when they are removed).")
     async def children_results(self, info: ApiInfo) -> JSON:
         from conveyor.api.flows import job_children_results
 
+        require(info.context, Role.VIEWER, self.queue)
         return JSON(await job_children_results(info.context, self.queue, str(self.id)))
 
 
@@ -153,6 +158,7 @@ class QueueNode:
         "`since` to miss nothing in between."
     )
     async def last_event_id(self, info: ApiInfo) -> str:
+        require(info.context, Role.VIEWER, self.name)
         return await EventStream(info.context.app.client, info.context.app.queue(self.name).keys).last_id()
 
     @classmethod
@@ -190,10 +196,12 @@ class WorkerNode:
     last_beat: datetime
 
     @classmethod
-    def of(cls, info: WorkerInfo) -> WorkerNode:
+    def of(cls, info: WorkerInfo, visible: set[str]) -> WorkerNode:
+        """The worker as a caller who may see the `visible` queues sees it (its other queues left out)."""
         queues = [
             WorkerQueueNode(name=name, concurrency=conc, active=info.active.get(name, 0))
             for name, conc in info.queues.items()
+            if name in visible
         ]
         return cls(
             id=strawberry.ID(info.id),
@@ -205,6 +213,12 @@ class WorkerNode:
             started_at=info.started_at,
             last_beat=info.last_beat,
         )
+
+
+async def visible_workers(ctx: ApiContext) -> list[WorkerNode]:
+    """The live workers serving any queue the caller may see, each showing only those queues."""
+    visible = set(visible_queues(ctx))
+    return [WorkerNode.of(w, visible) for w in await ctx.app.workers() if visible & set(w.queues)]
 
 
 @strawberry.type(name="DurationStats", description="A distribution of durations in milliseconds.")

@@ -9,11 +9,15 @@ Authorization header); a connection without a valid one is closed with 4403.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 from datetime import timedelta
 from typing import Any, cast
 
 from cross_web import HTTPException
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -22,13 +26,15 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message
 from strawberry.types.unset import UNSET, UnsetType
 
 from conveyor.api.auth import Principal, authenticate, bearer_token, token_from_params
 from conveyor.api.context import ApiContext, ApiState
 from conveyor.api.errors import ErrorCode, error_body
 from conveyor.api.schema import ConveyorSchema
+
+log = logging.getLogger(__name__)
 
 STATUS_CODES = {
     400: ErrorCode.BAD_REQUEST,
@@ -55,7 +61,37 @@ def refusal(status: int, code: ErrorCode, message: str) -> Response:
 
 
 class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
-    """graphql-transport-ws, with an error code on the protocol's own errors (e.g. the subscription cap)."""
+    """graphql-transport-ws, with an error code on the protocol's own errors (e.g. the subscription cap), and
+    closed (4403) once its token is revoked: the token is checked again every `token_recheck_s`."""
+
+    revocation_watch: asyncio.Task[None] | None = None
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        principal = self.context.principal
+        if self.connection_acknowledged and principal is not None and principal.token_id is not None:
+            self.revocation_watch = asyncio.create_task(self._close_when_revoked(principal.token_id))
+
+    async def _close_when_revoked(self, token_id: str) -> None:
+        state = self.context.state
+        tokens = state.started()[1]
+        while True:
+            await asyncio.sleep(state.config.token_recheck_s)
+            try:
+                active = await tokens.is_active(token_id)
+            except (RedisError, OSError):
+                continue  # Redis is away: keep the connection, check again
+            if not active:
+                log.info("closing a websocket connection: its API token %s was revoked", token_id)
+                await self.websocket.close(code=4403, reason="API token revoked")
+                return
+
+    async def shutdown(self) -> None:
+        if self.revocation_watch is not None:
+            self.revocation_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.revocation_watch
+        await super().shutdown()
 
     async def send_message(self, message: Message) -> None:
         if message.get("type") == "error":
