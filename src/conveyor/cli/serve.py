@@ -20,6 +20,7 @@ from conveyor.cli.options import AppOption, open_app, parse_concurrency, parse_q
 from conveyor.cli.output import say
 from conveyor.cli.session import connected, describe_redis
 from conveyor.observability import enable_worker_metrics, instrument
+from conveyor.redis.discovery import EmbeddedMode
 from conveyor.worker.supervisor import STOP_SIGNALS, Supervisor, SupervisorConfig
 from conveyor.worker.worker import Worker
 
@@ -50,10 +51,11 @@ def up_services(app: Conveyor) -> list[Service]:
 def up(processes: ProcessesOption = 1, metrics_port: MetricsPortOption = None, app_spec: AppOption = None) -> None:
     """Run Conveyor: Redis (embedded when none is configured) and a worker for every queue.
 
-    The embedded Redis is attached to if one already runs in the data dir, else started. Ctrl-C or SIGTERM
-    stops the worker gracefully, then the Redis this process started.
+    The embedded Redis is attached to if one already runs in the data dir (or in a `.conveyor` of a folder
+    above), else started in the data dir. Ctrl-C or SIGTERM stops the worker gracefully, then the Redis this
+    process started.
     """
-    app = open_app(app_spec)
+    app = open_app(app_spec, embedded=EmbeddedMode.PROJECT)
     if processes > 1:
         options = _child_options(app_spec, None, [])
         raise typer.Exit(_supervise(app, processes, options, banner=_up_banner, services=up_services(app)))
@@ -77,10 +79,11 @@ def worker(
 ) -> None:
     """Run a worker (no API server).
 
-    With no Redis configured it attaches to the embedded server of `conveyor up` in the same data dir, or
-    starts one. SIGTERM / Ctrl-C: active jobs finish within the grace period, the rest go back to waiting.
+    With no Redis configured it attaches to the running embedded server of `conveyor up` (in the data dir, a
+    `.conveyor` of a folder above, or the only one in the user registry), or starts one in the data dir.
+    SIGTERM / Ctrl-C: active jobs finish within the grace period, the rest go back to waiting.
     """
-    app = open_app(app_spec)
+    app = open_app(app_spec, embedded=EmbeddedMode.SHARE)
     names = parse_queue_list(queues, app)
     overrides = parse_concurrency(concurrency or [], names or app.queue_names)
     if processes > 1:
@@ -185,7 +188,9 @@ def _supervise(
         banner(app, f"{processes} worker processes")
         command = [sys.executable, "-m", "conveyor", "worker", "--processes", "1", *child_options]
         config = SupervisorConfig(processes, stop_timeout_s=app.settings.conveyor_shutdown_grace_s + STOP_MARGIN_S)
-        supervisor = Supervisor(command, config)
+        # The children use the embedded server found (or started) here, whatever their own search would find.
+        env = {**os.environ, "CONVEYOR_DATA_DIR": str(owned.data_dir)} if owned is not None else None
+        supervisor = Supervisor(command, config, env=env)
         supervisor.install_signal_handlers()
         if beside is not None:
             beside.start()

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from conveyor.app import Conveyor
+from conveyor.cli.output import stderr
+
+log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
 async def connected(app: Conveyor) -> AsyncIterator[Conveyor]:
     """Connect `app` for the duration of the block.
 
-    With no Redis configured, the app attaches to the embedded server of the data dir, or starts one. A
-    server started here is stopped at the end (SIGTERM: Redis writes its AOF, so jobs added by a one-shot
-    command are there for the next `conveyor up`); an attached one is left running for its owner.
+    With no Redis configured, the app finds the embedded server as its `embedded_mode` allows (one-shot
+    commands only attach; see `conveyor.redis.discovery`). A server started here is stopped at the end
+    (SIGTERM: Redis writes its AOF); an attached one is left running for its owner. With `-v`, a line on
+    stderr says which Redis the command talks to.
     """
     try:
         await app.connect()
+        if log.isEnabledFor(logging.DEBUG):
+            stderr().print(f"Conveyor: Redis {describe_redis(app)}", soft_wrap=True, markup=False)
         yield app
     finally:
         await app.close()
