@@ -26,6 +26,15 @@ AppOption = Annotated[
         help=f"The application as 'package.module:attribute' (a Conveyor or a factory). Default: {DEFAULT_APP}.",
     ),
 ]
+TenantOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant",
+        envvar="CONVEYOR_TENANT",
+        show_envvar=True,
+        help="Act in this tenant's namespace (its queues only) instead of the deployment's own queues.",
+    ),
+]
 QueueArg = Annotated[
     str, typer.Argument(metavar="QUEUE", help="Queue name (see `conveyor stats`).", show_default=False)
 ]
