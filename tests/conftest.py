@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -9,10 +11,14 @@ import pytest
 
 from conveyor.redis.connection import RedisTarget
 from conveyor.redis.embedded import EmbeddedRedis, Transport
+from conveyor.redis.registry import STATE_DIR_ENV_VAR
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes several seconds on purpose (e.g. a long blocking read)")
+    # Embedded servers started by tests register in a registry of the test run, never in the developer's own
+    # (which would make their `conveyor` commands see test servers, and the tests see theirs).
+    os.environ[STATE_DIR_ENV_VAR] = tempfile.mkdtemp(prefix="conveyor-test-state-")
 
 
 # -- Redis ------------------------------------------------------------------------------------------

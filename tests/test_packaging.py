@@ -92,7 +92,12 @@ def test_the_installed_package_runs_a_job_on_the_embedded_redis(fresh_venv: Path
     """`conveyor up` from the wheel starts its embedded Redis and a worker; `conveyor add` hands it a job."""
     source = tmp_path / "hello.py"
     source.write_text("def greet(name):\n    return f'hello {name}'\n")
-    env = _clean_env(CONVEYOR_DATA_DIR=str(tmp_path / "data"), CONVEYOR_API_PORT="0", CONVEYOR_SHUTDOWN_GRACE_S="1")
+    env = _clean_env(
+        CONVEYOR_DATA_DIR=str(tmp_path / "data"),
+        CONVEYOR_STATE_DIR=str(tmp_path / "state"),  # not the developer's registry of running servers
+        CONVEYOR_API_PORT="0",
+        CONVEYOR_SHUTDOWN_GRACE_S="1",
+    )
     conveyor = str(fresh_venv / "bin" / "conveyor")
     with _running([conveyor, "up"], env, tmp_path) as log:
         _wait(lambda: "Redis:" in log.read_text(), log)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import sys
 from collections.abc import Callable
 
 from conveyor.ai import jobs as ai_jobs
@@ -48,7 +49,8 @@ def load_app(spec: str | None = None) -> Conveyor:
     """The application named by `spec` (`"package.module:attr"`), else by `CONVEYOR_APP`, else the standard one.
 
     `attr` may be a `Conveyor` or a zero-argument factory returning one (dotted attribute paths work too:
-    `"myproject.jobs:factories.make_app"`).
+    `"myproject.jobs:factories.make_app"`). The module is imported with the current directory first on
+    `sys.path`, as `uvicorn` and `celery -A` do, so `--app myapp:app` finds `./myapp.py` without PYTHONPATH.
 
     Raises:
         AppLoadError: the module cannot be imported, the attribute is missing, or it is not a Conveyor.
@@ -73,6 +75,9 @@ def load_app(spec: str | None = None) -> Conveyor:
 
 
 def _resolve(spec: str, module_name: str, attr_path: str) -> object:
+    here = os.getcwd()
+    if sys.path[:1] != [here]:
+        sys.path.insert(0, here)
     try:
         target: object = importlib.import_module(module_name)
     except ConveyorError:
@@ -80,7 +85,7 @@ def _resolve(spec: str, module_name: str, attr_path: str) -> object:
     except Exception as exc:  # an import error, or any error raised while importing the user's module
         raise AppLoadError(
             f"Cannot import {module_name!r} for app {spec!r} ({type(exc).__name__}: {exc}). "
-            f"Check --app / {APP_ENV_VAR} and PYTHONPATH."
+            f"Check --app / {APP_ENV_VAR}: the module is looked up in the current directory, then on PYTHONPATH."
         ) from exc
     for name in attr_path.split("."):
         try:

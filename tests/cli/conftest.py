@@ -22,9 +22,12 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.cli.sample_app:create_app"
 
 
+KEPT = ("CONVEYOR_STATE_DIR",)  # the test run's registry of embedded servers (see tests/conftest.py)
+
+
 def clean_environment(**values: str) -> dict[str, str]:
-    """This process's environment without any Redis/Conveyor setting, plus `values`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "CONVEYOR_"))}
+    """This process's environment without any Redis/Conveyor setting (but the test run's registry), plus `values`."""
+    env = {k: v for k, v in os.environ.items() if k in KEPT or not k.startswith(("REDIS_", "CONVEYOR_"))}
     return {**env, "PYTHONPATH": str(ROOT), **values}
 
 
@@ -39,7 +42,9 @@ class Cli:
 
     def invoke(self, *args: str, input: str | None = None) -> Result:
         """In-process, with CliRunner: fast, for commands that need no real process."""
-        unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith(("REDIS_", "CONVEYOR_"))}
+        unset: dict[str, str | None] = {
+            k: None for k in os.environ if k.startswith(("REDIS_", "CONVEYOR_")) and k not in KEPT
+        }
         return CliRunner().invoke(cli, list(args), input=input, env={**unset, **self.env}, catch_exceptions=False)
 
     async def ainvoke(self, *args: str, input: str | None = None) -> Result:

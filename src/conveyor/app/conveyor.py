@@ -16,6 +16,7 @@ from conveyor.queue.hooks import ProducerHooks
 from conveyor.queue.options import JobOptions, job_options
 from conveyor.queue.queue import NewJob, Queue
 from conveyor.redis.connection import RedisTarget, ServerHealth, check_server, ping_or_raise, resolve_target
+from conveyor.redis.discovery import EmbeddedMode
 from conveyor.redis.embedded import EmbeddedRedis
 from conveyor.redis.lane import close_lane
 from conveyor.worker.batching import Batch
@@ -57,6 +58,9 @@ class Conveyor:
         self.producer_hooks = ProducerHooks()  # wrap every add/add_bulk of every queue (tracing …)
         self.target: RedisTarget | None = None
         self.embedded: EmbeddedRedis | None = None
+        # With no Redis configured: may `connect` start an embedded server, and which may it attach to?
+        # (PROJECT: this folder's or one above it; the CLI's one-shot commands only attach.)
+        self.embedded_mode = EmbeddedMode.PROJECT
         self.health: ServerHealth | None = None
         self._client: Redis | None = None
         self._queues: dict[str, Queue] = {}
@@ -101,10 +105,11 @@ class Conveyor:
     # --- connection ------------------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Reach Redis (starting the embedded server when none is configured) and check it."""
+        """Reach Redis and check it. With none configured, the embedded server found or started as
+        `embedded_mode` allows (see `conveyor.redis.discovery`)."""
         if self._client is not None:
             return
-        self.target, self.embedded = resolve_target(self.settings)
+        self.target, self.embedded = resolve_target(self.settings, self.embedded_mode)
         client = self.target.client(name="conveyor")
         try:
             await ping_or_raise(client)

@@ -13,9 +13,9 @@ from conveyor.api.server import serve as serve_api
 from conveyor.api.tokens import Role, TokenInfo, TokenStore
 from conveyor.app import Conveyor
 from conveyor.cli.errors import RefusedError, cli_command, run_async
-from conveyor.cli.options import AppOption, JsonOption, open_app
+from conveyor.cli.options import AppOption, JsonOption, TenantOption, open_app
 from conveyor.cli.output import print_json, say
-from conveyor.cli.session import connected, describe_redis
+from conveyor.cli.session import check_tenant, connected, describe_redis
 from conveyor.observability import instrument
 
 HostOption = Annotated[str | None, typer.Option("--host", help="Bind address (default: CONVEYOR_API_HOST).")]
@@ -66,15 +66,17 @@ def create_token(
     queue: Annotated[
         list[str] | None, typer.Option("--queue", help="Limit the token to this queue (repeatable).")
     ] = None,
+    tenant: TenantOption = None,
     app_spec: AppOption = None,
 ) -> None:
     """Create a token and print it (the only time its secret is shown)."""
     app = open_app(app_spec, *(queue or []))
+    check_tenant(tenant)
 
     async def body() -> str:
-        async with connected(app):
+        async with connected(app, tenant):
             issued = await TokenStore(app.client, app.settings.conveyor_prefix).create(
-                name, role, queue or None, known_queues=app.queue_names
+                name, role, queue or None, known_queues=app.queue_names, tenant=tenant
             )
             return issued.token
 
@@ -83,20 +85,23 @@ def create_token(
 
 @tokens_cli.command("list")
 @cli_command
-def list_tokens(json_output: JsonOption = False, app_spec: AppOption = None) -> None:
-    """List tokens (ids, names, roles, queue scopes; never secrets)."""
+def list_tokens(json_output: JsonOption = False, tenant: TenantOption = None, app_spec: AppOption = None) -> None:
+    """List tokens (ids, names, roles, queue scopes; never secrets); with --tenant, only that tenant's."""
     app = open_app(app_spec)
+    check_tenant(tenant)
 
     async def body() -> list[TokenInfo]:
-        async with connected(app):
-            return await TokenStore(app.client, app.settings.conveyor_prefix).list()
+        async with connected(app, tenant):
+            infos = await TokenStore(app.client, app.settings.conveyor_prefix).list()
+            return [info for info in infos if tenant is None or info.tenant == tenant]
 
     infos = run_async(body())
     if json_output:
         print_json(infos)
         return
     for info in infos:
-        say(f"{info.id}  {info.name}  {info.role}  {','.join(info.queues or []) or 'all queues'}")
+        scope = f"tenant {info.tenant}: " if info.tenant else ""
+        say(f"{info.id}  {info.name}  {info.role}  {scope}{','.join(info.queues or []) or 'all queues'}")
 
 
 @tokens_cli.command("revoke")

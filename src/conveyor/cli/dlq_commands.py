@@ -26,10 +26,9 @@ from rich.text import Text
 
 from conveyor.app import Conveyor
 from conveyor.cli.errors import RefusedError, UsageError, cli_command, run_async
-from conveyor.cli.options import AppOption, JobIdArg, JsonOption, QueueArg, open_app, parse_deadline
+from conveyor.cli.options import AppOption, JobIdArg, JsonOption, QueueArg, TenantOption, open_app, parse_deadline
 from conveyor.cli.output import print_json, say, stdout, when
-from conveyor.cli.session import connected
-from conveyor.cli.tenant_commands import TenantOption, check_tenant, in_namespace
+from conveyor.cli.session import check_tenant, connected
 from conveyor.queue.dlq import DeadLetter, DeadLetterFilter, DeadLetters, PurgeReport, ReplayReport, Selection
 
 PREVIEW_CHARS = 60
@@ -53,10 +52,6 @@ def _filter(job_type: str | None, search: str | None, after: str | None) -> Dead
     if job_type is None and search is None and after is None:
         return None
     return DeadLetterFilter(job_type, search, parse_deadline(after) if after else None)
-
-
-def _dlq(app: Conveyor, queue: str, tenant: str | None) -> DeadLetters:
-    return DeadLetters.of(in_namespace(app, tenant), queue)
 
 
 def _reason(letter: DeadLetter) -> str:
@@ -100,8 +95,8 @@ def list_letters(
 async def _list(
     app: Conveyor, queue: str, tenant: str | None, wanted: DeadLetterFilter | None, offset: int, limit: int
 ) -> tuple[int, list[DeadLetter]]:
-    async with connected(app):
-        dlq = _dlq(app, queue, tenant)
+    async with connected(app, tenant) as view:
+        dlq = DeadLetters.of(view, queue)
         return await dlq.count(), await dlq.letters(wanted, offset=offset, limit=limit)
 
 
@@ -125,8 +120,8 @@ def show(
 
 
 async def _get(app: Conveyor, queue: str, tenant: str | None, job_id: str) -> DeadLetter:
-    async with connected(app):
-        return await _dlq(app, queue, tenant).get(job_id)
+    async with connected(app, tenant) as view:
+        return await DeadLetters.of(view, queue).get(job_id)
 
 
 def _json_block(value: Any) -> Syntax:
@@ -200,8 +195,8 @@ def _act(
 
 
 async def _run(app: Conveyor, queue: str, tenant: str | None, act: Act, dry_run: bool) -> Any:
-    async with connected(app):
-        return await act(_dlq(app, queue, tenant), dry_run)
+    async with connected(app, tenant) as view:
+        return await act(DeadLetters.of(view, queue), dry_run)
 
 
 @dlq_cli.command("replay")

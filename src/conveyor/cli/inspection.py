@@ -15,10 +15,10 @@ from rich.live import Live
 
 from conveyor.app import Conveyor
 from conveyor.cli.errors import cli_command, run_async
-from conveyor.cli.options import AppOption, JobIdArg, JsonOption, QueueArg, open_app
+from conveyor.cli.options import AppOption, JobIdArg, JsonOption, QueueArg, TenantOption, open_app
 from conveyor.cli.output import print_json, stdout
 from conveyor.cli.render import render_job, render_jobs, render_stats
-from conveyor.cli.session import connected
+from conveyor.cli.session import check_tenant, connected
 from conveyor.queue.job import Job, JobState
 from conveyor.queue.queue import QueueCounts
 from conveyor.worker.registry import WorkerInfo
@@ -42,19 +42,26 @@ _COUNT_NAMES = {state: "wait" if state is ListedState.WAITING else state.value f
 
 
 @cli_command
-def job(queue: QueueArg, job_id: JobIdArg, as_json: JsonOption = False, app_spec: AppOption = None) -> None:
+def job(
+    queue: QueueArg,
+    job_id: JobIdArg,
+    as_json: JsonOption = False,
+    tenant: TenantOption = None,
+    app_spec: AppOption = None,
+) -> None:
     """Show one job: state, data, progress, attempts, result or error, history, logs."""
     app = open_app(app_spec, queue)
-    found = run_async(_get_job(app, queue, job_id))
+    check_tenant(tenant)
+    found = run_async(_get_job(app, queue, job_id, tenant))
     if as_json:
         print_json(found)
     else:
         stdout().print(render_job(found))
 
 
-async def _get_job(app: Conveyor, queue: str, job_id: str) -> Job:
-    async with connected(app):
-        return await app.queue(queue).get_job(job_id)
+async def _get_job(app: Conveyor, queue: str, job_id: str, tenant: str | None) -> Job:
+    async with connected(app, tenant) as view:
+        return await view.queue(queue).get_job(job_id)
 
 
 @cli_command
@@ -66,6 +73,7 @@ def jobs(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many jobs.")] = 20,
     offset: Annotated[int, typer.Option(min=0, help="Skip this many jobs first.")] = 0,
     as_json: JsonOption = False,
+    tenant: TenantOption = None,
     app_spec: AppOption = None,
 ) -> None:
     """List a queue's jobs.
@@ -73,8 +81,9 @@ def jobs(
     Active first, then pending ones (oldest first), then failed and completed ones (newest first).
     """
     app = open_app(app_spec, queue)
+    check_tenant(tenant)
     states = list(state or ListedState)
-    found = run_async(_list_jobs(app, queue, states, offset, limit))
+    found = run_async(_list_jobs(app, queue, states, offset, limit, tenant))
     if as_json:
         print_json(found)
     else:
@@ -82,11 +91,11 @@ def jobs(
 
 
 async def _list_jobs(
-    app: Conveyor, queue_name: str, states: Sequence[ListedState], offset: int, limit: int
+    app: Conveyor, queue_name: str, states: Sequence[ListedState], offset: int, limit: int, tenant: str | None
 ) -> list[Job]:
     """One page over the concatenation of the states' job lists."""
-    async with connected(app):
-        queue = app.queue(queue_name)
+    async with connected(app, tenant) as view:
+        queue = view.queue(queue_name)
         sizes = await queue.scripts.get_counts([_COUNT_NAMES[state] for state in states])
         page: list[Job] = []
         for state, size in zip(states, sizes, strict=True):
@@ -109,17 +118,19 @@ def stats(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,
     interval: Annotated[float, typer.Option(min=0.1, help="Seconds between refreshes with --watch.")] = 1.0,
     as_json: JsonOption = False,
+    tenant: TenantOption = None,
     app_spec: AppOption = None,
 ) -> None:
-    """Show every queue's job counts and paused flag, and the live workers.
+    """Show every queue's job counts and paused flag, and the live workers (of one tenant with --tenant).
 
     With --json: one JSON document (with --watch, one line per refresh).
     """
     app = open_app(app_spec)
+    check_tenant(tenant)
     if watch:
-        run_async(_watch(app, interval, as_json))
+        run_async(_watch(app, interval, as_json, tenant))
         return
-    counts, workers = run_async(_once(app))
+    counts, workers = run_async(_once(app, tenant))
     _show(counts, workers, as_json)
 
 
@@ -140,22 +151,22 @@ async def _snapshot(app: Conveyor) -> Snapshot:
     return dict(zip(names, counts, strict=True)), await app.workers()
 
 
-async def _once(app: Conveyor) -> Snapshot:
-    async with connected(app):
-        return await _snapshot(app)
+async def _once(app: Conveyor, tenant: str | None) -> Snapshot:
+    async with connected(app, tenant) as view:
+        return await _snapshot(view)
 
 
-async def _watch(app: Conveyor, interval: float, as_json: bool) -> None:
+async def _watch(app: Conveyor, interval: float, as_json: bool, tenant: str | None) -> None:
     # Ctrl-C and SIGTERM end the watch through the loop, so an embedded Redis started here is stopped too.
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    async with connected(app):
+    async with connected(app, tenant) as view:
         if as_json:
-            await _repeat(app, interval, stop, lambda snap: print_json(_stats_json(*snap), indent=None))
+            await _repeat(view, interval, stop, lambda snap: print_json(_stats_json(*snap), indent=None))
             return
-        with Live(render_stats(*await _snapshot(app)), console=stdout(), auto_refresh=False) as live:
-            await _repeat(app, interval, stop, lambda snap: live.update(render_stats(*snap), refresh=True))
+        with Live(render_stats(*await _snapshot(view)), console=stdout(), auto_refresh=False) as live:
+            await _repeat(view, interval, stop, lambda snap: live.update(render_stats(*snap), refresh=True))
 
 
 async def _repeat(app: Conveyor, interval: float, stop: asyncio.Event, show: Callable[[Snapshot], None]) -> None:

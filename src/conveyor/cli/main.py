@@ -7,6 +7,7 @@ Exit codes (see `conveyor.cli.errors`): 0 ok, 1 refused or failed, 2 usage or va
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -39,9 +40,22 @@ def _configure(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Debug logging on stderr, with tracebacks of errors.")
     ] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            metavar="DIR",
+            help="The embedded Redis's data dir to use (as CONVEYOR_DATA_DIR). Default: the running one found "
+            "in ./.conveyor or a folder above, or the only one in the user registry.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     # One handler for every command: console or JSON lines (CONVEYOR_LOG_FORMAT) with job fields on job logs.
     configure_logging(level="DEBUG" if verbose else os.environ.get("CONVEYOR_LOG_LEVEL", "WARNING"))
+    if data_dir is not None:
+        # Through the environment, so the settings (and worker processes started by --processes) see it too.
+        os.environ["CONVEYOR_DATA_DIR"] = str(data_dir.expanduser().resolve())
 
 
 cli.command()(serve.up)

@@ -14,6 +14,7 @@ from conveyor.app import Conveyor
 from conveyor.cli.errors import UsageError, describe_validation
 from conveyor.queue.errors import UnknownQueueError
 from conveyor.queue.options import JobOptions
+from conveyor.redis.discovery import EmbeddedMode
 from conveyor.standard import APP_ENV_VAR, DEFAULT_APP, load_app
 
 AppOption = Annotated[
@@ -25,6 +26,15 @@ AppOption = Annotated[
         help=f"The application as 'package.module:attribute' (a Conveyor or a factory). Default: {DEFAULT_APP}.",
     ),
 ]
+TenantOption = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant",
+        envvar="CONVEYOR_TENANT",
+        show_envvar=True,
+        help="Act in this tenant's namespace (its queues only) instead of the deployment's own queues.",
+    ),
+]
 QueueArg = Annotated[
     str, typer.Argument(metavar="QUEUE", help="Queue name (see `conveyor stats`).", show_default=False)
 ]
@@ -32,9 +42,14 @@ JobIdArg = Annotated[str, typer.Argument(metavar="ID", help="Job id.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 
-def open_app(spec: str | None, *queues: str) -> Conveyor:
-    """Load the application and check that every named queue is one of its queues (before touching Redis)."""
+def open_app(spec: str | None, *queues: str, embedded: EmbeddedMode = EmbeddedMode.ATTACH) -> Conveyor:
+    """Load the application and check that every named queue is one of its queues (before touching Redis).
+
+    With no Redis configured the app will only attach to a running embedded server (`embedded`): only
+    `conveyor up` and `conveyor worker` may start one.
+    """
     app = load_app(spec)
+    app.embedded_mode = embedded
     for name in queues:
         if name not in app.queue_names:
             raise UnknownQueueError(name, app.queue_names)

@@ -14,6 +14,7 @@ from conveyor.cli.errors import UsageError, cli_command, run_async
 from conveyor.cli.options import (
     AppOption,
     QueueArg,
+    TenantOption,
     job_options,
     open_app,
     parse_backoff,
@@ -21,7 +22,7 @@ from conveyor.cli.options import (
     parse_json,
     parse_priority,
 )
-from conveyor.cli.session import connected
+from conveyor.cli.session import check_tenant, connected
 from conveyor.queue.errors import InvalidPayloadError, PayloadTooLargeError
 from conveyor.queue.queue import NewJob, encode_payload
 
@@ -51,24 +52,27 @@ def add(
             "Options given as flags apply to every line.",
         ),
     ] = None,
+    tenant: TenantOption = None,
     app_spec: AppOption = None,
 ) -> None:
     """Add a job (or, with --bulk, many) to a queue; prints the id(s), one per line.
 
-    Every job is validated (payload model, options, size) before anything is written.
+    Every job is validated (payload model, options, size) before anything is written. With no Redis configured,
+    the job goes to the running Conveyor (`conveyor up`) found from this folder; none running is exit code 3.
     """
     app = open_app(app_spec, queue)
+    check_tenant(tenant)
     flags = _option_flags(priority, delay_ms, attempts, backoff, timeout_ms, deadline, job_id)
     if bulk is not None:
         if job_type is not None or data is not None:
             raise UsageError("Give either TYPE [DATA_JSON] or --bulk FILE, not both.")
         jobs = parse_bulk(app, queue, _read_lines(bulk), flags, source=bulk)
-        ids = run_async(_add_bulk(app, queue, jobs))
+        ids = run_async(_add_bulk(app, queue, jobs, tenant))
     else:
         if job_type is None:
             raise UsageError("Missing TYPE: `conveyor add QUEUE TYPE [DATA_JSON]` or `conveyor add QUEUE --bulk FILE`.")
         job = _checked(app, queue, job_type, None if data is None else parse_json(data, "DATA_JSON"), flags)
-        ids = run_async(_add_bulk(app, queue, [job]))
+        ids = run_async(_add_bulk(app, queue, [job], tenant))
     for new_id in ids:
         typer.echo(new_id)
 
@@ -156,9 +160,9 @@ def _read_lines(source: str) -> list[str]:
         raise UsageError(f"Cannot read {source}: {exc}") from exc
 
 
-async def _add_bulk(app: Conveyor, queue: str, jobs: list[NewJob]) -> list[str]:
-    async with connected(app):
+async def _add_bulk(app: Conveyor, queue: str, jobs: list[NewJob], tenant: str | None) -> list[str]:
+    async with connected(app, tenant) as view:
         if len(jobs) == 1:
             job = jobs[0]
-            return [await app.add(queue, job.type, job.data, options=job.options)]
-        return await app.add_bulk(queue, jobs)
+            return [await view.add(queue, job.type, job.data, options=job.options)]
+        return await view.add_bulk(queue, jobs)

@@ -17,10 +17,18 @@ from rich.table import Table
 
 from conveyor.app import Conveyor
 from conveyor.cli.errors import RefusedError, UsageError, cli_command, run_async
-from conveyor.cli.options import AppOption, JsonOption, job_options, open_app, parse_backoff, parse_json, parse_priority
+from conveyor.cli.options import (
+    AppOption,
+    JsonOption,
+    TenantOption,
+    job_options,
+    open_app,
+    parse_backoff,
+    parse_json,
+    parse_priority,
+)
 from conveyor.cli.output import print_json, say, stdout, when
-from conveyor.cli.session import connected
-from conveyor.cli.tenant_commands import TenantOption, check_tenant, in_namespace
+from conveyor.cli.session import check_tenant, connected
 from conveyor.queue.errors import InvalidOptionsError
 from conveyor.queue.schedules import Schedule, Schedules, ScheduleSpec, schedule_spec
 
@@ -94,8 +102,7 @@ def add(
 
 
 async def _add(app: Conveyor, tenant: str | None, spec: ScheduleSpec) -> Schedule:
-    async with connected(app):
-        view = in_namespace(app, tenant)
+    async with connected(app, tenant) as view:
         payload = view.validate_payload(spec.queue, spec.type, spec.data)
         return await Schedules.of(view).add(spec.model_copy(update={"data": payload}))
 
@@ -121,8 +128,8 @@ def list_schedules(as_json: JsonOption = False, tenant: TenantOption = None, app
 
 
 async def _all(app: Conveyor, tenant: str | None) -> list[Schedule]:
-    async with connected(app):
-        return await Schedules.of(in_namespace(app, tenant)).all()
+    async with connected(app, tenant) as view:
+        return await Schedules.of(view).all()
 
 
 @schedule_cli.command("remove")
@@ -137,5 +144,5 @@ def remove(key: KeyArg, tenant: TenantOption = None, app_spec: AppOption = None)
 
 
 async def _remove(app: Conveyor, tenant: str | None, key: str) -> bool:
-    async with connected(app):
-        return await Schedules.of(in_namespace(app, tenant)).remove(key)
+    async with connected(app, tenant) as view:
+        return await Schedules.of(view).remove(key)

@@ -16,10 +16,11 @@ import typer
 from conveyor.app import Conveyor
 from conveyor.cli.api_commands import api_service
 from conveyor.cli.errors import cli_command, run_async
-from conveyor.cli.options import AppOption, open_app, parse_concurrency, parse_queue_list
+from conveyor.cli.options import AppOption, TenantOption, open_app, parse_concurrency, parse_queue_list
 from conveyor.cli.output import say
-from conveyor.cli.session import connected, describe_redis
+from conveyor.cli.session import check_tenant, connected, describe_redis, tenant_view
 from conveyor.observability import enable_worker_metrics, instrument
+from conveyor.redis.discovery import EmbeddedMode
 from conveyor.worker.supervisor import STOP_SIGNALS, Supervisor, SupervisorConfig
 from conveyor.worker.worker import Worker
 
@@ -50,12 +51,13 @@ def up_services(app: Conveyor) -> list[Service]:
 def up(processes: ProcessesOption = 1, metrics_port: MetricsPortOption = None, app_spec: AppOption = None) -> None:
     """Run Conveyor: Redis (embedded when none is configured) and a worker for every queue.
 
-    The embedded Redis is attached to if one already runs in the data dir, else started. Ctrl-C or SIGTERM
-    stops the worker gracefully, then the Redis this process started.
+    The embedded Redis is attached to if one already runs in the data dir (or in a `.conveyor` of a folder
+    above), else started in the data dir. Ctrl-C or SIGTERM stops the worker gracefully, then the Redis this
+    process started.
     """
-    app = open_app(app_spec)
+    app = open_app(app_spec, embedded=EmbeddedMode.PROJECT)
     if processes > 1:
-        options = _child_options(app_spec, None, [])
+        options = _child_options(app_spec, None, [], None)
         raise typer.Exit(_supervise(app, processes, options, banner=_up_banner, services=up_services(app)))
     _run_in_process(app, None, {}, banner=_up_banner, services=up_services(app), metrics_port=metrics_port)
 
@@ -73,20 +75,23 @@ def worker(
     ] = None,
     processes: ProcessesOption = 1,
     metrics_port: MetricsPortOption = None,
+    tenant: TenantOption = None,
     app_spec: AppOption = None,
 ) -> None:
-    """Run a worker (no API server).
+    """Run a worker (no API server); with --tenant, for that tenant's queues only.
 
-    With no Redis configured it attaches to the embedded server of `conveyor up` in the same data dir, or
-    starts one. SIGTERM / Ctrl-C: active jobs finish within the grace period, the rest go back to waiting.
+    With no Redis configured it attaches to the running embedded server of `conveyor up` (in the data dir, a
+    `.conveyor` of a folder above, or the only one in the user registry), or starts one in the data dir.
+    SIGTERM / Ctrl-C: active jobs finish within the grace period, the rest go back to waiting.
     """
-    app = open_app(app_spec)
+    app = open_app(app_spec, embedded=EmbeddedMode.SHARE)
+    check_tenant(tenant)
     names = parse_queue_list(queues, app)
     overrides = parse_concurrency(concurrency or [], names or app.queue_names)
     if processes > 1:
-        child = _child_options(app_spec, queues, concurrency or [])
-        raise typer.Exit(_supervise(app, processes, child, banner=_worker_banner))
-    _run_in_process(app, names, overrides, banner=_worker_banner, metrics_port=metrics_port)
+        child = _child_options(app_spec, queues, concurrency or [], tenant)
+        raise typer.Exit(_supervise(app, processes, child, banner=_worker_banner, tenant=tenant))
+    _run_in_process(app, names, overrides, banner=_worker_banner, metrics_port=metrics_port, tenant=tenant)
 
 
 # --- one worker in this process ------------------------------------------------------------------------
@@ -100,9 +105,10 @@ def _run_in_process(
     banner: Banner,
     services: Sequence[Service] = (),
     metrics_port: int | None = None,
+    tenant: str | None = None,
 ) -> None:
     _log_at_info()
-    run_async(_serve(app, queues, concurrency, banner, services, metrics_port))
+    run_async(_serve(app, queues, concurrency, banner, services, metrics_port, tenant))
     _exit_if_handler_threads_stuck()
 
 
@@ -113,20 +119,21 @@ async def _serve(
     banner: Banner,
     services: Sequence[Service],
     metrics_port: int | None,
+    tenant: str | None = None,
 ) -> None:
     # A stop signal that arrives while Redis is being reached (or started) must not kill the process with
     # an embedded server left running: remember it, and stop the worker as soon as it exists.
     early_stop = asyncio.Event()
     for sig in STOP_SIGNALS:
         asyncio.get_running_loop().add_signal_handler(sig, early_stop.set)
-    async with connected(app):  # a Redis started here is stopped after the worker
+    async with connected(app, tenant) as view:  # a Redis started here is stopped after the worker
         observed = instrument(app)
         metrics = enable_worker_metrics(app, metrics_port) if metrics_port else None
-        runner = app.worker(queues, concurrency)
+        runner = view.worker(queues, concurrency)
         runner.install_signal_handlers()
         if early_stop.is_set():
             runner.request_stop()
-        banner(app, _serving(runner))
+        banner(app, _serving(runner, tenant))
         tasks = [asyncio.create_task(service(app)) for service in services]
         try:
             await runner.run()
@@ -160,8 +167,12 @@ def _exit_if_handler_threads_stuck() -> None:
 # --- N supervised worker processes ---------------------------------------------------------------------
 
 
-def _child_options(app_spec: str | None, queues: str | None, concurrency: Sequence[str]) -> list[str]:
+def _child_options(
+    app_spec: str | None, queues: str | None, concurrency: Sequence[str], tenant: str | None
+) -> list[str]:
     options = ["--app", app_spec] if app_spec else []
+    if tenant:
+        options += ["--tenant", tenant]
     if queues:
         options += ["--queues", queues]
     for value in concurrency:
@@ -170,7 +181,13 @@ def _child_options(app_spec: str | None, queues: str | None, concurrency: Sequen
 
 
 def _supervise(
-    app: Conveyor, processes: int, child_options: list[str], *, banner: Banner, services: Sequence[Service] = ()
+    app: Conveyor,
+    processes: int,
+    child_options: list[str],
+    *,
+    banner: Banner,
+    services: Sequence[Service] = (),
+    tenant: str | None = None,
 ) -> int:
     """Run `processes` copies of `conveyor worker --processes 1 ...`; returns the supervisor's exit code.
 
@@ -178,14 +195,16 @@ def _supervise(
     3 instead of N restarting children, and the children attach to the embedded server this process owns.
     `services` (the API server of `conveyor up`) run beside the supervisor, in a thread with its own event loop.
     """
-    run_async(_check_redis(app))
+    run_async(_check_redis(app, tenant))
     owned = app.embedded  # the services reconnect the app (attaching): keep the handle that owns the server
     beside = _ServiceThread(app, services) if services else None
     try:
         banner(app, f"{processes} worker processes")
         command = [sys.executable, "-m", "conveyor", "worker", "--processes", "1", *child_options]
         config = SupervisorConfig(processes, stop_timeout_s=app.settings.conveyor_shutdown_grace_s + STOP_MARGIN_S)
-        supervisor = Supervisor(command, config)
+        # The children use the embedded server found (or started) here, whatever their own search would find.
+        env = {**os.environ, "CONVEYOR_DATA_DIR": str(owned.data_dir)} if owned is not None else None
+        supervisor = Supervisor(command, config, env=env)
         supervisor.install_signal_handlers()
         if beside is not None:
             beside.start()
@@ -229,9 +248,12 @@ class _ServiceThread:
         self._thread.join(timeout=15)
 
 
-async def _check_redis(app: Conveyor) -> None:
+async def _check_redis(app: Conveyor, tenant: str | None) -> None:
+    # Not `connected`: a server started here must outlive the check (the children attach to it).
     try:
         await app.connect()
+        if tenant is not None:
+            await tenant_view(app, tenant)  # an unknown tenant fails here, not in N restarting children
     except BaseException:
         if app.embedded is not None:
             app.embedded.stop()
@@ -243,9 +265,9 @@ async def _check_redis(app: Conveyor) -> None:
 # --- what the commands print ---------------------------------------------------------------------------
 
 
-def _serving(runner: Worker) -> str:
+def _serving(runner: Worker, tenant: str | None = None) -> str:
     queues = ", ".join(f"{r.queue.name} ({r.config.concurrency})" for r in runner.runners)
-    return f"worker {runner.name} serving {queues}"
+    return f"worker {runner.name} serving {f'tenant {tenant}: ' if tenant else ''}{queues}"
 
 
 def _worker_banner(app: Conveyor, serving: str) -> None:

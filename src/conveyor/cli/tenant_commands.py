@@ -1,5 +1,5 @@
-"""`conveyor tenant create|list|show|remove`: tenants and their quotas; and the `--tenant` option other commands
-take to act in a tenant's namespace.
+"""`conveyor tenant create|list|show|remove`: tenants and their quotas. The `--tenant` option other commands take
+to act in a tenant's namespace is `conveyor.cli.options.TenantOption`, applied by `conveyor.cli.session.connected`.
 
 Mount in `conveyor.cli.main`:
 
@@ -14,39 +14,16 @@ import typer
 from rich.table import Table
 
 from conveyor.app import Conveyor
-from conveyor.app.tenants import TenantConveyor
 from conveyor.cli.errors import RefusedError, UsageError, cli_command, run_async
 from conveyor.cli.options import AppOption, JsonOption, open_app
 from conveyor.cli.output import print_json, say, stdout, when
-from conveyor.cli.session import connected
+from conveyor.cli.session import check_tenant, connected
 from conveyor.queue.errors import InvalidOptionsError
-from conveyor.queue.tenants import Tenant, TenantError, TenantQuotas, TenantStore, check_tenant_id, tenant_quotas
+from conveyor.queue.tenants import Tenant, TenantQuotas, TenantStore, tenant_quotas
 
-TenantOption = Annotated[
-    str | None,
-    typer.Option(
-        "--tenant",
-        envvar="CONVEYOR_TENANT",
-        show_envvar=True,
-        help="Act in this tenant's namespace instead of the deployment's own queues.",
-    ),
-]
 TenantArg = Annotated[str, typer.Argument(metavar="TENANT", help="Tenant id (lower-case letters, digits, '_', '-').")]
 
 tenant_cli = typer.Typer(help="Tenants: namespaces of queues with quotas.", no_args_is_help=True)
-
-
-def in_namespace(app: Conveyor, tenant: str | None) -> Conveyor:
-    """The app itself, or (with a tenant) the tenant's view of it; call after connecting the app."""
-    return TenantConveyor(app, tenant) if tenant is not None else app
-
-
-def check_tenant(tenant: str | None) -> str | None:
-    """Validate a `--tenant` (or TENANT) value before touching Redis; a bad one is a usage error."""
-    try:
-        return check_tenant_id(tenant) if tenant is not None else None
-    except TenantError as exc:
-        raise UsageError(str(exc)) from exc
 
 
 def _store(app: Conveyor) -> TenantStore:

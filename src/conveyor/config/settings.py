@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     redis_sentinel_master: str = "mymaster"
 
     conveyor_data_dir: Path = Path(".conveyor")
+    conveyor_state_dir: Path | None = Field(
+        default=None, description="the per-user registry of running embedded servers; ~/.local/state/conveyor"
+    )
     conveyor_prefix: str = Field(default="bull", min_length=1, pattern=r"^[^:\s]+$")
     conveyor_queues: Annotated[dict[str, QueueSettings], NoDecode] = Field(default_factory=dict)
     conveyor_max_payload_bytes: int = Field(default=1024 * 1024, gt=0)

@@ -8,12 +8,16 @@ from conveyor.redis.connection import (
     ping_or_raise,
     resolve_target,
 )
+from conveyor.redis.discovery import AmbiguousServerError, EmbeddedMode, NoRunningServerError
 from conveyor.redis.embedded import EmbeddedRedis
 from conveyor.redis.errors import EmbeddedRedisError, RedisUnavailableError, RedisVersionError
 
 __all__ = [
+    "AmbiguousServerError",
+    "EmbeddedMode",
     "EmbeddedRedis",
     "EmbeddedRedisError",
+    "NoRunningServerError",
     "RedisTarget",
     "RedisUnavailableError",
     "RedisVersionError",

@@ -31,8 +31,10 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from conveyor.config.errors import ConfigError
 from conveyor.config.settings import Settings
+from conveyor.redis.discovery import EmbeddedMode, find_embedded
 from conveyor.redis.embedded import EmbeddedRedis
 from conveyor.redis.errors import CONNECTION_FAILURES, RedisUnavailableError, RedisVersionError
+from conveyor.redis.registry import ServerRegistry
 from conveyor.redis.server_binary import MIN_REDIS_VERSION, is_supported_version, parse_redis_version
 
 logger = logging.getLogger(__name__)
@@ -231,17 +233,30 @@ async def ping_or_raise(client: Redis) -> None:
         raise RedisUnavailableError(describe_client(client), str(exc) or type(exc).__name__) from exc
 
 
-def resolve_target(settings: Settings) -> tuple[RedisTarget, EmbeddedRedis | None]:
-    """The configured target, or else the embedded server's (attached to, or started in the data dir).
+def resolve_target(
+    settings: Settings, mode: EmbeddedMode = EmbeddedMode.PROJECT
+) -> tuple[RedisTarget, EmbeddedRedis | None]:
+    """The configured target, or else an embedded server's, found (or started) as `mode` allows.
+
+    See `conveyor.redis.discovery` for the search: an explicit data dir, the folders above the current one,
+    the per-user registry of running servers (`CONVEYOR_STATE_DIR`).
 
     Returns:
         The target, and the embedded server when one is used (None for a configured Redis). Call its
         `stop()` on shutdown: it stops the server only if this process started it.
+
+    Raises:
+        NoRunningServerError / AmbiguousServerError: see `find_embedded`.
     """
     target = RedisTarget.from_settings(settings)
     if target is not None:
         return target, None
-    server = EmbeddedRedis.attach_or_start(settings.conveyor_data_dir)
+    server = find_embedded(
+        settings.conveyor_data_dir,
+        explicit="conveyor_data_dir" in settings.model_fields_set,
+        mode=mode,
+        registry=ServerRegistry(settings.conveyor_state_dir),
+    )
     return RedisTarget(url=server.url), server
 
 

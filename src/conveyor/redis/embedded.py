@@ -6,7 +6,8 @@ Everything lives in one data dir (`CONVEYOR_DATA_DIR`, `.conveyor` by default):
   arguments, which any local user could read with `ps`.
 - `redis.password` — the generated password (0600), reused by the next start so URLs stay valid.
 - `redis.json` — `{"url", "pid"}` of the running server (0600), so `conveyor worker` in another terminal
-  attaches to the server instead of starting a second one on the same AOF.
+  attaches to the server instead of starting a second one on the same AOF. A started server is also listed
+  in the per-user registry (`conveyor.redis.registry`), so commands run from other folders can find it.
 - `redis.log` — the server's log; its tail is quoted when the server fails to start.
 - `redis.sock` — the unix socket (see `socket_path_for` for when it lives elsewhere).
 - `redis/` — the AOF and RDB files. `appendfsync everysec` loses at most about a second of writes on a crash.
@@ -43,6 +44,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from conveyor.redis.errors import EmbeddedRedisError
+from conveyor.redis.registry import ServerRegistry
 from conveyor.redis.server_binary import find_redis_server
 
 logger = logging.getLogger(__name__)
@@ -90,6 +92,7 @@ class EmbeddedRedis:
         port: the TCP port; a free one is picked when None. Ignored for `"unix"`.
         binary: the `redis-server` to run; found by `find_redis_server()` when None.
         startup_timeout: seconds to wait for the first PING answer.
+        registry: where a started server is listed for discovery; the user's registry when None.
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class EmbeddedRedis:
         port: int | None = None,
         binary: str | None = None,
         startup_timeout: float = _STARTUP_TIMEOUT_S,
+        registry: ServerRegistry | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.transport: Transport = transport
@@ -110,6 +114,7 @@ class EmbeddedRedis:
         self._owner = True
         self._attached_url: str | None = None
         self._attached_pid: int | None = None
+        self._registry = registry if registry is not None else ServerRegistry()
 
     @classmethod
     def attach_or_start(
@@ -120,6 +125,7 @@ class EmbeddedRedis:
         port: int | None = None,
         binary: str | None = None,
         startup_timeout: float = _STARTUP_TIMEOUT_S,
+        registry: ServerRegistry | None = None,
     ) -> EmbeddedRedis:
         """Attach to the live embedded server of `data_dir`, or start (and own) a new one.
 
@@ -127,16 +133,37 @@ class EmbeddedRedis:
         The attached handle does not own the server: its `stop()` does nothing. The other arguments are the
         constructor's and only matter when a new server is started.
         """
-        handle = cls(data_dir, transport=transport, port=port, binary=binary, startup_timeout=startup_timeout)
+        handle = cls(
+            data_dir, transport=transport, port=port, binary=binary, startup_timeout=startup_timeout, registry=registry
+        )
         with handle._lock():
             live = handle._live_server()
             if live is None:
                 handle._launch()
                 return handle
-            handle._owner = False
-            handle._attached_url, handle._attached_pid = live
-        logger.info("attached to embedded redis", extra={"pid": live[1], "data_dir": str(handle.data_dir)})
+            handle._adopt(live)
         return handle
+
+    @classmethod
+    def attach(cls, data_dir: Path | str) -> EmbeddedRedis | None:
+        """Attach to the live embedded server of `data_dir`, or return None; never starts one.
+
+        Unlike `attach_or_start`, nothing is created on disk: a folder without a running server stays as it
+        was (a command that only reads or enqueues must not leave a `.conveyor/` behind).
+        """
+        handle = cls(data_dir)
+        if not handle._state_path.is_file():
+            return None
+        live = handle._live_server()
+        if live is None:
+            return None
+        handle._adopt(live)
+        return handle
+
+    def _adopt(self, live: tuple[str, int]) -> None:
+        self._owner = False
+        self._attached_url, self._attached_pid = live
+        logger.info("attached to embedded redis", extra={"pid": live[1], "data_dir": str(self.data_dir)})
 
     @property
     def owner(self) -> bool:
@@ -234,6 +261,7 @@ class EmbeddedRedis:
                 process.wait()
             logger.info("embedded redis stopped", extra={"pid": process.pid})
         self._forget_state(process.pid)
+        self._registry.discard(self.data_dir, process.pid)
 
     def kill(self) -> None:
         """Kill an owned server with SIGKILL, as a crash would: no clean shutdown, `redis.json` left stale."""
@@ -326,6 +354,7 @@ class EmbeddedRedis:
             self._process = None
             raise
         self._write_state(self._process.pid)
+        self._registry.add(self.data_dir, self._process.pid)
         logger.info(
             "embedded redis started",
             extra={"pid": self._process.pid, "binary": binary, "data_dir": str(self.data_dir)},
