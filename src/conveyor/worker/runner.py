@@ -160,16 +160,22 @@ class QueueRunner:
         while not self._closing:
             try:
                 fetched = await self._try_fetch()
-            except CONNECTION_FAILURES as exc:
+            except Exception as exc:  # the queue must keep serving whatever one fetch ran into
                 failures += 1
-                delay = min(0.05 * 2**failures, 2.0)
-                log.warning("queue %s: Redis unavailable (%s); retrying in %.2f s", self.queue.name, exc, delay)
-                await asyncio.sleep(delay)
+                await self._back_off(exc, failures)
                 continue
             failures = 0
             if fetched is not None:
                 return fetched
         return None
+
+    async def _back_off(self, exc: Exception, failures: int) -> None:
+        delay = min(0.05 * 2**failures, 2.0)
+        if isinstance(exc, CONNECTION_FAILURES):
+            log.warning("queue %s: Redis unavailable (%s); retrying in %.2f s", self.queue.name, exc, delay)
+        else:  # e.g. a BullMQ script that errored on a job hash
+            log.error("queue %s: fetching a job failed; retrying in %.2f s", self.queue.name, delay, exc_info=exc)
+        await asyncio.sleep(delay)
 
     async def _try_fetch(self) -> tuple[FetchedJob, str] | None:
         """One step of the fetch loop: take a job if there is reason to look, else wait for a wake-up."""
@@ -345,6 +351,8 @@ class QueueRunner:
         except CONNECTION_FAILURES as exc:
             log.error("job %s of %s: Redis unavailable at finish (%s); the stalled check will requeue it",
                       job.job_id, self.queue.name, exc)  # fmt: skip
+        except Exception:  # a bug or a script that errored on the job's hash: this slot keeps serving
+            log.exception("job %s of %s: its outcome could not be recorded", job.job_id, self.queue.name)
         finally:
             del self.active[job.job_id]
             self.processed += 1
