@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -10,6 +11,15 @@ from typing import Any
 
 HISTORY_FIELD = "chist"  # Conveyor's retry history, a JSON list inside the job hash (removed with the job)
 QUEUED_AT_FIELD = "cqat"  # when a retried job became due again (ms), for wait-time metrics
+
+
+def new_job_id() -> str:
+    """A job id made by the producer before its first try (32 hex digits, never all digits: BullMQ's own counter
+    ids are). Every retry of the add re-sends it, and BullMQ's add script adds nothing for an id that exists,
+    so a retried add never makes a second job."""
+    while (job_id := uuid.uuid4().hex).isdigit():
+        pass
+    return job_id
 
 
 class JobState(StrEnum):
