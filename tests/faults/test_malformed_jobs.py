@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 import redis.asyncio as aioredis
 
-from conveyor import Conveyor, JobState
+from conveyor import Conveyor, JobState, NewJob
 from conveyor.queue.dlq import DeadLetters
 from conveyor.queue.queue import Queue
 from tests.support import running, wait_until
@@ -49,6 +49,8 @@ CRAFTED = {
     "opts not UTF-8": (with_fields(opts=b'{"attempts": 3, "x": "\xc3"}'), "field 'opts' is not UTF-8", None),
     "name not UTF-8": (with_fields(name=b"co\xffunt"), "field 'name' is not UTF-8", None),
     "atm not an integer": (with_fields(atm=b"two"), "field 'atm' is not an integer ('two')", None),
+    # BullMQ's fetch script itself fails on this one, after taking the job (its HINCRBY comes last)
+    "ats not an integer": (with_fields(ats=b"many"), "field 'ats' is not an integer ('many')", None),
     "timestamp not an integer": (with_fields(timestamp=b"yesterday"), "field 'timestamp' is not an integer", None),
     "priority not an integer": (with_fields(priority=b"high"), "field 'priority' is not an integer ('high')", None),
 }
@@ -117,9 +119,33 @@ async def test_malformed_job_fails_alone_with_its_reason_and_the_queue_keeps_ser
     counts = await queue.counts()
     assert (counts.active, counts.pending, counts.failed) == (0, 0, 1)
     assert await raw.scard(queue.keys.stalled) == 0
+    assert await raw.hget(queue.keys.job(bad_id), "stc") is None, "the job stalled before it failed"
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR and bad_id in r.getMessage()]
     assert errors, [r.getMessage() for r in caplog.records]
     assert reason in errors[0].getMessage()
+
+
+@pytest.mark.parametrize("case", ["ats not an integer", "data not UTF-8", "atm not an integer"])
+async def test_malformed_job_inside_a_backlog_fails_alone_while_the_backlog_runs_once(
+    app: Conveyor, raw: aioredis.Redis, case: str
+) -> None:
+    """Behind and ahead of busy work, the bad job is taken by a plain fetch, a prefetch or a finishing job's
+    fetch-next (BullMQ's moveToFinished fails on its hash only after finishing the job before it)."""
+    make, reason, _ = CRAFTED[case]
+    ledger = ledger_handler(app)
+    queue = app.queue(QUEUE)
+    backlog = 40
+    await app.add_bulk(QUEUE, [NewJob("count", {"n": n}) for n in range(backlog // 2)])
+    await plant(raw, queue, "in-the-backlog", make(), priority=3)  # Conveyor's normal priority, in add order
+    await app.add_bulk(QUEUE, [NewJob("count", {"n": n}) for n in range(backlog // 2, backlog)])
+    async with running(app.worker([QUEUE], {QUEUE: 4})):
+        await wait_until(lambda: len(ledger) >= backlog, timeout=15)
+        await wait_until(lambda: _state_is(queue, "in-the-backlog", JobState.FAILED), timeout=10)
+    assert sorted(ledger) == list(range(backlog)), "a good job was lost or run twice, or the bad one ran"
+    assert reason in ((await queue.get_job("in-the-backlog")).failed_reason or "")
+    counts = await queue.counts()
+    assert (counts.active, counts.pending, counts.completed, counts.failed) == (0, 0, backlog, 1)
+    assert await raw.hget(queue.keys.job("in-the-backlog"), "stc") is None, "the job stalled before it failed"
 
 
 async def _state_is(queue: Queue, job_id: str, state: JobState) -> bool:

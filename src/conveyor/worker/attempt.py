@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ResponseError
+
 from conveyor.queue.job import HISTORY_FIELD, QUEUED_AT_FIELD, AttemptRecord, parse_history
 from conveyor.queue.options import RATE_KEY_OPTION, keep_jobs
 from conveyor.redis.scripts import FetchedJob
@@ -26,7 +28,7 @@ from conveyor.worker.errors import (
     UnknownJobTypeError,
 )
 from conveyor.worker.execution import attempt_budget_s, run_attempt
-from conveyor.worker.fetched import CheckedJob, check_fields, repairs
+from conveyor.worker.fetched import CheckedJob, check_fields, repairs, taken_despite
 from conveyor.worker.limits import group_delay_ms
 from conveyor.worker.retry import decide_retry
 
@@ -58,7 +60,7 @@ class ActiveJob:
         """Wrap a job just moved to active (its hash came back with the fetch); `task` is set when it starts.
         Never raises: a malformed hash is noted in `checked.problem`, and the job fails when it starts."""
         assert fetched.job_id is not None
-        checked = check_fields(fetched.fields)
+        checked = check_fields(fetched.fields, fetched.error)
         info = JobInfo(
             id=fetched.job_id,
             queue=runner.queue.name,
@@ -180,19 +182,25 @@ async def _finished(
     fetch_next: bool,
     fields: dict[str, str] | None = None,
 ) -> FetchedJob | None:
-    fetched = await runner.scripts.move_to_finished(
-        job_id=job.job_id,
-        token=job.token,
-        target=target,
-        value=value,
-        timestamp=runner.now_ms(),
-        keep=keep,
-        attempts=job.ctx.job.max_attempts,
-        fetch_next=fetch_next,
-        lock_ms=runner.config.lock_ms,
-        worker=runner.config.worker_name,
-        fields=fields,
-    )
+    try:
+        fetched = await runner.scripts.move_to_finished(
+            job_id=job.job_id,
+            token=job.token,
+            target=target,
+            value=value,
+            timestamp=runner.now_ms(),
+            keep=keep,
+            attempts=job.ctx.job.max_attempts,
+            fetch_next=fetch_next,
+            lock_ms=runner.config.lock_ms,
+            worker=runner.config.worker_name,
+            fields=fields,
+        )
+    except ResponseError as exc:
+        if not fetch_next:
+            raise
+        # The script fails on the next job's hash only after finishing this one: fail that one as malformed.
+        fetched = await taken_despite(runner.scripts, job.token, exc, besides=job.job_id)
     return fetched if fetched.job_id else None
 
 

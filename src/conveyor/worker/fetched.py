@@ -14,8 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import NoScriptError, ResponseError
+
 from conveyor.queue.options import RATE_KEY_OPTION
 from conveyor.redis.packing import first_undecodable
+from conveyor.redis.scripts import FetchedJob, QueueScripts
 
 TEXT_FIELDS = ("name", "data", "opts")
 INTEGER_FIELDS = ("atm", "ats", "timestamp", "priority", "delay")  # BullMQ's; its scripts count on some of them
@@ -39,9 +42,25 @@ class CheckedJob:
         return max(1, int(self.opts.get("attempts") or 1))
 
 
-def check_fields(fields: dict[str, str]) -> CheckedJob:
-    """Parse and check a job hash as `moveToActive` returned it. Never raises."""
+async def taken_despite(
+    scripts: QueueScripts, token: str, error: ResponseError, besides: str | None = None
+) -> FetchedJob:
+    """The job a fetch script took before it failed with `error` (it is locked with `token`), to be failed as
+    malformed; re-raises `error` when the script took none, or when Redis forgot the script (load it)."""
+    if isinstance(error, NoScriptError):
+        raise error
+    fetched = await scripts.taken_by(token, error=str(error), besides=besides)
+    if fetched.job_id is None:
+        raise error
+    return fetched
+
+
+def check_fields(fields: dict[str, str], fetch_error: str | None = None) -> CheckedJob:
+    """Parse and check a job hash as `moveToActive` returned it (or `taken_despite`, with the script's error).
+    Never raises."""
     problem = _text_problem(fields) or _integer_problem(fields)
+    if problem is None and fetch_error is not None:
+        problem = f"BullMQ's fetch script failed on it ({fetch_error})"
     attempts_made = _integer(fields.get("atm"))
     name = fields.get("name", "")
     if problem is not None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from conveyor.config import RateLimit
 from conveyor.queue.queue import Queue
@@ -35,6 +35,7 @@ from conveyor.redis.script_errors import ScriptError
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.attempt import ActiveJob, execute, record
 from conveyor.worker.batching import Batcher
+from conveyor.worker.fetched import taken_despite
 from conveyor.worker.handler import Handler, HandlerLookup
 from conveyor.worker.hooks import AttemptEnd, AttemptStart, HookSet
 from conveyor.worker.limits import Admission
@@ -203,14 +204,22 @@ class QueueRunner:
             self._block_until_ms = now + verdict  # this worker's own rate limit
             return None
         token = uuid.uuid4().hex  # the lock value: every later state change must present it
-        fetched = await self.scripts.move_to_active(
-            token=token, lock_ms=self.config.lock_ms, worker=self.config.worker_name, timestamp=now
-        )
+        fetched = await self._take(token, now)
         self._just_fetched = bool(fetched.job_id)
         if fetched.job_id:
             return fetched, token
         self._came_back_empty(fetched, now)
         return None
+
+    async def _take(self, token: str, now: int) -> FetchedJob:
+        """`moveToActive`. A job the script took before it failed comes back to be failed as malformed."""
+        config = self.config
+        try:
+            return await self.scripts.move_to_active(
+                token=token, lock_ms=config.lock_ms, worker=config.worker_name, timestamp=now
+            )
+        except ResponseError as exc:
+            return await taken_despite(self.scripts, token, exc)
 
     def _came_back_empty(self, fetched: FetchedJob, now: int) -> None:
         self.admission.unused()
@@ -245,6 +254,8 @@ class QueueRunner:
         except NoScriptError:
             self._check_now = True  # Redis forgot the script: the usual fetch loads it
             return None
+        except ResponseError as exc:
+            fetched = await taken_despite(self.scripts, token, exc)
         if fetched.job_id is None:  # a timeout, a delayed job's marker, or another worker was quicker
             self._came_back_empty(fetched, self.now_ms())
             return None
@@ -406,10 +417,8 @@ class QueueRunner:
     async def _prefetch_one(self) -> None:
         token = uuid.uuid4().hex
         try:
-            fetched = await self.scripts.move_to_active(
-                token=token, lock_ms=self.config.lock_ms, worker=self.config.worker_name, timestamp=self.now_ms()
-            )
-        except (ScriptError, *CONNECTION_FAILURES) as exc:
+            fetched = await self._take(token, self.now_ms())
+        except (ScriptError, ResponseError, *CONNECTION_FAILURES) as exc:
             log.warning("queue %s: prefetch failed (%s)", self.queue.name, exc)
             return
         finally:
