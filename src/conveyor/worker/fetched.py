@@ -22,7 +22,7 @@ from conveyor.redis.scripts import FetchedJob, QueueScripts
 
 TEXT_FIELDS = ("name", "data", "opts")
 INTEGER_FIELDS = ("atm", "ats", "timestamp", "priority", "delay")  # BullMQ's; its scripts count on some of them
-_INTEGER = re.compile(r"-?\d+")
+_INTEGER = re.compile(r"-?\d{1,18}")  # what Redis' HINCRBY takes (a 64-bit integer), with room to count
 _SHOWN = 40  # characters of a bad value quoted in a reason
 
 
