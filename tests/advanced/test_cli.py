@@ -67,7 +67,8 @@ async def _count(dlq: DeadLetters, expected: int) -> bool:
 
 async def test_dlq_list_and_show(app: Conveyor, conveyor: CliRunnerEnv) -> None:
     first, second = await letters(app, "disk full", "timeout")
-    listed = await conveyor.run("dlq", "list", "background")
+    wide = CliRunnerEnv({**conveyor.env, "COLUMNS": "120"})  # a 32-character id and the reason on one line
+    listed = await wide.run("dlq", "list", "background")
     assert listed.exit_code == 0, listed.output
     assert first in listed.output
     assert "RuntimeError: timeout" in listed.output

@@ -21,6 +21,7 @@ from tests.advanced.conftest import advanced, running, state_is, wait_until
 from tests.api.conftest import Api, code_of
 
 BACKGROUND = '"background"'
+ACME_JOB = "acme-job"  # the one job of tenant acme in the world below
 
 
 @dataclass
@@ -64,7 +65,7 @@ async def world(api: Api, api_app: Conveyor) -> World:
     delayed = await globex.add("background", "secret", {"owner": "globex"}, delay_ms=60_000, job_id="g-delayed")
     parent = (await Flows.of(globex).add(FlowJob("background", "secret", children=[FlowJob("indexing", "ok")]))).job_id
     await Schedules.of(globex).add(key="g-sched", queue="background", type="secret", every_ms=60_000)
-    assert await acme.add("background", "ok", {"owner": "acme"}) == "1"
+    assert await acme.add("background", "ok", {"owner": "acme"}, job_id=ACME_JOB) == ACME_JOB
     return World(api, acme, globex, token, viewer, failed, delayed, parent)
 
 
@@ -85,11 +86,11 @@ async def test_queues_and_queue_count_only_the_tenants_jobs(world: World) -> Non
 
 async def test_job_lookups_find_only_the_tenants_jobs(world: World) -> None:
     query = "query($id: ID!, $q: String) { job(queue: $q, id: $id) { data } }"
-    assert (await world.data(query, {"id": "1", "q": "background"}))["job"]["data"] == {"owner": "acme"}
-    await world.acme.queue("background").scripts.add_log("1", "acme's line")
+    assert (await world.data(query, {"id": ACME_JOB, "q": "background"}))["job"]["data"] == {"owner": "acme"}
+    await world.acme.queue("background").scripts.add_log(ACME_JOB, "acme's line")
     logs = await world.data('{ recentJobs(queueName: "background") { logs } }')
     assert logs["recentJobs"] == [{"logs": ["acme's line"]}]
-    assert (await world.data(query, {"id": "1"}))["job"]["data"] == {"owner": "acme"}
+    assert (await world.data(query, {"id": ACME_JOB}))["job"]["data"] == {"owner": "acme"}
     for other in (world.failed, world.delayed, world.parent, "g-pending"):
         assert (await world.data(query, {"id": other, "q": "background"}))["job"] is None
         assert (await world.data(query, {"id": other}))["job"] is None
@@ -222,8 +223,8 @@ async def test_job_subscriptions_find_only_the_tenants_jobs(world: World) -> Non
         errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
         assert errors[0]["extensions"]["code"] == "JOB_NOT_FOUND", message
     async with world.api.ws(world.token) as ws:
-        updates = 'subscription { jobUpdates(queue: "background", id: "1") { event job { data } } }'
-        op = await ws.subscribe(updates)
+        updates = 'subscription($id: ID!) { jobUpdates(queue: "background", id: $id) { event job { data } } }'
+        op = await ws.subscribe(updates, {"id": ACME_JOB})
         assert (await ws.next_data(op))["jobUpdates"]["job"]["data"] == {"owner": "acme"}
 
 

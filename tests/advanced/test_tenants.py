@@ -37,11 +37,11 @@ async def test_each_tenant_sees_only_its_own_jobs(
     app: Conveyor, tenants: tuple[TenantConveyor, TenantConveyor]
 ) -> None:
     acme, globex = tenants
-    acme_id = await acme.add("background", "ok", {"for": "acme"})
-    globex_id = await globex.add("background", "ok", {"for": "globex"})
-    assert acme_id == globex_id == "1"  # separate queues: each has its own id counter
-    assert (await acme.queue("background").get_job("1")).data == {"for": "acme"}
-    assert (await globex.queue("background").get_job("1")).data == {"for": "globex"}
+    acme_id = await acme.add("background", "ok", {"for": "acme"}, job_id="same-id")
+    globex_id = await globex.add("background", "ok", {"for": "globex"}, job_id="same-id")
+    assert acme_id == globex_id == "same-id"  # separate queues: one id in each is two jobs
+    assert (await acme.queue("background").get_job("same-id")).data == {"for": "acme"}
+    assert (await globex.queue("background").get_job("same-id")).data == {"for": "globex"}
     assert (await app.queue("background").counts()).pending == 0  # the deployment's own queue is untouched
     assert acme.queue("background").keys.wait == "bull:t:acme:background:wait"
 

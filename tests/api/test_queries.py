@@ -59,9 +59,9 @@ async def test_job_without_queue_is_found_when_its_id_is_unique(api: Api) -> Non
 
 
 async def test_job_without_queue_is_ambiguous_when_several_queues_hold_the_id(api: Api) -> None:
-    await add(api, "background")
-    await add(api, "indexing", "x")
-    assert code_of(await api.gql('{ job(id: "1") { id } }')) == "AMBIGUOUS_JOB"
+    await add(api, "background", jobId="twice")
+    await add(api, "indexing", "x", jobId="twice")
+    assert code_of(await api.gql('{ job(id: "twice") { id } }')) == "AMBIGUOUS_JOB"
 
 
 async def test_recent_jobs_are_newest_first(api: Api) -> None:

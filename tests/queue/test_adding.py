@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,9 +44,11 @@ async def test_add_returns_an_id_and_the_job_reads_back_with_state_data_type_and
     assert job.failed_reason is None
 
 
-async def test_generated_ids_are_distinct_and_increasing(app: Conveyor) -> None:
-    ids = [await app.add(QUEUE, "ok") for _ in range(3)]
-    assert [int(job_id) for job_id in ids] == sorted({int(job_id) for job_id in ids})
+async def test_generated_ids_are_distinct_client_made_and_never_all_digits(app: Conveyor) -> None:
+    ids = [await app.add(QUEUE, "ok") for _ in range(3)] + await app.add_bulk(QUEUE, [NewJob("ok")] * 3)
+    assert len(set(ids)) == 6
+    assert all(re.fullmatch("[0-9a-f]{32}", job_id) and not job_id.isdigit() for job_id in ids), ids
+    assert await app.queue(QUEUE).job_ids(JobState.PRIORITIZED) == ids  # listed in the order they were added
 
 
 async def test_delayed_job_reads_back_as_delayed_with_its_due_time(app: Conveyor) -> None:

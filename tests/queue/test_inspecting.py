@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from bullmq import FlowProducer
@@ -11,6 +12,8 @@ from bullmq import Queue as BullQueue
 from conveyor import Conveyor, JobState
 from conveyor.queue.errors import JobNotFoundError, JobStateError
 from tests.queue.conftest import QUEUE, Gate, finish, running, state_is, wait_until
+
+EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 @pytest.fixture
@@ -24,6 +27,15 @@ async def stock_queue(redis_url: str) -> AsyncIterator[BullQueue]:
 async def pages(app: Conveyor, state: JobState, total: int, size: int) -> list[list[str]]:
     queue = app.queue(QUEUE)
     return [[job.id for job in await queue.jobs(state, start, size)] for start in range(0, total + size, size)]
+
+
+async def finish_order(app: Conveyor, ids: list[str]) -> list[str]:
+    """The ids newest first: by finish time, then (jobs finished in the same millisecond) by id, as Redis
+    orders the finished sets. The finish times must follow the order the one-slot worker ran the jobs in."""
+    queue = app.queue(QUEUE)
+    finished = {job_id: (await queue.get_job(job_id)).finished_at or EPOCH for job_id in ids}
+    assert [finished[job_id] for job_id in ids] == sorted(finished.values())
+    return sorted(ids, key=lambda job_id: (finished[job_id], job_id), reverse=True)
 
 
 async def test_counts_report_every_state_and_the_paused_flag(
@@ -84,15 +96,13 @@ async def test_waiting_jobs_page_oldest_first_without_overlap(app: Conveyor, sto
 
 
 async def test_completed_jobs_page_newest_first_without_overlap(app: Conveyor) -> None:
-    ids = await finish(app, "ok", 5)
-    newest_first = list(reversed(ids))
+    newest_first = await finish_order(app, await finish(app, "ok", 5))
     assert await pages(app, JobState.COMPLETED, 5, 2) == [newest_first[0:2], newest_first[2:4], newest_first[4:5], []]
     assert all(job.state is JobState.COMPLETED for job in await app.queue(QUEUE).jobs(JobState.COMPLETED))
 
 
 async def test_failed_jobs_page_newest_first_without_overlap(app: Conveyor) -> None:
-    ids = await finish(app, "boom", 4)
-    newest_first = list(reversed(ids))
+    newest_first = await finish_order(app, await finish(app, "boom", 4))
     assert await pages(app, JobState.FAILED, 4, 3) == [newest_first[0:3], newest_first[3:4], []]
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from conveyor import Conveyor, JobState, load_settings
 from conveyor.queue.errors import JobNotFoundError
+from conveyor.redis.keys import QUEUE_SUFFIXES
 from tests.queue.conftest import Gate, register_test_handlers, running, wait_until
 
 KEEPING = "keeping"
@@ -63,5 +64,6 @@ async def test_keep_completed_zero_on_the_job_removes_it_as_soon_as_it_completes
 
 async def test_retention_removes_the_job_hash_not_just_its_entry(keeping_app: Conveyor) -> None:
     ids = await run_all(keeping_app, "ok", 3)
-    job_keys = {key for key in await keeping_app.client.keys(f"bull:{KEEPING}:*") if key.split(":")[-1].isdigit()}
+    job_keys = {key for key in await keeping_app.client.keys(f"bull:{KEEPING}:*") if key.count(":") == 2}
+    job_keys -= {f"bull:{KEEPING}:{suffix}" for suffix in QUEUE_SUFFIXES}
     assert job_keys == {f"bull:{KEEPING}:{job_id}" for job_id in ids[1:]}

@@ -1,4 +1,5 @@
-"""Redis going away: producing and managing calls fail fast with `RedisUnavailableError`, nothing half-written."""
+"""Redis going away: producing and managing calls fail fast with `RedisUnavailableError` that says what may have
+been written."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from conveyor import Conveyor, JobState, NewJob, load_settings
+from conveyor import Conveyor, JobOptions, JobState, NewJob, load_settings
+from conveyor.queue.errors import EnqueueUnconfirmedError
 from conveyor.redis.embedded import EmbeddedRedis
 from conveyor.redis.errors import RedisUnavailableError
 from tests.queue.conftest import QUEUE
@@ -36,22 +38,29 @@ async def refused_within_seconds(operation: Awaitable[Any]) -> RedisUnavailableE
     return caught.value
 
 
-async def test_add_with_redis_down_raises_unavailable_saying_nothing_was_written(
+async def test_add_with_redis_down_raises_unavailable_naming_the_id_that_is_safe_to_add_again(
     stopped: tuple[Conveyor, EmbeddedRedis],
 ) -> None:
     app, server = stopped
     error = await refused_within_seconds(app.add(QUEUE, "ok", {"n": 1}))
-    assert "nothing was written" in str(error)
+    assert isinstance(error, EnqueueUnconfirmedError)
+    [job_id] = error.job_ids
+    assert f"the job may or may not have been added; adding again with the same job id ({job_id}" in str(error)
     assert "REDIS_URL" in str(error)
     assert server.password not in str(error)
 
 
-async def test_add_bulk_with_redis_down_raises_unavailable_saying_nothing_was_written(
+async def test_add_bulk_with_redis_down_raises_unavailable_naming_the_ids_that_are_safe_to_add_again(
     stopped: tuple[Conveyor, EmbeddedRedis],
 ) -> None:
     app, _ = stopped
-    error = await refused_within_seconds(app.add_bulk(QUEUE, [NewJob("ok"), NewJob("ok")]))
-    assert "nothing was written" in str(error)
+    error = await refused_within_seconds(
+        app.add_bulk(QUEUE, [NewJob("ok"), NewJob("ok", options=JobOptions(job_id="mine"))])
+    )
+    assert isinstance(error, EnqueueUnconfirmedError)
+    assert len(error.job_ids) == 2
+    assert error.job_ids[1] == "mine"
+    assert "the 2 jobs may or may not have been added" in str(error)
 
 
 async def all_refused_within_seconds(*operations: Awaitable[Any]) -> list[BaseException]:

@@ -88,7 +88,7 @@ async def test_workers_survive_a_redis_restart_and_enqueue_during_the_outage_fai
         await wait_until(lambda: _aof_synced(app))  # appendfsync everysec: on disk before the crash
         server.kill()
         started = time.monotonic()
-        with pytest.raises(RedisUnavailableError, match="nothing was written"):
+        with pytest.raises(RedisUnavailableError, match="may or may not have been added"):
             await app.add("background", "record", {})
         assert time.monotonic() - started < 10
         await asyncio.sleep(1)

@@ -167,7 +167,8 @@ class SyncConveyor:
 
         Raises:
             UnknownQueueError / InvalidPayloadError / PayloadTooLargeError: nothing was written.
-            RedisUnavailableError: Redis cannot be reached; nothing was written.
+            EnqueueUnconfirmedError (a RedisUnavailableError): Redis did not confirm the add; the job may or may
+                not have been added, and adding it again with the same id (`job_ids`) adds it at most once.
         """
         return self._call(lambda: self.app.add(queue, job_type, data, options, **option_fields))
 

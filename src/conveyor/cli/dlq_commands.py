@@ -21,7 +21,7 @@ from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from conveyor.app import Conveyor
@@ -86,7 +86,8 @@ def list_letters(
     if not letters:
         say(f"No dead letters in {queue}{' match' if wanted else ''} ({total} in all).")
         return
-    table = Table("Job id", "Type", "Failed", "Attempts", "Reason", title=f"Dead letters of {queue} ({total} in all)")
+    job_id = Column("Job id", no_wrap=True, min_width=32)  # ids are 32 characters; shown whole, to copy
+    table = Table(job_id, "Type", "Failed", "Attempts", "Reason", title=f"Dead letters of {queue} ({total} in all)")
     for letter in letters:
         table.add_row(letter.job_id, letter.type, when(letter.failed_at), str(letter.attempts_made), _reason(letter))
     stdout().print(table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conveyor.errors import ConveyorError
+from conveyor.redis.errors import RedisUnavailableError
 
 
 class QueueError(ConveyorError):
@@ -58,3 +59,18 @@ class JobStateError(QueueError):
 
 class QueueBusyError(QueueError):
     """The queue has active jobs; the operation needs `force=True` or the jobs to finish."""
+
+
+class EnqueueUnconfirmedError(RedisUnavailableError):
+    """Redis did not confirm an add (it could not be reached, or its reply was lost): the jobs may or may not
+    have been added. Adding them again with the same ids is safe: BullMQ adds nothing for an id that exists."""
+
+    def __init__(self, target: str, reason: str, job_ids: list[str]) -> None:
+        shown = ", ".join(job_ids[:3]) + (f" and {len(job_ids) - 3} more" if len(job_ids) > 3 else "")
+        what = "the job" if len(job_ids) == 1 else f"the {len(job_ids)} jobs"
+        super().__init__(
+            target,
+            f"{reason.rstrip('. ')} ({what} may or may not have been added; adding again with the same job id "
+            f"({shown}; see `job_ids`) is safe: an id that exists adds nothing)",
+        )
+        self.job_ids = job_ids

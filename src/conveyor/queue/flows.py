@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from conveyor.queue.errors import InvalidPayloadError, QueueError
+from conveyor.queue.job import new_job_id
 from conveyor.queue.options import JobOptions, bullmq_options
 from conveyor.queue.queue import Queue, encode_payload
 from conveyor.queue.source import QueueSource, namespace
@@ -212,7 +212,7 @@ class Flows:
         data = self.validate(job.queue, job.type, job.data) if self.validate else job.data
         if not job.type or len(job.type) > 256:
             raise InvalidPayloadError("Job type must be a non-empty string of at most 256 characters.")
-        job_id = job.options.job_id or uuid.uuid4().hex
+        job_id = job.options.job_id or new_job_id()
         opts = bullmq_options(job.options, queue.defaults, now)
         opts["jobId"] = job_id
         if parent is not None and policy is not None and policy.flag:

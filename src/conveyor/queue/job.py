@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -10,6 +11,15 @@ from typing import Any
 
 HISTORY_FIELD = "chist"  # Conveyor's retry history, a JSON list inside the job hash (removed with the job)
 QUEUED_AT_FIELD = "cqat"  # when a retried job became due again (ms), for wait-time metrics
+
+
+def new_job_id() -> str:
+    """A job id made by the producer before its first try (32 hex digits, never all digits: BullMQ's own counter
+    ids are). Every retry of the add re-sends it, and BullMQ's add script adds nothing for an id that exists,
+    so a retried add never makes a second job."""
+    while (job_id := uuid.uuid4().hex).isdigit():
+        pass
+    return job_id
 
 
 class JobState(StrEnum):
@@ -59,10 +69,21 @@ class AttemptRecord:
 
 
 def from_ms(value: Any) -> datetime | None:
-    """A BullMQ millisecond timestamp as an aware datetime (None for missing/zero)."""
+    """A BullMQ millisecond timestamp as an aware datetime (None for missing/zero, or not a time)."""
     if value in (None, "", "0", 0):
         return None
-    return datetime.fromtimestamp(int(float(value)) / 1000, UTC)
+    try:
+        return datetime.fromtimestamp(int(float(value)) / 1000, UTC)
+    except (TypeError, ValueError, OverflowError, OSError):  # a malformed hash is still shown, not a crash
+        return None
+
+
+def _int(value: Any) -> int:
+    """An integer field of a job hash; 0 when missing or malformed (the worker fails such a job)."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _json(value: str | None, default: Any = None) -> Any:
@@ -75,8 +96,12 @@ def _json(value: str | None, default: Any = None) -> Any:
 
 
 def parse_history(raw: str | None) -> list[AttemptRecord]:
-    """The retry history stored in a job hash."""
-    return [AttemptRecord.from_json(item) for item in _json(raw, [])]
+    """The retry history stored in a job hash (empty if it is malformed)."""
+    items = _json(raw, [])
+    try:
+        return [AttemptRecord.from_json(item) for item in items] if isinstance(items, list) else []
+    except (AttributeError, TypeError, ValueError):
+        return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +135,9 @@ class Job:
     ) -> Job:
         """Build a job from its Redis hash (as BullMQ writes it)."""
         opts = _json(fields.get("opts"), {}) or {}
+        opts = opts if isinstance(opts, dict) else {}
         created = from_ms(fields.get("timestamp"))
-        delay = int(fields.get("delay") or 0)
+        delay = _int(fields.get("delay"))
         return cls(
             id=job_id,
             queue=queue,
@@ -120,10 +146,10 @@ class Job:
             options=opts,
             state=state,
             progress=_json(fields.get("progress"), 0),
-            attempts_made=int(fields.get("atm") or fields.get("attemptsMade") or 0),
-            attempts_started=int(fields.get("ats") or 0),
-            max_attempts=int(opts.get("attempts") or 1),
-            priority=int(fields.get("priority") or 0),
+            attempts_made=_int(fields.get("atm") or fields.get("attemptsMade")),
+            attempts_started=_int(fields.get("ats")),
+            max_attempts=_int(opts.get("attempts")) or 1,
+            priority=_int(fields.get("priority")),
             created_at=created,
             processed_at=from_ms(fields.get("processedOn")),
             finished_at=from_ms(fields.get("finishedOn")),

@@ -17,6 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from conveyor.config import QueueSettings, RateLimit
 from conveyor.config.settings import QUEUE_NAME
 from conveyor.queue.errors import (
+    EnqueueUnconfirmedError,
     InvalidPayloadError,
     InvalidQueueNameError,
     JobNotFoundError,
@@ -25,7 +26,7 @@ from conveyor.queue.errors import (
     QueueBusyError,
 )
 from conveyor.queue.hooks import Enqueue, ProducerHooks
-from conveyor.queue.job import Job, JobState
+from conveyor.queue.job import Job, JobState, new_job_id
 from conveyor.queue.options import JobOptions, bullmq_options
 from conveyor.redis.connection import decoding, describe_client
 from conveyor.redis.errors import RedisUnavailableError
@@ -39,7 +40,6 @@ ZSET_STATES = {"completed": True, "failed": True, "delayed": False, "prioritized
 Clock = Callable[[], float]
 P = ParamSpec("P")
 T = TypeVar("T")
-WRITTEN_NOTHING = "nothing was written"
 PARTLY_DONE = "it may be partly done; run it again"
 
 
@@ -141,42 +141,53 @@ class Queue:
 
     # --- producing -------------------------------------------------------------------------------------
 
-    @_redis_call(WRITTEN_NOTHING)
     async def add(self, job_type: str, data: Any = None, options: JobOptions | None = None) -> str:
-        """Enqueue one job and return its id. With `options.job_id`, adding an existing id is a no-op.
+        """Enqueue one job and return its id. With `options.job_id`, adding an existing id is a no-op; without
+        one, the id is made here before the first try, so a retried add (after a lost reply) adds nothing.
 
         Raises:
             InvalidPayloadError / PayloadTooLargeError: nothing was written.
-            RedisUnavailableError: Redis cannot be reached; nothing was written.
+            EnqueueUnconfirmedError (a RedisUnavailableError): Redis did not confirm the add; the job may or
+                may not be in the queue, and adding it again with the same id (`job_ids`) is safe.
         """
         prepared = self._prepare(NewJob(job_type, data, options or JobOptions()))
-        if not self.producer_hooks.hooks:
-            return str(await self.scripts.add_job(**prepared))
-        enqueue = Enqueue(self.name, [prepared])
-        with self.producer_hooks.around_add(enqueue):
-            job_id = str(await self.scripts.add_job(**prepared))
-            enqueue.ids.append(job_id)
-        return job_id
+        try:
+            if not self.producer_hooks.hooks:
+                return str(await self.scripts.add_job(**prepared))
+            enqueue = Enqueue(self.name, [prepared])
+            with self.producer_hooks.around_add(enqueue):
+                job_id = str(await self.scripts.add_job(**prepared))
+                enqueue.ids.append(job_id)
+            return job_id
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise self._unconfirmed(exc, [prepared]) from exc
 
-    @_redis_call(WRITTEN_NOTHING)
     async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
-        """Enqueue many jobs in one round trip; every payload is validated before anything is written."""
+        """Enqueue many jobs in one round trip; every payload is validated before anything is written. Ids are
+        made before the first try, as in `add`; see there for the errors."""
         prepared = [self._prepare(job) for job in jobs]
         enqueue = Enqueue(self.name, prepared)
-        with self.producer_hooks.around_add(enqueue):
-            pipe = self.client.pipeline(transaction=False)
-            for args in prepared:
-                await self.scripts.add_job(**args, pipe=pipe)
-            ids = [str(result) for result in await pipe.execute()]
-            enqueue.ids.extend(ids)
+        try:
+            with self.producer_hooks.around_add(enqueue):
+                pipe = self.client.pipeline(transaction=False)
+                for args in prepared:
+                    await self.scripts.add_job(**args, pipe=pipe)
+                ids = [str(result) for result in await pipe.execute()]
+                enqueue.ids.extend(ids)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise self._unconfirmed(exc, prepared) from exc
         return ids
+
+    def _unconfirmed(self, exc: Exception, prepared: list[dict[str, Any]]) -> EnqueueUnconfirmedError:
+        ids = [str(args["job_id"]) for args in prepared]
+        return EnqueueUnconfirmedError(describe_client(self.client), str(exc) or type(exc).__name__, ids)
 
     def _prepare(self, job: NewJob) -> dict[str, Any]:
         if not job.type or len(job.type) > 256:
             raise InvalidPayloadError("Job type must be a non-empty string of at most 256 characters.")
         now = self._now_ms()
         return {
-            "job_id": job.options.job_id or "",
+            "job_id": job.options.job_id or new_job_id(),  # fixed before the first try: retries add nothing
             "name": job.type,
             "data_json": encode_payload({} if job.data is None else job.data, self.max_payload_bytes),
             "opts": bullmq_options(job.options, self.defaults, now),

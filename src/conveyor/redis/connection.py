@@ -2,7 +2,9 @@
 checks it runs on a server before trusting it with jobs (`check_server`, `ping_or_raise`).
 
 Every client has `decode_responses=True`. The bullmq Python port reads job hashes expecting `str`; given a
-bytes client its handlers see empty job data, so Conveyor never hands out such a client.
+bytes client its handlers see empty job data, so Conveyor never hands out such a client. Bytes that are not
+UTF-8 decode with `surrogateescape` (see `conveyor.redis.packing`): one malformed job hash never breaks a
+connection.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-
-import hiredis
 
 # Submodule imports only: ruff would file a bare `import redis` as first-party, because of tests/redis/.
 from redis.asyncio.client import Redis
@@ -34,6 +34,7 @@ from conveyor.config.settings import Settings
 from conveyor.redis.discovery import EmbeddedMode, find_embedded
 from conveyor.redis.embedded import EmbeddedRedis
 from conveyor.redis.errors import CONNECTION_FAILURES, RedisUnavailableError, RedisVersionError
+from conveyor.redis.packing import ENCODING_ERRORS, pack_command
 from conveyor.redis.registry import ServerRegistry
 from conveyor.redis.server_binary import MIN_REDIS_VERSION, is_supported_version, parse_redis_version
 
@@ -149,6 +150,7 @@ class RedisTarget:
     def _options(self, *, blocking: bool, name: str | None, retry: Any) -> dict[str, Any]:
         options: dict[str, Any] = {
             "decode_responses": True,
+            "encoding_errors": ENCODING_ERRORS,  # bytes that are not UTF-8 never break a connection (see packing)
             "socket_connect_timeout": _CONNECT_TIMEOUT_S,
             # Why no socket timeout on the blocking client: redis-py 8 gives every client a 5 s socket
             # timeout by default, which cuts a BZPOPMIN that waits longer; the stock bullmq worker then
@@ -301,7 +303,7 @@ def decoding(client: Redis) -> Redis:
     twin = type(pool)(
         connection_class=pool.connection_class,
         max_connections=pool.max_connections,
-        **{**pool.connection_kwargs, "decode_responses": True},
+        **{**pool.connection_kwargs, "decode_responses": True, "encoding_errors": ENCODING_ERRORS},
     )
     decoded = Redis(connection_pool=twin)
     decoded.auto_close_connection_pool = True
@@ -364,7 +366,7 @@ def _hiredis_pack(args: tuple[Any, ...]) -> list[bytes]:
     # Like redis-py's packer, split a multi-word command name ("CLIENT INFO") into its words.
     if isinstance(args[0], str) and " " in args[0]:
         args = (*args[0].split(), *args[1:])
-    return [hiredis.pack_command(args)]
+    return [pack_command(args)]
 
 
 class _HiredisPackingConnection(AsyncConnection):
@@ -402,8 +404,9 @@ def _sync_retry() -> Retry:
 def _enforce(connection_kwargs: dict[str, Any], *, blocking: bool) -> None:
     """Pin the options Conveyor depends on, even if a URL query (`?socket_timeout=5`) tried to change them.
 
-    from_url() lets the URL's query override keyword arguments; these two must not be overridden.
+    from_url() lets the URL's query override keyword arguments; these must not be overridden.
     """
     connection_kwargs["decode_responses"] = True
+    connection_kwargs["encoding_errors"] = ENCODING_ERRORS
     if blocking:
         connection_kwargs["socket_timeout"] = None

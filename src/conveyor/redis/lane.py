@@ -38,6 +38,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.redis.errors import CONNECTION_FAILURES
+from conveyor.redis.packing import ENCODING, ENCODING_ERRORS, pack_command
 
 _LANES: weakref.WeakKeyDictionary[Redis, DirectLane] = weakref.WeakKeyDictionary()
 
@@ -46,7 +47,7 @@ class _Wire(asyncio.Protocol):
     """One RESP connection: requests are written in order and each reply settles the oldest waiting future."""
 
     def __init__(self, reply_timeout_s: float | None) -> None:
-        self.reader = hiredis.Reader(encoding="utf-8")
+        self.reader = hiredis.Reader(encoding=ENCODING, errors=ENCODING_ERRORS)
         self.waiting: deque[asyncio.Future[Any]] = deque()
         self.reply_timeout_s = reply_timeout_s
         self.transport: asyncio.Transport | None = None
@@ -83,7 +84,7 @@ class _Wire(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self.waiting.append(future)
-        self.transport.write(hiredis.pack_command(args))
+        self.transport.write(pack_command(args))
         timer = None if self.reply_timeout_s is None else loop.call_later(self.reply_timeout_s, self._expire, [future])
         try:
             reply = await future
@@ -101,7 +102,7 @@ class _Wire(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
         self.waiting.extend(futures)
-        self.transport.write(b"".join(hiredis.pack_command(tuple(command)) for command in commands))
+        self.transport.write(b"".join(pack_command(tuple(command)) for command in commands))
         timer = None if self.reply_timeout_s is None else loop.call_later(self.reply_timeout_s, self._expire, futures)
         try:
             return [_as_value(await future) for future in futures]

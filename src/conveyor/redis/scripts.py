@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 from redis.asyncio import Redis
@@ -73,6 +73,7 @@ class FetchedJob:
     fields: dict[str, str]
     rate_limit_delay_ms: int
     next_delayed_ms: int
+    error: str | None = None  # the script failed after taking the job (see `QueueScripts.taken_by`)
 
 
 def _fetched(raw: Any) -> FetchedJob:
@@ -168,6 +169,18 @@ class QueueScripts:
         if isinstance(raw, Exception):
             raise raw
         return _fetched(raw)
+
+    async def taken_by(self, token: str, *, error: str, besides: str | None = None) -> FetchedJob:
+        """The active job locked with `token` (other than `besides`), with its hash, or an empty result: for a
+        fetch whose script raised `error` after it took a job. BullMQ's scripts are not atomic on error (what
+        they did before it stays), e.g. `moveToActive` increments the job's `ats` last, after locking it."""
+        ids = [str(job_id) for job_id in await self.client.lrange(self.keys.active, 0, -1) if job_id != besides]
+        locks = await self.client.mget([self.keys.lock(job_id) for job_id in ids]) if ids else []
+        for job_id, lock in zip(ids, locks, strict=True):
+            if lock == token:
+                fields = cast("dict[str, str]", await self.client.hgetall(self.keys.job(job_id)))
+                return FetchedJob(job_id, fields, 0, 0, error)
+        return FetchedJob(None, {}, 0, 0)
 
     def restamp_started(self, job_id: str, started_ms: int) -> asyncio.Future[Any]:
         """Set an active job's `processedOn` in the background. The job's completion, failure or retry waits

@@ -8,22 +8,34 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import ResponseError
+
 from conveyor.queue.job import HISTORY_FIELD, QUEUED_AT_FIELD, AttemptRecord, parse_history
 from conveyor.queue.options import RATE_KEY_OPTION, keep_jobs
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.context import JobContext, JobInfo
-from conveyor.worker.errors import JobCancelledError, NonRetryableError, RateLimitedError, UnknownJobTypeError
+from conveyor.worker.errors import (
+    JobCancelledError,
+    MalformedJobError,
+    NonRetryableError,
+    RateLimitedError,
+    UnknownJobTypeError,
+)
 from conveyor.worker.execution import attempt_budget_s, run_attempt
+from conveyor.worker.fetched import CheckedJob, check_fields, repairs, taken_despite
 from conveyor.worker.limits import group_delay_ms
 from conveyor.worker.retry import decide_retry
 
 if TYPE_CHECKING:
     from conveyor.worker.runner import QueueRunner
+
+log = logging.getLogger(__name__)
 
 STACKTRACE_LIMIT = 10
 
@@ -37,6 +49,7 @@ class ActiveJob:
     fields: dict[str, str]
     opts: dict[str, Any]
     ctx: JobContext
+    checked: CheckedJob
     task: asyncio.Task[Any] | None = None  # the slot task running it; None while prefetched
     handed_back: bool = False
     finishing: bool = False  # the handler has returned; its outcome is being recorded
@@ -44,27 +57,32 @@ class ActiveJob:
 
     @classmethod
     def from_fetched(cls, fetched: FetchedJob, token: str, runner: QueueRunner) -> ActiveJob:
-        """Wrap a job just moved to active (its hash came back with the fetch); `task` is set when it starts."""
+        """Wrap a job just moved to active (its hash came back with the fetch); `task` is set when it starts.
+        Never raises: a malformed hash is noted in `checked.problem`, and the job fails when it starts."""
         assert fetched.job_id is not None
-        fields = fetched.fields
-        opts = json.loads(fields.get("opts") or "{}")
+        checked = check_fields(fetched.fields, fetched.error)
         info = JobInfo(
             id=fetched.job_id,
             queue=runner.queue.name,
-            type=fields.get("name", ""),
-            attempt=int(fields.get("atm") or 0) + 1,
-            max_attempts=int(opts.get("attempts") or 1),
+            type=checked.name,
+            attempt=checked.attempts_made + 1,
+            max_attempts=checked.max_attempts,
             worker=runner.config.worker_name,
         )
         ctx = JobContext(info, runner.scripts, asyncio.get_running_loop())
-        return cls(fetched.job_id, token, fields, opts, ctx)
+        return cls(fetched.job_id, token, fetched.fields, checked.opts, ctx, checked)
 
     def wait_s(self, now_ms: int) -> float:
         """Seconds from due time to start. Due time: when a retry became due, else creation plus the requested
         delay (BullMQ resets the hash's `delay` field on promotion, so the original comes from the options)."""
         fields = self.fields
-        queued = fields.get(QUEUED_AT_FIELD) or int(fields.get("timestamp") or 0) + int(self.opts.get("delay") or 0)
-        return max(0.0, (int(fields.get("processedOn") or now_ms) - int(queued)) / 1000)
+        try:
+            queued = int(fields.get(QUEUED_AT_FIELD) or 0) or int(fields.get("timestamp") or 0) + int(
+                self.opts.get("delay") or 0
+            )
+            return max(0.0, (int(fields.get("processedOn") or now_ms) - queued) / 1000)
+        except ValueError:  # a malformed hash: the job fails as such when it starts
+            return 0.0
 
 
 async def execute(runner: QueueRunner, job: ActiveJob) -> tuple[Any, BaseException | None]:
@@ -72,6 +90,8 @@ async def execute(runner: QueueRunner, job: ActiveJob) -> tuple[Any, BaseExcepti
     info = job.ctx.job
     handler = runner.lookup(info.queue, info.type)
     try:
+        if job.checked.problem is not None:
+            raise _malformed(runner, job, job.checked.problem)
         if job.ctx.cancel_requested:
             raise JobCancelledError("job was cancelled before it started")  # while prefetched
         if job.fields.get("defa"):
@@ -80,15 +100,25 @@ async def execute(runner: QueueRunner, job: ActiveJob) -> tuple[Any, BaseExcepti
             raise UnknownJobTypeError(f"no handler for job type {info.type!r} on queue {info.queue!r}")
         await _check_group_limit(runner, job)
         budget, is_deadline = attempt_budget_s(job.opts.get("timeout"), job.opts.get("deadline"), runner.now_ms())
-        data = json.loads(job.fields.get("data") or "{}")
         result = await run_attempt(
-            handler, data, job.ctx, runner.executor, budget_s=budget, limit_is_deadline=is_deadline,
+            handler, job.checked.data, job.ctx, runner.executor, budget_s=budget, limit_is_deadline=is_deadline,
             batcher=runner.batcher(handler),
         )  # fmt: skip
         json.dumps(result)  # a result that is not JSON fails the attempt here, not in Redis
         return result, None
     except Exception as exc:
         return None, exc
+
+
+def _malformed(runner: QueueRunner, job: ActiveJob, problem: str) -> MalformedJobError:
+    log.error(
+        "job %s of queue %s is malformed and fails without running: %s",
+        job.job_id, runner.queue.name, problem, extra={"job_id": job.job_id, "queue": runner.queue.name},
+    )  # fmt: skip
+    return MalformedJobError(
+        f"malformed job hash: {problem}. It was failed without running; fix the producer that wrote it "
+        "(Conveyor and BullMQ write JSON `data` and `opts` and integer counters), then add the job again."
+    )
 
 
 async def _check_group_limit(runner: QueueRunner, job: ActiveJob) -> None:
@@ -152,19 +182,25 @@ async def _finished(
     fetch_next: bool,
     fields: dict[str, str] | None = None,
 ) -> FetchedJob | None:
-    fetched = await runner.scripts.move_to_finished(
-        job_id=job.job_id,
-        token=job.token,
-        target=target,
-        value=value,
-        timestamp=runner.now_ms(),
-        keep=keep,
-        attempts=job.ctx.job.max_attempts,
-        fetch_next=fetch_next,
-        lock_ms=runner.config.lock_ms,
-        worker=runner.config.worker_name,
-        fields=fields,
-    )
+    try:
+        fetched = await runner.scripts.move_to_finished(
+            job_id=job.job_id,
+            token=job.token,
+            target=target,
+            value=value,
+            timestamp=runner.now_ms(),
+            keep=keep,
+            attempts=job.ctx.job.max_attempts,
+            fetch_next=fetch_next,
+            lock_ms=runner.config.lock_ms,
+            worker=runner.config.worker_name,
+            fields=fields,
+        )
+    except ResponseError as exc:
+        if not fetch_next:
+            raise
+        # The script fails on the next job's hash only after finishing this one: fail that one as malformed.
+        fetched = await taken_despite(runner.scripts, job.token, exc, besides=job.job_id)
     return fetched if fetched.job_id else None
 
 
@@ -181,9 +217,18 @@ def failure_fields(job: ActiveJob, error: BaseException, worker: str, now_ms: in
         worker=worker,
     )
     history = [*parse_history(job.fields.get(HISTORY_FIELD)), entry]
-    stacks = [*json.loads(job.fields.get("stacktrace") or "[]"), stack][-STACKTRACE_LIMIT:]
+    stacks = [*_stacktraces(job.fields.get("stacktrace")), stack][-STACKTRACE_LIMIT:]
     return {
         "failedReason": reason,
         "stacktrace": json.dumps(stacks),
         HISTORY_FIELD: json.dumps([item.to_json() for item in history]),
+        **repairs(job.fields),  # counters BullMQ's scripts increment must be integers, or the script errors
     }
+
+
+def _stacktraces(raw: str | None) -> list[Any]:
+    try:
+        stacks = json.loads(raw or "[]")
+    except ValueError:
+        return []
+    return stacks if isinstance(stacks, list) else []

@@ -52,3 +52,9 @@ class RateLimitedError(JobFailureError):
     def __init__(self, retry_after_ms: int, message: str = "rate limited") -> None:
         super().__init__(f"{message}; retry after {retry_after_ms} ms")
         self.retry_after_ms = max(1, int(retry_after_ms))
+
+
+class MalformedJobError(JobFailureError):
+    """The job's hash in Redis cannot be run as it is (see `conveyor.worker.fetched`): the job fails at once."""
+
+    retryable = False

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from conveyor.config import RateLimit
 from conveyor.queue.queue import Queue
@@ -35,6 +35,7 @@ from conveyor.redis.script_errors import ScriptError
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.attempt import ActiveJob, execute, record
 from conveyor.worker.batching import Batcher
+from conveyor.worker.fetched import taken_despite
 from conveyor.worker.handler import Handler, HandlerLookup
 from conveyor.worker.hooks import AttemptEnd, AttemptStart, HookSet
 from conveyor.worker.limits import Admission
@@ -160,16 +161,22 @@ class QueueRunner:
         while not self._closing:
             try:
                 fetched = await self._try_fetch()
-            except CONNECTION_FAILURES as exc:
+            except Exception as exc:  # the queue must keep serving whatever one fetch ran into
                 failures += 1
-                delay = min(0.05 * 2**failures, 2.0)
-                log.warning("queue %s: Redis unavailable (%s); retrying in %.2f s", self.queue.name, exc, delay)
-                await asyncio.sleep(delay)
+                await self._back_off(exc, failures)
                 continue
             failures = 0
             if fetched is not None:
                 return fetched
         return None
+
+    async def _back_off(self, exc: Exception, failures: int) -> None:
+        delay = min(0.05 * 2**failures, 2.0)
+        if isinstance(exc, CONNECTION_FAILURES):
+            log.warning("queue %s: Redis unavailable (%s); retrying in %.2f s", self.queue.name, exc, delay)
+        else:  # e.g. a BullMQ script that errored on a job hash
+            log.error("queue %s: fetching a job failed; retrying in %.2f s", self.queue.name, delay, exc_info=exc)
+        await asyncio.sleep(delay)
 
     async def _try_fetch(self) -> tuple[FetchedJob, str] | None:
         """One step of the fetch loop: take a job if there is reason to look, else wait for a wake-up."""
@@ -197,14 +204,22 @@ class QueueRunner:
             self._block_until_ms = now + verdict  # this worker's own rate limit
             return None
         token = uuid.uuid4().hex  # the lock value: every later state change must present it
-        fetched = await self.scripts.move_to_active(
-            token=token, lock_ms=self.config.lock_ms, worker=self.config.worker_name, timestamp=now
-        )
+        fetched = await self._take(token, now)
         self._just_fetched = bool(fetched.job_id)
         if fetched.job_id:
             return fetched, token
         self._came_back_empty(fetched, now)
         return None
+
+    async def _take(self, token: str, now: int) -> FetchedJob:
+        """`moveToActive`. A job the script took before it failed comes back to be failed as malformed."""
+        config = self.config
+        try:
+            return await self.scripts.move_to_active(
+                token=token, lock_ms=config.lock_ms, worker=config.worker_name, timestamp=now
+            )
+        except ResponseError as exc:
+            return await taken_despite(self.scripts, token, exc)
 
     def _came_back_empty(self, fetched: FetchedJob, now: int) -> None:
         self.admission.unused()
@@ -239,6 +254,8 @@ class QueueRunner:
         except NoScriptError:
             self._check_now = True  # Redis forgot the script: the usual fetch loads it
             return None
+        except ResponseError as exc:
+            fetched = await taken_despite(self.scripts, token, exc)
         if fetched.job_id is None:  # a timeout, a delayed job's marker, or another worker was quicker
             self._came_back_empty(fetched, self.now_ms())
             return None
@@ -345,6 +362,8 @@ class QueueRunner:
         except CONNECTION_FAILURES as exc:
             log.error("job %s of %s: Redis unavailable at finish (%s); the stalled check will requeue it",
                       job.job_id, self.queue.name, exc)  # fmt: skip
+        except Exception:  # a bug or a script that errored on the job's hash: this slot keeps serving
+            log.exception("job %s of %s: its outcome could not be recorded", job.job_id, self.queue.name)
         finally:
             del self.active[job.job_id]
             self.processed += 1
@@ -398,10 +417,8 @@ class QueueRunner:
     async def _prefetch_one(self) -> None:
         token = uuid.uuid4().hex
         try:
-            fetched = await self.scripts.move_to_active(
-                token=token, lock_ms=self.config.lock_ms, worker=self.config.worker_name, timestamp=self.now_ms()
-            )
-        except (ScriptError, *CONNECTION_FAILURES) as exc:
+            fetched = await self._take(token, self.now_ms())
+        except (ScriptError, ResponseError, *CONNECTION_FAILURES) as exc:
             log.warning("queue %s: prefetch failed (%s)", self.queue.name, exc)
             return
         finally:
