@@ -23,6 +23,7 @@ from strawberry.types.execution import StreamExecutionResult
 from conveyor.api.tokens import TokenError
 from conveyor.queue.dlq import DeadLetterSelectionError
 from conveyor.queue.errors import (
+    EnqueueUnconfirmedError,
     InvalidOptionsError,
     InvalidPayloadError,
     InvalidQueueNameError,
@@ -106,7 +107,11 @@ CODES: dict[type[Exception], ErrorCode] = {
 }
 REDIS_DOWN = (RedisUnavailableError, RedisConnectionError, RedisTimeoutError)
 INTERNAL_MESSAGE = "Internal server error; the server log has the details."
-REDIS_MESSAGE = "Redis is unavailable; nothing was written. Try again shortly."
+REDIS_MESSAGE = "Redis is unavailable. Try again shortly."
+UNCONFIRMED_MESSAGE = (
+    "Redis did not confirm the add: the job may or may not have been added. Adding it again with the same jobId "
+    "(in extensions.jobIds) is safe: an id that exists adds nothing."
+)
 # graphql-core's hints at names the schema has ("Did you mean 'queue'?", "… the enum value 'FAILED'?"); GraphQL
 # names hold no "?", so the hint ends at the first one.
 SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
@@ -132,6 +137,9 @@ def describe(error: GraphQLError) -> tuple[str, dict[str, Any]]:
         return str(original), {**extensions, **original.extensions, "code": original.code.value}
     if isinstance(original, ValidationError):
         return _validation_message(original), {**extensions, "code": ErrorCode.INVALID_OPTIONS.value}
+    if isinstance(original, EnqueueUnconfirmedError):
+        unconfirmed = {"code": ErrorCode.REDIS_UNAVAILABLE.value, "jobIds": original.job_ids}
+        return UNCONFIRMED_MESSAGE, {**extensions, **unconfirmed}
     if isinstance(original, REDIS_DOWN):
         return REDIS_MESSAGE, {**extensions, "code": ErrorCode.REDIS_UNAVAILABLE.value}
     for kind, code in CODES.items():
