@@ -7,16 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from conveyor import Conveyor, load_settings
-
-
-@pytest.fixture
-async def app(redis_url: str) -> AsyncIterator[Conveyor]:
-    """A Conveyor connected to the test's (empty) Redis, with short shutdown grace."""
-    conveyor = Conveyor(load_settings(redis_url=redis_url, conveyor_shutdown_grace_s=2))
-    await conveyor.connect()
-    yield conveyor
-    await conveyor.close()
+from tests.worker.conftest import app  # noqa: F401 (the same connected app as the runtime tests)
 
 
 @pytest.fixture

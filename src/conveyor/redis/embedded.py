@@ -19,7 +19,6 @@ cleanly (SIGTERM makes Redis fsync its AOF), instead of killing both at once.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
@@ -31,8 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import Literal
@@ -44,6 +42,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from conveyor.redis.errors import EmbeddedRedisError
+from conveyor.redis.file_lock import file_lock
 from conveyor.redis.registry import ServerRegistry
 from conveyor.redis.server_binary import find_redis_server
 
@@ -304,15 +303,8 @@ class EmbeddedRedis:
     def _log_path(self) -> Path:
         return self.data_dir / "redis.log"
 
-    @contextmanager
-    def _lock(self) -> Iterator[None]:
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with open(self.data_dir / "redis.lock", "a") as lock_file:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+    def _lock(self) -> AbstractContextManager[None]:
+        return file_lock(self.data_dir / "redis.lock")
 
     def _live_server(self) -> tuple[str, int] | None:
         """The (url, pid) from `redis.json` if that server is alive and answers PING, else None."""

@@ -9,14 +9,15 @@ A registry that cannot be written (read-only home) only costs discovery, so fail
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+
+from conveyor.redis.file_lock import file_lock
 
 logger = logging.getLogger(__name__)
 
@@ -79,15 +80,8 @@ class ServerRegistry:
             logger.warning("cannot update the registry of embedded servers %s: %s", self.path, exc)
             return []
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with open(self.state_dir / "servers.lock", "a") as lock_file:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+    def _locked(self) -> AbstractContextManager[None]:
+        return file_lock(self.state_dir / "servers.lock")
 
     def _read(self) -> list[RegisteredServer]:
         try:
