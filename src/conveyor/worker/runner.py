@@ -297,6 +297,7 @@ class QueueRunner:
     def _start(self, job: ActiveJob) -> None:
         """Run `job` in a new slot task; the caller has taken the slot."""
         task = asyncio.create_task(self._run_slot(job), name=f"slot:{self.queue.name}")
+        job.task = task  # from now on a shutdown waits for it (through its grace period), even before it runs
         self._slot_tasks.add(task)
         task.add_done_callback(self._slot_tasks.discard)
 
@@ -307,7 +308,7 @@ class QueueRunner:
         fetch_next = self.config.global_concurrency or (self._backlog and not self.admission.restricts_fetch_next)
         current = job
         try:
-            while not self._closing:
+            while True:  # the job this slot was started with runs even if a shutdown began meanwhile
                 next_job = await self._run_one(current, fetch_next)
                 if current.passed_slot:
                     if next_job is not None:
@@ -318,7 +319,9 @@ class QueueRunner:
                         return
                     next_job = self._ready.popleft()
                 current = next_job
-            await self._give_back(current)  # shutting down: never started
+                if self._closing:
+                    await self._give_back(current)  # shutting down: a job fetch-next took is never started
+                    return
         finally:
             if not current.passed_slot:
                 self._release_slot()
