@@ -46,7 +46,7 @@ class SyncConveyor:
     (`conveyor worker`, or `app.worker()` in async code); the facade produces and manages.
 
     Errors are those of the async API, raised in the calling thread (`UnknownQueueError`,
-    `InvalidPayloadError`, `JobNotFoundError`, `RedisUnavailableError`, …).
+    `InvalidPayloadError`, `JobNotFoundError`, `RedisUnavailableError`, `RedisOutOfMemoryError`, …).
 
     Args:
         app: the application whose settings, queues and payload models the calls use.
@@ -168,6 +168,7 @@ class SyncConveyor:
         Raises:
             UnknownQueueError / InvalidPayloadError / PayloadTooLargeError: nothing was written.
             RedisUnavailableError: Redis cannot be reached; nothing was written.
+            RedisOutOfMemoryError: Redis is at its maxmemory and refused the write; nothing was written.
         """
         return self._call(lambda: self.app.add(queue, job_type, data, options, **option_fields))
 

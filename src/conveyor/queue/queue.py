@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.config import QueueSettings, RateLimit
 from conveyor.config.settings import QUEUE_NAME
@@ -27,8 +24,8 @@ from conveyor.queue.errors import (
 from conveyor.queue.hooks import Enqueue, ProducerHooks
 from conveyor.queue.job import Job, JobState
 from conveyor.queue.options import JobOptions, bullmq_options
-from conveyor.redis.connection import decoding, describe_client
-from conveyor.redis.errors import RedisUnavailableError
+from conveyor.redis.connection import decoding
+from conveyor.redis.connection import redis_call as _redis_call
 from conveyor.redis.keys import ConveyorKeys, QueueKeys
 from conveyor.redis.script_errors import JobMissingError, JobNotInStateError, QueueHasActiveJobsError
 from conveyor.redis.scripts import QueueScripts
@@ -37,8 +34,6 @@ COUNT_STATES = ("wait", "paused", "active", "completed", "failed", "delayed", "p
 LIST_STATES = {"waiting": "wait", "active": "active", "paused": "paused"}
 ZSET_STATES = {"completed": True, "failed": True, "delayed": False, "prioritized": False, "waiting-children": False}
 Clock = Callable[[], float]
-P = ParamSpec("P")
-T = TypeVar("T")
 WRITTEN_NOTHING = "nothing was written"
 PARTLY_DONE = "it may be partly done; run it again"
 
@@ -86,26 +81,6 @@ class QueueCounts:
     def pending(self) -> int:
         """Jobs not yet started (waiting, prioritized, delayed)."""
         return self.waiting + self.prioritized + self.delayed
-
-
-def _redis_call(
-    outcome: str = "nothing was changed",
-) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
-    """Turn connection failures into `RedisUnavailableError` that names the server and says what was done."""
-
-    def wrap(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-        @functools.wraps(func)
-        async def call(*args: P.args, **kwargs: P.kwargs) -> T:
-            try:
-                return await func(*args, **kwargs)
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                queue = args[0]
-                target = describe_client(queue.client) if isinstance(queue, Queue) else "Redis"
-                raise RedisUnavailableError(target, f"{exc} ({outcome})") from exc
-
-        return call
-
-    return wrap
 
 
 class Queue:

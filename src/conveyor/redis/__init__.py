@@ -9,11 +9,17 @@ from conveyor.redis.connection import (
     resolve_target,
 )
 from conveyor.redis.embedded import EmbeddedRedis
-from conveyor.redis.errors import EmbeddedRedisError, RedisUnavailableError, RedisVersionError
+from conveyor.redis.errors import (
+    EmbeddedRedisError,
+    RedisOutOfMemoryError,
+    RedisUnavailableError,
+    RedisVersionError,
+)
 
 __all__ = [
     "EmbeddedRedis",
     "EmbeddedRedisError",
+    "RedisOutOfMemoryError",
     "RedisTarget",
     "RedisUnavailableError",
     "RedisVersionError",
