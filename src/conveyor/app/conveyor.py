@@ -209,6 +209,7 @@ class Conveyor:
             lock_ms=self.settings.conveyor_lock_duration_ms,
             stalled_interval_ms=self.settings.conveyor_stalled_interval_ms,
             heartbeat_s=self.settings.conveyor_heartbeat_s,
+            eviction_check_s=self.settings.conveyor_eviction_check_s,
             shutdown_grace_s=self.settings.conveyor_shutdown_grace_s,
             group_limits=self.settings.conveyor_rate_limits,
         )

@@ -355,6 +355,15 @@ async def _server_version(client: Redis, warnings: list[str]) -> str | None:
     return str(version)
 
 
+async def read_eviction_policy(client: Redis) -> str | None:
+    """The server's `maxmemory-policy` now (None when it won't say: an ACL, a managed service).
+
+    Raises:
+        redis.exceptions.ConnectionError: the server is unreachable.
+    """
+    return await _eviction_policy(client, [])
+
+
 async def _eviction_policy(client: Redis, warnings: list[str]) -> str | None:
     errors: list[str] = []
     try:
