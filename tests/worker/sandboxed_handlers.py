@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -68,3 +69,7 @@ def try_to_start_processes(payload: dict[str, Any]) -> str:
     except BlockingIOError as exc:  # RLIMIT_NPROC: fork() fails with EAGAIN
         return f"refused: {exc}"
     return "all started"
+
+
+def nproc_limit(payload: dict[str, Any]) -> int:
+    return resource.getrlimit(resource.RLIMIT_NPROC)[0]

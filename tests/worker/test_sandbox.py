@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -172,3 +173,13 @@ async def test_the_kernel_refuses_a_sandboxed_handler_processes_beyond_its_cap(a
     async with running(app.worker(["background"])):
         job = await _outcome(app, "fork-capped", _sleepers(tmp_path, 40))
     assert str(job.result).startswith("refused")  # type: ignore[attr-defined]
+
+
+async def test_a_process_cap_sets_the_childs_rlimit_nproc_to_the_users_tasks_plus_the_cap(app: Conveyor) -> None:
+    """Set for every user; the kernel enforces it for all but root (see the skipped test above)."""
+    app.handler("background", "nproc", sandbox=Sandbox(max_processes=7))(handlers.nproc_limit)
+    async with running(app.worker(["background"])):
+        job = await _outcome(app, "nproc")
+    limit = job.result  # type: ignore[attr-defined]
+    assert limit != resource.RLIM_INFINITY
+    assert 7 < limit < 7 + 100_000
