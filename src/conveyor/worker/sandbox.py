@@ -231,11 +231,12 @@ def _apply_limits(limits: dict[str, Any]) -> None:
     if limits.get("max_processes"):
         # RLIMIT_NPROC counts every task (process or thread) of the real user, not of this group: allow the
         # ones the user runs already plus the cap, so that a fork bomb fails in fork() (root bypasses it)
-        allowed = _tasks_of_user(os.getuid()) + int(limits["max_processes"])
+        allowed = tasks_of_user(os.getuid()) + int(limits["max_processes"])
         resource.setrlimit(resource.RLIMIT_NPROC, (allowed, allowed))
 
 
-def _tasks_of_user(uid: int) -> int:
+def tasks_of_user(uid: int) -> int:
+    """How many tasks (processes and threads: what RLIMIT_NPROC counts) the user `uid` runs (Linux' /proc)."""
     count = 0
     with contextlib.suppress(FileNotFoundError):
         for entry in os.scandir("/proc"):
