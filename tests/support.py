@@ -54,6 +54,14 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interv
         await asyncio.sleep(interval)
 
 
+async def fill_up(client: Any, headroom_bytes: int = 0) -> None:
+    """Make a Redis server refuse writes (OOM) once it uses `headroom_bytes` more than now: its `maxmemory`
+    just above its use, policy `noeviction`. `client.config_set("maxmemory", "0")` lifts it."""
+    await client.config_set("maxmemory-policy", "noeviction")
+    used = int((await client.info("memory"))["used_memory"])
+    await client.config_set("maxmemory", str(used + headroom_bytes) if headroom_bytes else "1")
+
+
 async def blocked_clients(client: Any, at_least: int = 1) -> bool:
     """True once `at_least` connections wait in a blocking command (an idle worker's fetcher waits in BZPOPMIN).
 

@@ -127,3 +127,15 @@ def test_bad_option_values_are_usage_errors(conveyor_cli: Cli) -> None:
         result = conveyor_cli.invoke("add", "background", "echo", *bad)
         assert result.exit_code == 2, (bad, result.output)
         assert result.stdout == ""
+
+
+async def test_a_bad_standard_payload_is_refused_by_an_app_that_runs_no_handler_for_it(
+    conveyor_cli: Cli, app: Conveyor
+) -> None:
+    """`--app conveyor:Conveyor` is a bare app: no handlers at all, yet the standard models apply."""
+    refused = await conveyor_cli.arun(
+        "add", "indexing", "index-file", '{"fielPath": "a.py"}', "--app", "conveyor:Conveyor"
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "Invalid payload for indexing/index-file" in refused.stderr
+    assert await _total(app) == 0

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 import pytest
+from redis.client import Redis as SyncRedis
 
+from conveyor.redis.embedded import EmbeddedRedis
 from tests.cli.conftest import Cli
+
+OwnRedisFactory = Callable[..., EmbeddedRedis]
 
 
 def _closed_port() -> int:
@@ -66,3 +71,19 @@ def test_missing_argument_is_a_usage_error(conveyor_cli: Cli) -> None:
     result = conveyor_cli.run("job", "background")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_add_to_a_redis_out_of_memory_exits_3_saying_nothing_was_written_and_what_to_do(
+    conveyor_cli: Cli, own_redis: OwnRedisFactory
+) -> None:
+    server = own_redis()
+    with SyncRedis.from_url(server.url) as admin:
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", "1")
+    conveyor_cli.env["REDIS_URL"] = server.url
+    result = conveyor_cli.run("add", "background", "echo", "{}")
+    assert result.returncode == 3, result.stderr
+    line = _one_error_line(result.stderr)
+    assert "out of memory" in line
+    assert "nothing was written" in line
+    assert "Raise maxmemory" in line

@@ -74,7 +74,7 @@ async def test_a_standard_queue_stores_its_defaults_in_each_job(app: Conveyor) -
 
 
 async def test_an_option_given_at_add_overrides_the_queue_default(app: Conveyor) -> None:
-    job_id = await app.add("indexing", "index-file", {}, attempts=1, keep_completed=0)
+    job_id = await app.add("indexing", "index-file", {"path": "a.ts"}, attempts=1, keep_completed=0)
     options = (await app.queue("indexing").get_job(job_id)).options
     assert (options["attempts"], options["removeOnComplete"]) == (1, True)
 

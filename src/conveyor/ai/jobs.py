@@ -88,6 +88,12 @@ class Providers:
 Handler = Callable[[AIFileRequest, JobContext], Coroutine[Any, Any, dict[str, Any]]]
 
 
+def declare(app: Conveyor) -> None:
+    """Declare the payload model of the `ai-processing` queue's job types (producers validate against it)."""
+    for task in TASKS:
+        app.job_type(QUEUE, task, payload=AIFileRequest)
+
+
 def register(
     app: Conveyor, settings: AISettings | None = None, indexer_settings: IndexerSettings | None = None
 ) -> None:

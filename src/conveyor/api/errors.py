@@ -37,7 +37,7 @@ from conveyor.queue.events import InvalidEventIdError
 from conveyor.queue.flows import FlowError
 from conveyor.queue.schedules import ScheduleNotFoundError
 from conveyor.queue.tenants import QuotaExceededError, TenantError, UnknownTenantError
-from conveyor.redis.errors import RedisUnavailableError
+from conveyor.redis.errors import RedisOutOfMemoryError, RedisUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
     BAD_REQUEST = "BAD_REQUEST"
     REDIS_UNAVAILABLE = "REDIS_UNAVAILABLE"
+    REDIS_OUT_OF_MEMORY = "REDIS_OUT_OF_MEMORY"
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
     UNKNOWN_TENANT = "UNKNOWN_TENANT"
     SCHEDULE_NOT_FOUND = "SCHEDULE_NOT_FOUND"
@@ -104,6 +105,7 @@ CODES: dict[type[Exception], ErrorCode] = {
     InvalidOptionsError: ErrorCode.INVALID_OPTIONS,
     DeadLetterSelectionError: ErrorCode.BAD_USER_INPUT,
     FlowError: ErrorCode.BAD_USER_INPUT,
+    RedisOutOfMemoryError: ErrorCode.REDIS_OUT_OF_MEMORY,  # its message says what an operator must do
 }
 REDIS_DOWN = (RedisUnavailableError, RedisConnectionError, RedisTimeoutError)
 INTERNAL_MESSAGE = "Internal server error; the server log has the details."

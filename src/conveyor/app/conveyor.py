@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
+from conveyor.app.job_types import PayloadModels
 from conveyor.config import Settings, load_settings
 from conveyor.errors import ConveyorError
 from conveyor.queue.errors import InvalidPayloadError, UnknownQueueError
@@ -54,6 +55,7 @@ class Conveyor:
         self.settings = settings or load_settings()
         self.queue_settings = self.settings.queue_settings()
         self.handlers: dict[tuple[str, str], Handler] = {}
+        self.payload_models = PayloadModels()  # declared without a handler (see `job_type`)
         self.hooks: list[WorkerHook] = []  # added to every worker this app makes (metrics, tracing …)
         self.producer_hooks = ProducerHooks()  # wrap every add/add_bulk of every queue (tracing …)
         self.target: RedisTarget | None = None
@@ -97,6 +99,23 @@ class Conveyor:
             return func
 
         return register
+
+    def job_type(self, queue: str, job_type: str, *, payload: type[BaseModel]) -> None:
+        """Declare the payload model of a job type without registering a handler for it.
+
+        A producer-only app (a web process that enqueues, a script, a CLI `--app`) then validates what it adds
+        against the model, as the worker that runs the handler will: bad data is refused, nothing is written.
+        The standard queues' job types are declared already (see `conveyor.app.job_types`).
+        """
+        self._check_queue(queue)
+        self.payload_models.declare(queue, job_type, payload)
+
+    def payload_model(self, queue: str, job_type: str) -> type[BaseModel] | None:
+        """The model `add` validates a job type's payload against: its handler's, else the declared one."""
+        handler = self.lookup(queue, job_type)
+        if handler is not None:
+            return handler.payload_model
+        return self.payload_models.model(self, queue, job_type)
 
     def lookup(self, queue: str, job_type: str) -> Handler | None:
         """The handler of a job type on a queue, if any."""
@@ -167,17 +186,18 @@ class Conveyor:
         return self._queues[name]
 
     def validate_payload(self, queue: str, job_type: str, data: Any) -> Any:
-        """The payload as it will be stored: checked against the handler's model when there is one."""
-        handler = self.lookup(queue, job_type)
-        if handler is None or handler.payload_model is None:
+        """The payload as it will be stored: checked against the job type's model (`payload_model`) when there
+        is one, whether or not this process runs its handler."""
+        model = self.payload_model(queue, job_type)
+        if model is None:
             return data
         try:
-            return handler.payload_model.model_validate(data).model_dump(mode="json")
+            return model.model_validate(data).model_dump(mode="json")
         except ValidationError as exc:
             fields = [".".join(str(p) for p in err["loc"]) or "(payload)" for err in exc.errors()]
             details = "; ".join(f"{f}: {err['msg']}" for f, err in zip(fields, exc.errors(), strict=True))
             raise InvalidPayloadError(
-                f"Invalid payload for {queue}/{job_type} ({handler.payload_model.__name__}): {details}", fields
+                f"Invalid payload for {queue}/{job_type} ({model.__name__}): {details}", fields
             ) from exc
 
     async def add(
@@ -214,6 +234,7 @@ class Conveyor:
             lock_ms=self.settings.conveyor_lock_duration_ms,
             stalled_interval_ms=self.settings.conveyor_stalled_interval_ms,
             heartbeat_s=self.settings.conveyor_heartbeat_s,
+            eviction_check_s=self.settings.conveyor_eviction_check_s,
             shutdown_grace_s=self.settings.conveyor_shutdown_grace_s,
             group_limits=self.settings.conveyor_rate_limits,
         )

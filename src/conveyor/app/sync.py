@@ -46,7 +46,7 @@ class SyncConveyor:
     (`conveyor worker`, or `app.worker()` in async code); the facade produces and manages.
 
     Errors are those of the async API, raised in the calling thread (`UnknownQueueError`,
-    `InvalidPayloadError`, `JobNotFoundError`, `RedisUnavailableError`, …).
+    `InvalidPayloadError`, `JobNotFoundError`, `RedisUnavailableError`, `RedisOutOfMemoryError`, …).
 
     Args:
         app: the application whose settings, queues and payload models the calls use.
@@ -169,6 +169,7 @@ class SyncConveyor:
             UnknownQueueError / InvalidPayloadError / PayloadTooLargeError: nothing was written.
             EnqueueUnconfirmedError (a RedisUnavailableError): Redis did not confirm the add; the job may or may
                 not have been added, and adding it again with the same id (`job_ids`) adds it at most once.
+            RedisOutOfMemoryError: Redis is at its maxmemory and refused the write; nothing was written.
         """
         return self._call(lambda: self.app.add(queue, job_type, data, options, **option_fields))
 

@@ -5,7 +5,11 @@
 | 0 | success |
 | 1 | the operation was refused or failed (job not found, job in the wrong state, queue busy, declined) |
 | 2 | usage or validation error (bad option, bad JSON, unknown queue, invalid payload or job options) |
-| 3 | Redis unavailable, or a configuration error (invalid env var, `--app` / `CONVEYOR_APP` not loadable) |
+| 3 | Redis unavailable or out of memory, or a configuration error (invalid env var, `--app` not loadable) |
+
+Redis out of memory (it refused a write at `maxmemory`) is 3, not 1: like an unreachable server it is the
+infrastructure's state, not the job's or the input's; the same command succeeds once an operator raised
+`maxmemory` or queues were drained, and a script that retries on 3 should retry it too.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from conveyor.cli.output import print_error
 from conveyor.config import ConfigError
 from conveyor.errors import ConveyorError
 from conveyor.queue.errors import InvalidPayloadError, InvalidQueueNameError, PayloadTooLargeError, UnknownQueueError
-from conveyor.redis.errors import EmbeddedRedisError, RedisUnavailableError, RedisVersionError
+from conveyor.redis.errors import EmbeddedRedisError, RedisOutOfMemoryError, RedisUnavailableError, RedisVersionError
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -62,6 +66,7 @@ _USAGE_ERRORS: tuple[type[BaseException], ...] = (
 )
 _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     RedisUnavailableError,
+    RedisOutOfMemoryError,
     RedisVersionError,
     EmbeddedRedisError,
     ConfigError,

@@ -1,7 +1,7 @@
 """The `conveyor` command: a Typer app whose commands live in the modules beside this one.
 
 Exit codes (see `conveyor.cli.errors`): 0 ok, 1 refused or failed, 2 usage or validation error,
-3 Redis unavailable or configuration error.
+3 Redis unavailable or out of memory, or configuration error.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ cli = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    epilog="Exit codes: 0 ok, 1 refused or failed, 2 usage or validation error, 3 Redis unavailable or config error.",
+    epilog="Exit codes: 0 ok, 1 refused or failed, 2 usage or validation error, 3 Redis unavailable "
+    "or out of memory, or config error.",
 )
 
 

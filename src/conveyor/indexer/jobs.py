@@ -194,6 +194,13 @@ class IndexingJobs:
         return {"path": str(path), "removed": removed is not None}
 
 
+def declare(app: Conveyor) -> None:
+    """Declare the payload models of the `indexing` queue's job types (producers validate against them)."""
+    app.job_type(QUEUE, INDEX_FILE, payload=IndexFileRequest)
+    app.job_type(QUEUE, FULL_INDEX, payload=FullIndexRequest)
+    app.job_type(QUEUE, REMOVE_FILE, payload=RemoveFileRequest)
+
+
 def register(app: Conveyor, settings: IndexerSettings | None = None) -> None:
     """Register `index-file`, `full-index` and `remove-file` on the `indexing` queue of `app`.
 

@@ -77,6 +77,19 @@ def _repeating(
     return run
 
 
+PAYLOADS: dict[str, type[BaseModel]] = {
+    "cleanup-temp-files": CleanupRequest,
+    "optimize-index": OptimizeIndexRequest,
+    "remove-old-jobs": RemoveOldJobsRequest,
+}
+
+
+def declare(app: Conveyor) -> None:
+    """Declare the payload models of the `background` queue's job types (producers validate against them)."""
+    for job_type, model in PAYLOADS.items():
+        app.job_type(QUEUE, job_type, payload=model)
+
+
 def register(
     app: Conveyor, settings: MaintenanceSettings | None = None, indexer_settings: IndexerSettings | None = None
 ) -> None:
@@ -110,9 +123,9 @@ def register(
                 removed[f"{name}/{state}"] = count
         return {"removed": removed, "older_than_hours": hours}
 
-    for job_type, model, work in (
-        ("cleanup-temp-files", CleanupRequest, cleanup),
-        ("optimize-index", OptimizeIndexRequest, optimize),
-        ("remove-old-jobs", RemoveOldJobsRequest, remove_old),
+    for job_type, work in (
+        ("cleanup-temp-files", cleanup),
+        ("optimize-index", optimize),
+        ("remove-old-jobs", remove_old),
     ):
-        app.handler(QUEUE, job_type, payload=model)(_repeating(app, job_type, work))
+        app.handler(QUEUE, job_type, payload=PAYLOADS[job_type])(_repeating(app, job_type, work))

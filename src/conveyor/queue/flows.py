@@ -42,6 +42,7 @@ from conveyor.queue.options import JobOptions, bullmq_options
 from conveyor.queue.queue import Queue, encode_payload
 from conveyor.queue.source import QueueSource, namespace
 from conveyor.queue.tenants import admit
+from conveyor.redis.connection import redis_call
 from conveyor.redis.keys import ConveyorKeys
 from conveyor.redis.script_errors import raise_for_code
 from conveyor.redis.scripts import ParentRef
@@ -167,6 +168,7 @@ class Flows:
 
     # --- adding -----------------------------------------------------------------------------------------
 
+    @redis_call("nothing was written")
     async def add(self, flow: FlowJob) -> FlowNode:
         """Add a tree atomically (all of it or, when a payload is refused, none of it); returns its ids.
 
@@ -174,6 +176,8 @@ class Flows:
             UnknownQueueError / InvalidPayloadError / PayloadTooLargeError / QuotaExceededError: nothing was
                 written.
             FlowError: more than MAX_FLOW_JOBS jobs.
+            RedisUnavailableError / RedisOutOfMemoryError: Redis cannot be reached or is full; nothing was
+                written.
         """
         if sum(1 for _ in flow.walk()) > MAX_FLOW_JOBS:
             raise FlowError(f"A flow may hold at most {MAX_FLOW_JOBS} jobs; split it into several flows.")

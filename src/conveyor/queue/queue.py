@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -29,7 +28,7 @@ from conveyor.queue.hooks import Enqueue, ProducerHooks
 from conveyor.queue.job import Job, JobState, new_job_id
 from conveyor.queue.options import JobOptions, bullmq_options
 from conveyor.redis.connection import decoding, describe_client
-from conveyor.redis.errors import RedisUnavailableError
+from conveyor.redis.connection import redis_call as _redis_call
 from conveyor.redis.keys import ConveyorKeys, QueueKeys
 from conveyor.redis.script_errors import JobMissingError, JobNotInStateError, QueueHasActiveJobsError
 from conveyor.redis.scripts import QueueScripts
@@ -38,8 +37,7 @@ COUNT_STATES = ("wait", "paused", "active", "completed", "failed", "delayed", "p
 LIST_STATES = {"waiting": "wait", "active": "active", "paused": "paused"}
 ZSET_STATES = {"completed": True, "failed": True, "delayed": False, "prioritized": False, "waiting-children": False}
 Clock = Callable[[], float]
-P = ParamSpec("P")
-T = TypeVar("T")
+WRITTEN_NOTHING = "nothing was written"
 PARTLY_DONE = "it may be partly done; run it again"
 
 
@@ -88,26 +86,6 @@ class QueueCounts:
         return self.waiting + self.prioritized + self.delayed
 
 
-def _redis_call(
-    outcome: str = "nothing was changed",
-) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
-    """Turn connection failures into `RedisUnavailableError` that names the server and says what was done."""
-
-    def wrap(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-        @functools.wraps(func)
-        async def call(*args: P.args, **kwargs: P.kwargs) -> T:
-            try:
-                return await func(*args, **kwargs)
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                queue = args[0]
-                target = describe_client(queue.client) if isinstance(queue, Queue) else "Redis"
-                raise RedisUnavailableError(target, f"{exc} ({outcome})") from exc
-
-        return call
-
-    return wrap
-
-
 class Queue:
     """One BullMQ queue. Produce with `add`/`add_bulk`; inspect and manage with the other methods."""
 
@@ -141,6 +119,7 @@ class Queue:
 
     # --- producing -------------------------------------------------------------------------------------
 
+    @_redis_call(WRITTEN_NOTHING)  # Redis out of memory refuses the add script before it writes
     async def add(self, job_type: str, data: Any = None, options: JobOptions | None = None) -> str:
         """Enqueue one job and return its id. With `options.job_id`, adding an existing id is a no-op; without
         one, the id is made here before the first try, so a retried add (after a lost reply) adds nothing.
@@ -149,6 +128,7 @@ class Queue:
             InvalidPayloadError / PayloadTooLargeError: nothing was written.
             EnqueueUnconfirmedError (a RedisUnavailableError): Redis did not confirm the add; the job may or
                 may not be in the queue, and adding it again with the same id (`job_ids`) is safe.
+            RedisOutOfMemoryError: Redis is at its maxmemory and refused the add; nothing was written.
         """
         prepared = self._prepare(NewJob(job_type, data, options or JobOptions()))
         try:
@@ -162,6 +142,7 @@ class Queue:
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise self._unconfirmed(exc, [prepared]) from exc
 
+    @_redis_call(WRITTEN_NOTHING)  # out of memory part-way: the error says how many were written
     async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
         """Enqueue many jobs in one round trip; every payload is validated before anything is written. Ids are
         made before the first try, as in `add`; see there for the errors."""

@@ -10,7 +10,12 @@ from conveyor.redis.connection import (
 )
 from conveyor.redis.discovery import AmbiguousServerError, EmbeddedMode, NoRunningServerError
 from conveyor.redis.embedded import EmbeddedRedis
-from conveyor.redis.errors import EmbeddedRedisError, RedisUnavailableError, RedisVersionError
+from conveyor.redis.errors import (
+    EmbeddedRedisError,
+    RedisOutOfMemoryError,
+    RedisUnavailableError,
+    RedisVersionError,
+)
 
 __all__ = [
     "AmbiguousServerError",
@@ -18,6 +23,7 @@ __all__ = [
     "EmbeddedRedis",
     "EmbeddedRedisError",
     "NoRunningServerError",
+    "RedisOutOfMemoryError",
     "RedisTarget",
     "RedisUnavailableError",
     "RedisVersionError",

@@ -9,10 +9,12 @@ connection.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 # Submodule imports only: ruff would file a bare `import redis` as first-party, because of tests/redis/.
@@ -24,7 +26,9 @@ from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.client import Redis as SyncRedis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 from redis.utils import HIREDIS_AVAILABLE
@@ -33,12 +37,14 @@ from conveyor.config.errors import ConfigError
 from conveyor.config.settings import Settings
 from conveyor.redis.discovery import EmbeddedMode, find_embedded
 from conveyor.redis.embedded import EmbeddedRedis
-from conveyor.redis.errors import CONNECTION_FAILURES, RedisUnavailableError, RedisVersionError
+from conveyor.redis.errors import CONNECTION_FAILURES, RedisUnavailableError, RedisVersionError, typed_error
 from conveyor.redis.packing import ENCODING_ERRORS, pack_command
 from conveyor.redis.registry import ServerRegistry
 from conveyor.redis.server_binary import MIN_REDIS_VERSION, is_supported_version, parse_redis_version
 
 logger = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _CONNECT_TIMEOUT_S = 5.0
 # A command that takes longer than this is treated as a dead connection (then retried, see _RETRIES).
@@ -325,6 +331,31 @@ def describe_client(client: Redis | SyncRedis) -> str:
     return f"{scheme}://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{db}"
 
 
+def redis_call(
+    outcome: str = "nothing was changed",
+) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+    """Decorate a method of an object with a `client` (a queue, the flows): Redis' failures (unreachable,
+    out of memory) become `RedisUnavailableError` / `RedisOutOfMemoryError` that name the server and say
+    what was done (`outcome`); other errors pass unchanged."""
+
+    def wrap(func: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        @functools.wraps(func)
+        async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            try:
+                return await func(*args, **kwargs)
+            except (RedisConnectionError, RedisTimeoutError, ResponseError) as exc:
+                client = getattr(args[0], "client", None) if args else None
+                target = describe_client(client) if isinstance(client, Redis | SyncRedis) else "Redis"
+                error = typed_error(exc, target, outcome)
+                if error is None:
+                    raise
+                raise error from exc
+
+        return call
+
+    return wrap
+
+
 async def _server_version(client: Redis, warnings: list[str]) -> str | None:
     try:
         info = await client.info("server")
@@ -339,6 +370,15 @@ async def _server_version(client: Redis, warnings: list[str]) -> str | None:
         warnings.append(f"Could not parse the Redis version {version!r}; Conveyor needs Redis >= 6.2.")
         return None if version is None else str(version)
     return str(version)
+
+
+async def read_eviction_policy(client: Redis) -> str | None:
+    """The server's `maxmemory-policy` now (None when it won't say: an ACL, a managed service).
+
+    Raises:
+        redis.exceptions.ConnectionError: the server is unreachable.
+    """
+    return await _eviction_policy(client, [])
 
 
 async def _eviction_policy(client: Redis, warnings: list[str]) -> str | None:

@@ -1,14 +1,19 @@
-"""Errors of the Redis layer: an unreachable server, a server too old, an embedded server that won't run."""
+"""Errors of the Redis layer: an unreachable server, a full one, a server too old, an embedded server that won't
+run. `typed_error` is the one place where redis-py's errors become these."""
 
 from __future__ import annotations
 
+import re
+
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.errors import ConveyorError
 
-CONNECTION_FAILURES = (RedisConnectionError, RedisTimeoutError, OSError)
-"""What a call raises when it could not reach Redis (or the connection broke): retry, reconnect, or report."""
+CONNECTION_FAILURES = (RedisConnectionError, RedisTimeoutError, OSError, OutOfMemoryError)
+"""What a call raises when Redis could not serve it: unreachable, the connection broke, or out of memory (an
+OOM refusal wrote nothing and passes when memory is freed, like an outage): retry, reconnect, or report."""
 
 
 class RedisUnavailableError(ConveyorError):
@@ -22,6 +27,44 @@ class RedisUnavailableError(ConveyorError):
         )
         self.target = target
         self.reason = reason
+
+
+class RedisOutOfMemoryError(ConveyorError):
+    """Redis refused a write: its memory is at `maxmemory` and its policy (`noeviction`) frees nothing."""
+
+    def __init__(self, target: str, outcome: str) -> None:
+        super().__init__(
+            f"Redis at {target} is out of memory (used memory > maxmemory) and refused the write; {outcome}. "
+            "Raise maxmemory (CONFIG SET maxmemory, or redis.conf), or drain queues (let workers run, clean "
+            "completed and failed jobs, empty the dead-letter queue), then try again."
+        )
+        self.target = target
+        self.outcome = outcome
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True for Redis' `OOM command not allowed ...` reply, however it came (a command, a pipeline, a script
+    call on the lane, which reports it as a plain `ResponseError`)."""
+    return isinstance(error, OutOfMemoryError) or (isinstance(error, ResponseError) and str(error).startswith("OOM "))
+
+
+def typed_error(error: BaseException, target: str, outcome: str) -> ConveyorError | None:
+    """The Conveyor error that reports a redis-py error of a call to `target` (`outcome` says what was done:
+    "nothing was written"), or None when the error is not one of Redis' failures."""
+    if isinstance(error, RedisConnectionError | RedisTimeoutError):
+        return RedisUnavailableError(target, f"{error} ({outcome})")
+    if is_out_of_memory(error):
+        done = _commands_done(error)
+        partly = f"the first {done} of the batch were written, and later ones may have been (memory frees up as a "
+        partly += "batch is read): look before adding them again"
+        return RedisOutOfMemoryError(target, partly if done else outcome)
+    return None
+
+
+def _commands_done(error: BaseException) -> int:
+    """How many commands of a pipeline ran before the one that failed (redis-py names it `Command # n`)."""
+    found = re.match(r"Command # (\d+) ", str(error))
+    return int(found.group(1)) - 1 if found else 0
 
 
 class RedisVersionError(ConveyorError):

@@ -34,7 +34,7 @@ from redis.asyncio.connection import (
 )
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.redis.errors import CONNECTION_FAILURES
@@ -126,6 +126,8 @@ class _Wire(asyncio.Protocol):
 def _as_value(reply: Any) -> Any:
     if isinstance(reply, hiredis.ReplyError):
         message = str(reply)
+        if message.startswith("OOM "):  # typed as redis-py types it, so that it is handled like an outage
+            return OutOfMemoryError(message)
         return NoScriptError(message) if message.startswith("NOSCRIPT") else ResponseError(message)
     return reply
 

@@ -1,4 +1,5 @@
-"""Periodic duties of a worker process: renewing locks, requeueing stalled jobs, honouring cancellations."""
+"""Periodic duties of a worker process: renewing locks, requeueing stalled jobs, honouring cancellations,
+watching Redis' eviction policy."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from redis.asyncio import Redis
 
+from conveyor.redis.connection import read_eviction_policy
 from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.keys import ConveyorKeys
 from conveyor.worker.hooks import HookSet
@@ -151,3 +153,44 @@ class CancellationListener:
                 runner = self.by_queue.get(queue)
                 if runner is not None and runner.cancel(job_id):
                     log.info("cancelling job %s of %s", job_id, queue)
+
+
+class EvictionPolicyWatch:
+    """Re-reads Redis' `maxmemory-policy` every `interval_s` while the worker runs: the check at start does not
+    see an operator (or a managed service's failover) switching it to a policy that evicts, silently dropping
+    jobs when memory fills up. Logs a WARNING once per change to an evicting policy, INFO when it is back to
+    `noeviction`; `policy` and `degraded` say what it last read."""
+
+    def __init__(self, client: Redis, interval_s: float) -> None:
+        self.client = client
+        self.interval_s = interval_s
+        self.policy: str | None = None
+
+    @property
+    def degraded(self) -> bool:
+        """True while the last policy read is one that evicts keys."""
+        return self.policy is not None and self.policy != "noeviction"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Read the policy now (what `check_server` already reported at connect) and then every interval."""
+        with contextlib.suppress(*CONNECTION_FAILURES):
+            self.policy = await read_eviction_policy(self.client)
+        while not await stopped_within(stop, self.interval_s):
+            try:
+                self.observe(await read_eviction_policy(self.client))
+            except CONNECTION_FAILURES as exc:
+                log.debug("eviction policy check failed (%s)", exc)  # the other duties report an outage
+
+    def observe(self, policy: str | None) -> None:
+        """Take a reading: log if the policy changed (an unreadable policy changes nothing)."""
+        if policy is None or policy == self.policy:
+            return
+        previous, self.policy = self.policy, policy
+        if self.degraded:
+            log.warning(
+                "IMPORTANT: Redis maxmemory-policy changed from %r to %r: when memory fills up, jobs can be "
+                "silently evicted; set maxmemory-policy noeviction (CONFIG SET and redis.conf).",
+                previous, policy, extra={"eviction_policy": policy},
+            )  # fmt: skip
+        elif previous is not None:
+            log.info("Redis maxmemory-policy is back to %r (was %r)", policy, previous)

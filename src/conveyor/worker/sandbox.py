@@ -4,6 +4,13 @@ A crash, a leak or an infinite loop kills only the child and fails that attempt;
 child at once. The worker (and its lock renewal) keeps running in the parent. This is fault isolation, not a
 security boundary: the child runs as the same user with the same files and network.
 
+The child leads a process group of its own, and the attempt ends by killing the whole group: processes the
+handler started (a `subprocess.Popen`, an `os.fork`) do not outlive the attempt, whether it answered, timed out,
+crashed or was cancelled. Only a process that leaves the group on purpose (`setsid`, a daemon) escapes.
+`Sandbox(max_processes=N)` caps the group: the parent counts its processes and kills the group when there are
+more than N (this works for every user, root included), and the child's RLIMIT_NPROC stops a fork bomb in the
+kernel where the kernel enforces it (not for root, which bypasses it).
+
 The parent sends one JSON request on the child's stdin; the child answers with JSON lines on stdout:
 `{"progress": …}`, `{"log": "…"}`, then `{"result": …}` or `{"error": {"type", "message", "trace"}}`.
 Run as `python -m conveyor.worker.sandbox` (only by `run_sandboxed`).
@@ -16,7 +23,9 @@ import contextlib
 import importlib
 import inspect
 import json
+import os
 import resource
+import signal
 import sys
 import threading
 import traceback
@@ -37,6 +46,8 @@ class Sandbox:
     cpu_s: int | None = None
     memory_mb: int | None = None
     wall_s: float | None = None
+    max_processes: int | None = None
+    """The most processes the attempt may have at once, its own included (see the module docstring)."""
 
 
 class SandboxCrashedError(JobFailureError):
@@ -45,6 +56,10 @@ class SandboxCrashedError(JobFailureError):
 
 class SandboxedHandlerError(JobFailureError):
     """The sandboxed handler raised; the message carries its error and stack trace from the child."""
+
+
+class SandboxProcessLimitError(JobFailureError):
+    """The sandboxed handler started more processes than `Sandbox.max_processes`; its process group was killed."""
 
 
 class SandboxSetupError(ConveyorError):
@@ -76,6 +91,7 @@ async def run_sandboxed(
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "conveyor.worker.sandbox",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group, killed as a whole when the attempt ends
     )  # fmt: skip
     assert proc.stdin is not None
     assert proc.stdout is not None
@@ -87,20 +103,81 @@ async def run_sandboxed(
     walls = [w for w in (limits.wall_s, budget_s) if w is not None]
     try:
         async with asyncio.timeout(min(walls) if walls else None):
-            outcome = await _read_answers(proc.stdout, ctx)
-            await proc.wait()
+            outcome = await _supervised(proc, ctx, limits.max_processes)
     except TimeoutError:
         raise JobTimeoutError(f"sandboxed attempt killed after {min(walls):.3f} s") from None
     finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()  # timeout, cancellation or a broken answer: the child goes, the worker stays
-            await proc.wait()
-    return _result(outcome, proc.returncode, (await errors)[-STDERR_TAIL:].decode(errors="replace"))
+        kill_group(proc.pid)  # whatever the outcome: the handler's own processes go with it, the worker stays
+        await proc.wait()
+        stderr = await _tail(errors)
+    return _result(outcome, proc.returncode, stderr)
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process of the group `pgid` (a sandbox child and what it started); none left is fine."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def group_size(pgid: int) -> int:
+    """How many live processes are in the group `pgid` (Linux' /proc; 0 where there is no /proc)."""
+    count = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit() and _group_of(entry.name) == pgid:
+                count += 1
+    return count
+
+
+def _group_of(pid: str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()  # after "(comm)": state, ppid, pgrp, ...
+    except (OSError, IndexError):
+        return None  # gone meanwhile
+    return None if fields[0] == b"Z" else int(fields[2])  # a zombie is dead already, only not yet reaped
+
+
+async def _supervised(proc: asyncio.subprocess.Process, ctx: JobContext, max_processes: int | None) -> dict[str, Any]:
+    """The child's final answer; with `max_processes`, its group is counted meanwhile and a surplus fails it."""
+    assert proc.stdout is not None
+    reading = asyncio.ensure_future(_read_answers(proc.stdout, ctx))
+    if max_processes is None:
+        return await reading
+    policing = asyncio.ensure_future(_police(proc.pid, max_processes))
+    try:
+        await asyncio.wait([reading, policing], return_when=asyncio.FIRST_COMPLETED)
+        if policing.done():
+            policing.result()  # raises SandboxProcessLimitError
+        return reading.result()
+    finally:
+        reading.cancel()
+        policing.cancel()
+
+
+async def _police(pgid: int, cap: int, interval_s: float = 0.05) -> None:
+    while True:
+        count = group_size(pgid)
+        if count > cap:
+            kill_group(pgid)
+            raise SandboxProcessLimitError(
+                f"sandboxed handler had {count} processes; the limit is {cap} (Sandbox.max_processes): its "
+                "process group was killed. Raise max_processes, or start fewer processes at once."
+            )
+        await asyncio.sleep(interval_s)
+
+
+async def _tail(errors: asyncio.Future[bytes]) -> str:
+    """The end of the child's stderr (a grandchild killed with the group closed its copy too)."""
+    try:
+        return (await asyncio.wait_for(errors, 5))[-STDERR_TAIL:].decode(errors="replace")
+    except TimeoutError:  # a process outside the group (setsid) still holds the pipe: do not wait for it
+        errors.cancel()
+        return ""
 
 
 async def _read_answers(stdout: asyncio.StreamReader, ctx: JobContext) -> dict[str, Any]:
-    outcome: dict[str, Any] = {}
+    """Progress and logs until the final answer (`result` or `error`), or until the child closes stdout."""
     async for line in stdout:
         message = json.loads(line)
         if "progress" in message:
@@ -108,8 +185,8 @@ async def _read_answers(stdout: asyncio.StreamReader, ctx: JobContext) -> dict[s
         elif "log" in message:
             ctx.log(message["log"])
         else:
-            outcome = message
-    return outcome
+            return dict(message)  # not waiting for EOF: a process the handler started may hold stdout open
+    return {}
 
 
 def _result(outcome: dict[str, Any], code: int | None, stderr: str) -> Any:
@@ -151,6 +228,22 @@ def _apply_limits(limits: dict[str, Any]) -> None:
     if limits.get("memory_mb"):
         size = int(limits["memory_mb"]) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (size, size))
+    if limits.get("max_processes"):
+        # RLIMIT_NPROC counts every task (process or thread) of the real user, not of this group: allow the
+        # ones the user runs already plus the cap, so that a fork bomb fails in fork() (root bypasses it)
+        allowed = tasks_of_user(os.getuid()) + int(limits["max_processes"])
+        resource.setrlimit(resource.RLIMIT_NPROC, (allowed, allowed))
+
+
+def tasks_of_user(uid: int) -> int:
+    """How many tasks (processes and threads: what RLIMIT_NPROC counts) the user `uid` runs (Linux' /proc)."""
+    count = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir("/proc"):
+            with contextlib.suppress(OSError):
+                if entry.name.isdigit() and entry.stat().st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry.name}/task"))
+    return count
 
 
 def _load(name: list[str]) -> Any:

@@ -23,7 +23,13 @@ from conveyor.redis.keys import ConveyorKeys
 from conveyor.worker.dead_letters import DeadLetterKeeper
 from conveyor.worker.handler import HandlerLookup
 from conveyor.worker.hooks import HookSet, WorkerHook
-from conveyor.worker.maintenance import CancellationListener, LockRenewer, StalledJobSweeper, stopped_within
+from conveyor.worker.maintenance import (
+    CancellationListener,
+    EvictionPolicyWatch,
+    LockRenewer,
+    StalledJobSweeper,
+    stopped_within,
+)
 from conveyor.worker.registry import WorkerInfo, WorkerRegistry, now_utc
 from conveyor.worker.runner import QueueRunner, RunnerConfig
 from conveyor.worker.scheduler import Scheduler
@@ -39,6 +45,7 @@ class WorkerConfig:
     stalled_interval_ms: int = 4000
     max_stalled: int = 1
     heartbeat_s: float = 2.0
+    eviction_check_s: float = 60.0  # how often Redis' maxmemory-policy is re-read
     shutdown_grace_s: float = 30.0
     name: str = ""
     group_limits: dict[str, RateLimit] = field(default_factory=dict)  # per job `rate_key`
@@ -85,6 +92,7 @@ class Worker:
         ]
         keys = queues[0][0].conveyor_keys if queues else ConveyorKeys("bull")
         self.registry = WorkerRegistry(client, keys, ttl_s=self.config.heartbeat_s * 3)
+        self.eviction = EvictionPolicyWatch(client, self.config.eviction_check_s)
         self._duties = [
             LockRenewer(client, keys, self.runners, self.config.lock_ms).run,
             StalledJobSweeper(
@@ -92,6 +100,7 @@ class Worker:
             ).run,
             CancellationListener(self._blocking_client(), keys, self.runners).run,
             self._heartbeat,
+            self.eviction.run,
         ]
         served = [runner.queue for runner in self.runners]
         if served:  # dead letters (a hook, plus a sweep and alert duty) and the cron/interval scheduler
