@@ -163,7 +163,9 @@ async def test_a_sandboxed_handler_over_its_process_cap_fails_and_its_processes_
     assert job.state is JobState.FAILED  # type: ignore[attr-defined]
     assert "SandboxProcessLimitError" in job.failed_reason  # type: ignore[attr-defined]
     pids = _pids(tmp_path / "pids")
-    assert 10 <= len(pids) < 40  # stopped on the way, not after
+    # As root the cap is the parent's count every 50 ms (the kernel's RLIMIT_NPROC does not bind root), so a
+    # fast handler may start all 40 before it is seen: what holds is the failure, and that none survive.
+    assert len(pids) > 10
     await wait_until(lambda: _none_alive(pids), timeout=5)
 
 
