@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     conveyor_stalled_interval_ms: int = Field(default=4000, ge=500)
     conveyor_shutdown_grace_s: float = Field(default=30.0, ge=0)
     conveyor_heartbeat_s: float = Field(default=2.0, gt=0)
+    conveyor_unknown_type_grace_s: float = Field(
+        default=30.0, ge=0, description="how long a job whose type no live worker handles waits before it fails"
+    )
     conveyor_rate_limits: Annotated[dict[str, RateLimit], NoDecode] = Field(default_factory=dict)
 
     indexing_queue_concurrency: int = Field(default=5, ge=1, le=10_000)

@@ -10,7 +10,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -25,6 +25,7 @@ from conveyor.worker.handler import HandlerLookup
 from conveyor.worker.hooks import HookSet, WorkerHook
 from conveyor.worker.maintenance import CancellationListener, LockRenewer, StalledJobSweeper, stopped_within
 from conveyor.worker.registry import WorkerInfo, WorkerRegistry, now_utc
+from conveyor.worker.routing import JobTypeRouting
 from conveyor.worker.runner import QueueRunner, RunnerConfig
 from conveyor.worker.scheduler import Scheduler
 
@@ -41,6 +42,7 @@ class WorkerConfig:
     heartbeat_s: float = 2.0
     shutdown_grace_s: float = 30.0
     name: str = ""
+    unknown_type_grace_s: float = 30.0  # a job whose type no live worker advertises fails after this long
     group_limits: dict[str, RateLimit] = field(default_factory=dict)  # per job `rate_key`
 
 
@@ -60,7 +62,11 @@ class Worker:
         config: WorkerConfig | None = None,
         clock: Callable[[], float] = time.time,
         hooks: Sequence[WorkerHook] = (),
+        job_types: Mapping[str, Collection[str]] | None = None,
     ) -> None:
+        """`job_types` (queue -> the types `lookup` has handlers for) is what the worker advertises to the
+        others, so a job it takes without having a handler for it goes to one that does (see
+        `conveyor.worker.routing`)."""
         self.client = client
         self.config = config or WorkerConfig()
         self.id = uuid.uuid4().hex[:12]
@@ -71,6 +77,11 @@ class Worker:
         self.hooks = HookSet(hooks)
         total = sum(concurrency for _, concurrency in queues)
         self.executor = ThreadPoolExecutor(max_workers=max(4, total), thread_name_prefix="conveyor-job")
+        served_names = {queue.name for queue, _ in queues}
+        self.job_types = {q: sorted(types) for q, types in (job_types or {}).items() if q in served_names}
+        keys = queues[0][0].conveyor_keys if queues else ConveyorKeys("bull")
+        self.registry = WorkerRegistry(client, keys, ttl_s=self.config.heartbeat_s * 3)
+        routing = JobTypeRouting(self.registry.list, self.id, self.config.unknown_type_grace_s)
         self.runners = [
             QueueRunner(
                 queue,
@@ -80,11 +91,10 @@ class Worker:
                 self._runner_config(queue, concurrency),
                 clock,
                 self.hooks,
+                routing,
             )
             for queue, concurrency in queues
         ]
-        keys = queues[0][0].conveyor_keys if queues else ConveyorKeys("bull")
-        self.registry = WorkerRegistry(client, keys, ttl_s=self.config.heartbeat_s * 3)
         self._duties = [
             LockRenewer(client, keys, self.runners, self.config.lock_ms).run,
             StalledJobSweeper(
@@ -192,4 +202,5 @@ class Worker:
             processed=sum(r.processed for r in self.runners),
             started_at=self._started,
             last_beat=now_utc(self._clock),
+            job_types=self.job_types,
         )
