@@ -81,20 +81,7 @@ class Worker:
         self.job_types = {q: sorted(types) for q, types in (job_types or {}).items() if q in served_names}
         keys = queues[0][0].conveyor_keys if queues else ConveyorKeys("bull")
         self.registry = WorkerRegistry(client, keys, ttl_s=self.config.heartbeat_s * 3)
-        routing = JobTypeRouting(self.registry.list, self.id, self.config.unknown_type_grace_s)
-        self.runners = [
-            QueueRunner(
-                queue,
-                self._blocking_client(),
-                lookup,
-                self.executor,
-                self._runner_config(queue, concurrency),
-                clock,
-                self.hooks,
-                routing,
-            )
-            for queue, concurrency in queues
-        ]
+        self.runners = self._make_runners(queues, lookup, clock)
         self._duties = [
             LockRenewer(client, keys, self.runners, self.config.lock_ms).run,
             StalledJobSweeper(
@@ -113,6 +100,24 @@ class Worker:
         self._stop = asyncio.Event()
         self._duties_done = asyncio.Event()
         self._started = now_utc(clock)
+
+    def _make_runners(
+        self, queues: Sequence[tuple[Queue, int]], lookup: HandlerLookup, clock: Callable[[], float]
+    ) -> list[QueueRunner]:
+        routing = JobTypeRouting(self.registry.list, self.id, self.config.unknown_type_grace_s)
+        return [
+            QueueRunner(
+                queue,
+                self._blocking_client(),
+                lookup,
+                self.executor,
+                self._runner_config(queue, concurrency),
+                clock,
+                self.hooks,
+                routing,
+            )
+            for queue, concurrency in queues
+        ]
 
     def _runner_config(self, queue: Queue, concurrency: int) -> RunnerConfig:
         """How one queue's runner fetches: this worker's settings plus the queue's own."""
