@@ -58,7 +58,8 @@ class JobTypeRouting:
     async def refuse(self, queue: str, job_type: str, fields: dict[str, str], now_ms: int) -> JobRefusedError:
         """The refusal of a job this worker has no handler for, to be raised; or, when no live worker has
         advertised its type since `grace_s` after its first refusal, raises `UnknownJobTypeError`."""
-        first = _integer(fields.get(REFUSED_AT_FIELD)) or now_ms
+        refused_at = fields.get(REFUSED_AT_FIELD)
+        first = _integer(refused_at) if refused_at else now_ms
         refusals = _integer(fields.get(REFUSALS_FIELD)) + 1
         elsewhere = await self.advertised_elsewhere(queue, job_type, now_ms)
         left_ms = first + self.grace_ms - now_ms
