@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conveyor import Conveyor, JobState
+from conveyor import Conveyor, JobState, NewJob
 from tests.cli.conftest import Cli, wait_until
 
 BACKGROUND_APP = "tests.cli.background_app:create_app"
@@ -46,3 +46,22 @@ async def test_worker_of_an_app_with_only_a_background_handler_serves_only_backg
     assert "serving background (2)" in banner
     assert "indexing" not in banner
     assert "ai-processing" not in banner
+
+
+async def test_jobs_of_a_user_app_beside_the_standard_worker_all_run_on_the_user_worker(
+    conveyor_cli: Cli, app: Conveyor
+) -> None:
+    conveyor_cli.start("worker")  # the standard worker `conveyor up` runs: it serves `background` too
+    conveyor_cli.start("worker", "--app", BACKGROUND_APP)
+    await wait_until(lambda: _live_workers(app, 2), timeout=30)
+    ids = await app.add_bulk("background", [NewJob("send-email", {"to": f"user{n}"}) for n in range(8)])
+    queue = app.queue("background")
+
+    async def finished() -> bool:
+        counts = await queue.counts()
+        return counts.completed + counts.failed == 8
+
+    await wait_until(finished, timeout=60)
+    assert (await queue.counts()).failed == 0
+    results = [(await queue.get_job(job_id)).result for job_id in ids]
+    assert results == ["sent"] * 8
