@@ -209,3 +209,26 @@ async def test_cancel_active_job_stops_it(api: Api, api_app: Conveyor) -> None:
         query = 'mutation($ids: [ID!]!) { cancelJobs(queue: "background", ids: $ids) { succeeded } }'
         assert (await api.data(query, {"ids": [job["id"]]}))["cancelJobs"]["succeeded"] == [job["id"]]
         await wait_until(lambda: _in(queue, job["id"], JobState.FAILED))
+
+
+async def test_add_job_of_a_type_no_live_worker_handles_is_added_with_a_warning_in_extensions(
+    api: Api, api_app: Conveyor
+) -> None:
+    query = 'mutation { addJob(queueName: "background", type: "no-such-type", data: {}) { id } }'
+    result = await api.gql(query)
+    assert "errors" not in result, result
+    assert await api_app.queue("background").get_job(result["data"]["addJob"]["id"])  # added all the same
+    (warning,) = result["extensions"]["warnings"]
+    assert "No live worker handles job type 'no-such-type' on queue 'background'" in warning
+
+
+async def test_add_jobs_warns_only_about_the_types_no_live_worker_handles(api: Api, api_app: Conveyor) -> None:
+    jobs = [{"type": "ok"}, {"type": "nope"}, {"type": "ok"}]
+    query = 'mutation($jobs: [NewJobInput!]!) { addJobs(queueName: "background", jobs: $jobs) { id } }'
+    async with running_worker(api_app, "background"):
+        served = await api.gql('mutation { addJob(queueName: "background", type: "ok") { id } }')
+        mixed = await api.gql(query, {"jobs": jobs})
+    assert "warnings" not in served.get("extensions", {}), served
+    assert len(mixed["data"]["addJobs"]) == 3
+    (warning,) = mixed["extensions"]["warnings"]
+    assert "job type 'nope' on queue 'background'" in warning

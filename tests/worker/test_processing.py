@@ -61,17 +61,6 @@ async def test_sync_handler_runs_in_a_thread_without_blocking_the_event_loop(app
     assert ticks > 20  # the loop kept running while the handler slept in its thread
 
 
-async def test_unknown_job_type_fails_at_once_without_retries(app: Conveyor) -> None:
-    queue = app.queue("background")
-    async with running(app.worker(["background"])):
-        job_id = await app.add("background", "no-such-type", {}, attempts=5)
-        await wait_until(lambda: state_is(queue, job_id, JobState.FAILED))
-    job = await queue.get_job(job_id)
-    assert "UnknownJobTypeError" in (job.failed_reason or "")
-    assert "no-such-type" in (job.failed_reason or "")
-    assert job.attempts_made == 1
-
-
 class IndexFile(BaseModel):
     filePath: str  # noqa: N815 (the design's field name)
     force: bool = False

@@ -47,6 +47,7 @@ class ApiContext:
     response: Response | WebSocket | None = None
     principal: Principal | None = None
     connection_params: dict[str, object] | None = field(default=None)
+    warnings: list[str] = field(default_factory=list)  # the response's `extensions.warnings`
 
     @property
     def tenant(self) -> str | None:

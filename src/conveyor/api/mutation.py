@@ -26,6 +26,7 @@ from conveyor.api.types import (
     RoleEnum,
     role_of,
 )
+from conveyor.api.warnings import warn
 from conveyor.errors import ConveyorError
 from conveyor.queue.job import JobState
 from conveyor.queue.queue import NewJob, Queue
@@ -64,13 +65,22 @@ async def for_each(
     return BulkResult(succeeded=done, failed=failed)
 
 
+async def _warn_if_unserved(ctx: ApiContext, queue: str, job_types: list[str]) -> None:
+    warning = await ctx.app.unserved_warning(queue, job_types)
+    if warning is not None:
+        warn(ctx, warning)
+
+
 async def _cancel(queue: Queue, job_id: str) -> None:
     await queue.cancel(job_id)
 
 
 @strawberry.type
 class Mutation:
-    @described.mutation("Enqueue a job; `data` is checked against the handler's payload model.")
+    @described.mutation(
+        "Enqueue a job; `data` is checked against the handler's payload model. When no live worker handles the "
+        "type, the job is added all the same and the response's `extensions.warnings` says so."
+    )
     async def add_job(
         self,
         info: ApiInfo,
@@ -81,16 +91,18 @@ class Mutation:
     ) -> JobNode:
         ctx = info.context
         require(ctx, Role.OPERATOR, queue_name)
-        job_id = await ctx.app.add(queue_name, type, data, options_of(options))
+        job_id = await ctx.app.add(queue_name, type, data, options_of(options), warn_unserved=False)
+        await _warn_if_unserved(ctx, queue_name, [type])
         return await snapshot(ctx.app.queue(queue_name), job_id)
 
-    @described.mutation("Enqueue many jobs at once; all are validated before any is written.")
+    @described.mutation("Enqueue many jobs at once; all are validated before any is written. Warns as `addJob` does.")
     async def add_jobs(self, info: ApiInfo, queue_name: str, jobs: list[NewJobInput]) -> list[JobNode]:
         ctx = info.context
         require(ctx, Role.OPERATOR, queue_name)
         check_batch(ctx, len(jobs), "`jobs`")
         new = [NewJob(job.type, job.data, options_of(job.options)) for job in jobs]
-        ids = await ctx.app.add_bulk(queue_name, new)
+        ids = await ctx.app.add_bulk(queue_name, new, warn_unserved=False)
+        await _warn_if_unserved(ctx, queue_name, [job.type for job in jobs])
         return [await snapshot(ctx.app.queue(queue_name), job_id) for job_id in ids]
 
     @described.mutation("Stop workers from starting jobs of the queue; active jobs finish.")

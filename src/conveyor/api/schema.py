@@ -17,6 +17,7 @@ from conveyor.api.limits import limit_extensions
 from conveyor.api.mutation import Mutation
 from conveyor.api.query import Query
 from conveyor.api.subscription import Subscription
+from conveyor.api.warnings import Warnings
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,11 @@ class ConveyorSchema(strawberry.Schema):
 def build_schema(config: ApiConfig | None = None) -> ConveyorSchema:
     """The schema with the limits of `config` (production defaults when None)."""
     config = config or ApiConfig()
-    extensions: list[Any] = [*limit_extensions(config), lambda: ErrorCodes(hide_suggestions=config.production)]
+    extensions: list[Any] = [
+        *limit_extensions(config),
+        lambda: ErrorCodes(hide_suggestions=config.production),
+        Warnings,
+    ]
     query = merge_types("Query", (Query, *advanced.QUERIES))
     mutation = merge_types("Mutation", (Mutation, *advanced.MUTATIONS))
     return ConveyorSchema(query=query, mutation=mutation, subscription=Subscription, extensions=extensions)

@@ -182,6 +182,10 @@ class WorkerQueueNode:
     name: str
     concurrency: int
     active: int
+    job_types: list[str] = strawberry.field(
+        default_factory=list, description="The job types it has handlers for on this queue (jobs of others go to "
+        "workers that have them)."
+    )  # fmt: skip
 
 
 @strawberry.type(name="Worker", description="A live worker process (it heartbeats into Redis).")
@@ -199,7 +203,9 @@ class WorkerNode:
     def of(cls, info: WorkerInfo, visible: set[str]) -> WorkerNode:
         """The worker as a caller who may see the `visible` queues sees it (its other queues left out)."""
         queues = [
-            WorkerQueueNode(name=name, concurrency=conc, active=info.active.get(name, 0))
+            WorkerQueueNode(
+                name=name, concurrency=conc, active=info.active.get(name, 0), job_types=info.job_types.get(name, [])
+            )
             for name, conc in info.queues.items()
             if name in visible
         ]

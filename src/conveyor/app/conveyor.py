@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -19,16 +20,20 @@ from conveyor.queue.queue import NewJob, Queue
 from conveyor.redis.connection import RedisTarget, ServerHealth, check_server, ping_or_raise, resolve_target
 from conveyor.redis.discovery import EmbeddedMode
 from conveyor.redis.embedded import EmbeddedRedis
+from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.lane import close_lane
 from conveyor.worker.batching import Batch
 from conveyor.worker.handler import Handler
 from conveyor.worker.hooks import WorkerHook
-from conveyor.worker.registry import WorkerInfo, WorkerRegistry
+from conveyor.worker.registry import WorkerInfo, WorkerRegistry, advertised_types
 from conveyor.worker.sandbox import Sandbox, importable_name
 from conveyor.worker.worker import Worker, WorkerConfig
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
+
+ADVERTISED_TTL_S = 1.0  # how long `add` trusts its last read of the job types live workers advertise
+UNSERVED_LOG_EVERY_S = 60.0  # `add` logs "no live worker handles it" once a minute per queue and type
 
 
 class NotConnectedError(ConveyorError):
@@ -66,6 +71,8 @@ class Conveyor:
         self.health: ServerHealth | None = None
         self._client: Redis | None = None
         self._queues: dict[str, Queue] = {}
+        self._advertised: tuple[float, dict[str, set[str]]] | None = None  # (read at, queue -> job types)
+        self._unserved_logged: dict[tuple[str, str], float] = {}
 
     # --- handlers --------------------------------------------------------------------------------------
 
@@ -120,6 +127,20 @@ class Conveyor:
     def lookup(self, queue: str, job_type: str) -> Handler | None:
         """The handler of a job type on a queue, if any."""
         return self.handlers.get((queue, job_type))
+
+    @property
+    def job_types(self) -> dict[str, set[str]]:
+        """Queue -> the job types this app has handlers for (what its workers advertise)."""
+        types: dict[str, set[str]] = {}
+        for queue, job_type in self.handlers:
+            types.setdefault(queue, set()).add(job_type)
+        return types
+
+    @property
+    def handled_queues(self) -> list[str]:
+        """The queues this app has handlers for, in the order of `queue_names`: what its workers serve by
+        default."""
+        return [name for name in self.queue_names if name in self.job_types]
 
     # --- connection ------------------------------------------------------------------------------------
 
@@ -201,17 +222,66 @@ class Conveyor:
             ) from exc
 
     async def add(
-        self, queue: str, job_type: str, data: Any = None, options: JobOptions | None = None, **option_fields: Any
+        self,
+        queue: str,
+        job_type: str,
+        data: Any = None,
+        options: JobOptions | None = None,
+        *,
+        warn_unserved: bool = True,
+        **option_fields: Any,
     ) -> str:
         """Enqueue a job and return its id. Options as a `JobOptions` or as keywords (`priority="high"`,
-        `delay_ms=500`, `attempts=3`, `timeout_ms=…`, `deadline=…`, `job_id=…`)."""
-        opts = options or job_options(**option_fields)
-        return await self.queue(queue).add(job_type, self.validate_payload(queue, job_type, data), opts)
+        `delay_ms=500`, `attempts=3`, `timeout_ms=…`, `deadline=…`, `job_id=…`).
 
-    async def add_bulk(self, queue: str, jobs: Sequence[NewJob]) -> list[str]:
-        """Enqueue many jobs at once; all are validated before any is written."""
+        When no live worker advertises the job type on that queue, a WARNING is logged (at most once a minute
+        per type; `warn_unserved=False`: not at all; `unserved_warning` gives the text). The job is added all
+        the same: a worker may start later."""
+        opts = options or job_options(**option_fields)
+        job_id = await self.queue(queue).add(job_type, self.validate_payload(queue, job_type, data), opts)
+        if warn_unserved:
+            await self._log_if_unserved(queue, [job_type])
+        return job_id
+
+    async def add_bulk(self, queue: str, jobs: Sequence[NewJob], *, warn_unserved: bool = True) -> list[str]:
+        """Enqueue many jobs at once; all are validated before any is written. Warns as `add` does."""
         checked = [NewJob(j.type, self.validate_payload(queue, j.type, j.data), j.options) for j in jobs]
-        return await self.queue(queue).add_bulk(checked)
+        ids = await self.queue(queue).add_bulk(checked)
+        if warn_unserved:
+            await self._log_if_unserved(queue, [job.type for job in jobs])
+        return ids
+
+    async def unserved_warning(self, queue: str, job_types: Collection[str]) -> str | None:
+        """A warning when no live worker advertises some of `job_types` on `queue`, else None (also when Redis
+        cannot tell). Reads the live workers at most once per `ADVERTISED_TTL_S`."""
+        try:
+            advertised = (await self._advertised_types()).get(queue, set())
+        except CONNECTION_FAILURES:
+            return None
+        missing = sorted(set(job_types) - advertised)
+        if not missing:
+            return None
+        names = ", ".join(repr(name) for name in missing)
+        grace = self.settings.conveyor_unknown_type_grace_s
+        return (
+            f"No live worker handles job type {names} on queue {queue!r}; the job waits for a worker whose app has "
+            f"a handler for it (check the type's spelling and the workers' --app). A worker of the queue without "
+            f"one fails it with UnknownJobTypeError after {grace:g} s (CONVEYOR_UNKNOWN_TYPE_GRACE_S)."
+        )
+
+    async def _advertised_types(self) -> dict[str, set[str]]:
+        now = time.monotonic()
+        if self._advertised is None or now - self._advertised[0] >= ADVERTISED_TTL_S:
+            self._advertised = (now, advertised_types(await self.workers()))
+        return self._advertised[1]
+
+    async def _log_if_unserved(self, queue: str, job_types: Collection[str]) -> None:
+        now = time.monotonic()
+        fresh = [t for t in set(job_types) if now - self._unserved_logged.get((queue, t), -1e9) >= UNSERVED_LOG_EVERY_S]
+        warning = await self.unserved_warning(queue, fresh) if fresh else None
+        if warning is not None:
+            self._unserved_logged.update(dict.fromkeys(((queue, t) for t in fresh), now))
+            log.warning(warning)
 
     # --- workers ---------------------------------------------------------------------------------------
 
@@ -221,9 +291,10 @@ class Conveyor:
         concurrency: dict[str, int] | None = None,
         hooks: Sequence[WorkerHook] = (),
     ) -> Worker:
-        """A worker for the given queues (default: all), with per-queue concurrency from the settings, plus
-        the app's hooks (`app.hooks`) and any given here."""
-        names = list(queues or self.queue_names)
+        """A worker for the given queues (default: those the app has handlers for, or all when it has none),
+        with per-queue concurrency from the settings, plus the app's hooks (`app.hooks`) and any given here. It
+        advertises the app's job types, so jobs of other types go to workers that have them."""
+        names = list(queues or self.handled_queues or self.queue_names)
         for name in names:
             self._check_queue(name)
         overrides = concurrency or {}
@@ -236,6 +307,7 @@ class Conveyor:
             heartbeat_s=self.settings.conveyor_heartbeat_s,
             eviction_check_s=self.settings.conveyor_eviction_check_s,
             shutdown_grace_s=self.settings.conveyor_shutdown_grace_s,
+            unknown_type_grace_s=self.settings.conveyor_unknown_type_grace_s,
             group_limits=self.settings.conveyor_rate_limits,
         )
         return Worker(
@@ -245,6 +317,7 @@ class Conveyor:
             lambda: target.client(blocking=True, name="conveyor-blocking"),
             config,
             hooks=[*self.hooks, *hooks],
+            job_types=self.job_types,
         )
 
     async def workers(self) -> list[WorkerInfo]:

@@ -28,6 +28,11 @@ def print_error(message: str) -> None:
     stderr().print(Text(f"Error: {message}", style="bold red"), soft_wrap=True)
 
 
+def print_warning(message: str) -> None:
+    """Print a warning as one yellow line on stderr (never wrapped, markup in the message shown as is)."""
+    stderr().print(Text(f"Warning: {message}", style="yellow"), soft_wrap=True)
+
+
 def say(message: str, style: str | None = None) -> None:
     """Print one line for people on stdout (markup in the message shown as is)."""
     stdout().print(Text(message, style=style or ""), soft_wrap=True)

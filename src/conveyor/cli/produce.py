@@ -22,6 +22,7 @@ from conveyor.cli.options import (
     parse_json,
     parse_priority,
 )
+from conveyor.cli.output import print_warning
 from conveyor.cli.session import check_tenant, connected
 from conveyor.queue.errors import InvalidPayloadError, PayloadTooLargeError
 from conveyor.queue.queue import NewJob, encode_payload
@@ -164,5 +165,10 @@ async def _add_bulk(app: Conveyor, queue: str, jobs: list[NewJob], tenant: str |
     async with connected(app, tenant) as view:
         if len(jobs) == 1:
             job = jobs[0]
-            return [await view.add(queue, job.type, job.data, options=job.options)]
-        return await view.add_bulk(queue, jobs)
+            ids = [await view.add(queue, job.type, job.data, options=job.options, warn_unserved=False)]
+        else:
+            ids = await view.add_bulk(queue, jobs, warn_unserved=False)
+        warning = await view.unserved_warning(queue, [job.type for job in jobs])
+    if warning is not None:  # added all the same: a worker may start later
+        print_warning(warning)
+    return ids

@@ -49,7 +49,7 @@ def up_services(app: Conveyor) -> list[Service]:
 
 @cli_command
 def up(processes: ProcessesOption = 1, metrics_port: MetricsPortOption = None, app_spec: AppOption = None) -> None:
-    """Run Conveyor: Redis (embedded when none is configured) and a worker for every queue.
+    """Run Conveyor: Redis (embedded when none is configured) and a worker for every queue the app handles.
 
     The embedded Redis is attached to if one already runs in the data dir (or in a `.conveyor` of a folder
     above), else started in the data dir. Ctrl-C or SIGTERM stops the worker gracefully, then the Redis this
@@ -65,7 +65,10 @@ def up(processes: ProcessesOption = 1, metrics_port: MetricsPortOption = None, a
 @cli_command
 def worker(
     queues: Annotated[
-        str | None, typer.Option("--queues", "-q", help="Queues to serve, comma-separated. Default: all.")
+        str | None,
+        typer.Option(
+            "--queues", "-q", help="Queues to serve, comma-separated. Default: those the app has handlers for."
+        ),
     ] = None,
     concurrency: Annotated[
         list[str] | None,
@@ -87,7 +90,7 @@ def worker(
     app = open_app(app_spec, embedded=EmbeddedMode.SHARE)
     check_tenant(tenant)
     names = parse_queue_list(queues, app)
-    overrides = parse_concurrency(concurrency or [], names or app.queue_names)
+    overrides = parse_concurrency(concurrency or [], names or app.handled_queues or app.queue_names)
     if processes > 1:
         child = _child_options(app_spec, queues, concurrency or [], tenant)
         raise typer.Exit(_supervise(app, processes, child, banner=_worker_banner, tenant=tenant))

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     conveyor_eviction_check_s: float = Field(
         default=60.0, gt=0, description="how often a running worker re-reads Redis' maxmemory-policy"
     )
+    conveyor_unknown_type_grace_s: float = Field(
+        default=30.0, ge=0, description="how long a job whose type no live worker handles waits before it fails"
+    )
     conveyor_rate_limits: Annotated[dict[str, RateLimit], NoDecode] = Field(default_factory=dict)
 
     indexing_queue_concurrency: int = Field(default=5, ge=1, le=10_000)

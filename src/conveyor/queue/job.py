@@ -11,6 +11,8 @@ from typing import Any
 
 HISTORY_FIELD = "chist"  # Conveyor's retry history, a JSON list inside the job hash (removed with the job)
 QUEUED_AT_FIELD = "cqat"  # when a retried job became due again (ms), for wait-time metrics
+REFUSED_AT_FIELD = "crfa"  # when a worker without a handler for the job's type first put it back (ms)
+REFUSALS_FIELD = "crfn"  # how many times workers without a handler for its type put it back
 
 
 def new_job_id() -> str:

@@ -22,6 +22,7 @@ from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.context import JobContext, JobInfo
 from conveyor.worker.errors import (
     JobCancelledError,
+    JobRefusedError,
     MalformedJobError,
     NonRetryableError,
     RateLimitedError,
@@ -97,7 +98,7 @@ async def execute(runner: QueueRunner, job: ActiveJob) -> tuple[Any, BaseExcepti
         if job.fields.get("defa"):
             raise NonRetryableError(job.fields["defa"])  # stalled too often: BullMQ's deferred failure
         if handler is None:
-            raise UnknownJobTypeError(f"no handler for job type {info.type!r} on queue {info.queue!r}")
+            raise await _no_handler(runner, job)
         await _check_group_limit(runner, job)
         budget, is_deadline = attempt_budget_s(job.opts.get("timeout"), job.opts.get("deadline"), runner.now_ms())
         result = await run_attempt(
@@ -108,6 +109,17 @@ async def execute(runner: QueueRunner, job: ActiveJob) -> tuple[Any, BaseExcepti
         return result, None
     except Exception as exc:
         return None, exc
+
+
+async def _no_handler(runner: QueueRunner, job: ActiveJob) -> Exception:
+    """Why a job of a type this worker has no handler for does not run here (see `conveyor.worker.routing`)."""
+    info = job.ctx.job
+    if runner.routing is None:  # a runner outside a worker: no one to leave the job to
+        return UnknownJobTypeError(f"no handler for job type {info.type!r} on queue {info.queue!r}")
+    try:
+        return await runner.routing.refuse(info.queue, info.type, job.fields, runner.now_ms())
+    except UnknownJobTypeError as exc:
+        return exc
 
 
 def _malformed(runner: QueueRunner, job: ActiveJob, problem: str) -> MalformedJobError:
@@ -135,20 +147,16 @@ async def _check_group_limit(runner: QueueRunner, job: ActiveJob) -> None:
 async def record(
     runner: QueueRunner, job: ActiveJob, result: Any, error: BaseException | None, fetch_next: bool
 ) -> tuple[str, FetchedJob | None]:
-    """Store the attempt's outcome (`completed`, `retried`, `failed`, or `rate-limited`: put off without counting
-    an attempt); returns it and, when asked, the next job already moved to active under the same token."""
+    """Store the attempt's outcome (`completed`, `retried`, `failed`, or put off without counting an attempt:
+    `rate-limited`, `refused`); returns it and, when asked, the next job already moved to active under the same
+    token."""
     if error is None:
         value = json.dumps(result, separators=(",", ":"))
         keep = keep_jobs(job.opts.get("removeOnComplete"))
         return "completed", await _finished(runner, job, "completed", value, keep, fetch_next)
     now = runner.now_ms()
-    if isinstance(error, RateLimitedError):  # not the job's fault: run it later, without counting an attempt
-        due = {QUEUED_AT_FIELD: str(now + error.retry_after_ms)}
-        await runner.scripts.move_to_delayed(
-            job_id=job.job_id, token=job.token, timestamp=now, delay_ms=error.retry_after_ms, fields=due,
-            count_attempt=False,
-        )  # fmt: skip
-        return "rate-limited", None
+    if isinstance(error, RateLimitedError | JobRefusedError):  # not the job's fault: later, no attempt counted
+        return await _put_off(runner, job, error, now), None
     info = job.ctx.job
     decision = decide_retry(
         error,
@@ -171,6 +179,21 @@ async def record(
     else:
         await runner.scripts.retry_job(job_id=job.job_id, token=job.token, timestamp=now, fields=updates)
     return "retried", None
+
+
+async def _put_off(runner: QueueRunner, job: ActiveJob, error: RateLimitedError | JobRefusedError, now: int) -> str:
+    """Send the job back to delayed for `error.retry_after_ms` without counting an attempt; returns the outcome:
+    `rate-limited`, or `refused` (this worker has no handler for its type)."""
+    if isinstance(error, JobRefusedError):
+        # Its wait for a worker with the handler counts as waiting (no `cqat`): the wait-time metric shows it.
+        fields, outcome = error.fields, "refused"
+    else:
+        fields, outcome = {QUEUED_AT_FIELD: str(now + error.retry_after_ms)}, "rate-limited"
+    await runner.scripts.move_to_delayed(
+        job_id=job.job_id, token=job.token, timestamp=now, delay_ms=error.retry_after_ms, fields=fields,
+        count_attempt=False,
+    )  # fmt: skip
+    return outcome
 
 
 async def _finished(

@@ -39,6 +39,16 @@ class UnknownJobTypeError(JobFailureError):
     retryable = False
 
 
+class JobRefusedError(JobFailureError):
+    """Not a failure: this worker has no handler for the job's type, so it puts the job back for `retry_after_ms`
+    (without counting an attempt) for a worker that has one. `fields` are stored in the job's hash."""
+
+    def __init__(self, retry_after_ms: int, fields: dict[str, str], message: str) -> None:
+        super().__init__(message)
+        self.retry_after_ms = max(1, int(retry_after_ms))
+        self.fields = fields
+
+
 class InvalidJobPayloadError(JobFailureError):
     """The stored payload does not match the handler's payload model; it is not retried."""
 

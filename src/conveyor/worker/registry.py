@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,12 +32,14 @@ class WorkerInfo:
     processed: int
     started_at: datetime
     last_beat: datetime
+    job_types: dict[str, list[str]] = field(default_factory=dict)  # queue -> the job types it has handlers for
 
     def to_json(self) -> str:
         """The record stored in Redis."""
         return json.dumps({
             "name": self.name, "host": self.host, "pid": self.pid, "queues": self.queues, "active": self.active,
             "processed": self.processed, "started": self.started_at.isoformat(), "beat": self.last_beat.isoformat(),
+            "types": self.job_types,
         })  # fmt: skip
 
     @classmethod
@@ -48,6 +50,7 @@ class WorkerInfo:
             id=worker_id, name=fields["name"], host=fields["host"], pid=int(fields["pid"]),
             queues=fields["queues"], active=fields["active"], processed=int(fields["processed"]),
             started_at=datetime.fromisoformat(fields["started"]), last_beat=datetime.fromisoformat(fields["beat"]),
+            job_types=fields.get("types") or {},  # a worker of an older version advertises none
         )  # fmt: skip
 
 
@@ -85,6 +88,16 @@ class WorkerRegistry:
         if dead:
             await self.client.srem(self.keys.workers, *dead)
         return [WorkerInfo.from_json(i, str(row)) for i, row in zip(ids, rows, strict=True) if row]
+
+
+def advertised_types(workers: Iterable[WorkerInfo], besides: str | None = None) -> dict[str, set[str]]:
+    """Queue -> the job types some live worker (other than the one with id `besides`) has handlers for."""
+    types: dict[str, set[str]] = {}
+    for worker in workers:
+        if worker.id != besides:
+            for queue, names in worker.job_types.items():
+                types.setdefault(queue, set()).update(names)
+    return types
 
 
 def now_utc(clock: Callable[[], float]) -> datetime:

@@ -39,6 +39,7 @@ from conveyor.worker.fetched import taken_despite
 from conveyor.worker.handler import Handler, HandlerLookup
 from conveyor.worker.hooks import AttemptEnd, AttemptStart, HookSet
 from conveyor.worker.limits import Admission
+from conveyor.worker.routing import JobTypeRouting
 from conveyor.worker.waiting import MarkerWait, warn_if_failed
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,10 @@ class QueueRunner:
         config: RunnerConfig,
         clock: Callable[[], float] = time.time,
         hooks: HookSet | None = None,
+        routing: JobTypeRouting | None = None,
     ) -> None:
         self.queue = queue
+        self.routing = routing  # for jobs of a type without a handler here; None: they fail at once
         self.scripts = queue.scripts
         self.waits = MarkerWait(queue, blocking)
         self.lookup = lookup

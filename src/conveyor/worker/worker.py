@@ -10,7 +10,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -31,6 +31,7 @@ from conveyor.worker.maintenance import (
     stopped_within,
 )
 from conveyor.worker.registry import WorkerInfo, WorkerRegistry, now_utc
+from conveyor.worker.routing import JobTypeRouting
 from conveyor.worker.runner import QueueRunner, RunnerConfig
 from conveyor.worker.scheduler import Scheduler
 
@@ -48,6 +49,7 @@ class WorkerConfig:
     eviction_check_s: float = 60.0  # how often Redis' maxmemory-policy is re-read
     shutdown_grace_s: float = 30.0
     name: str = ""
+    unknown_type_grace_s: float = 30.0  # a job whose type no live worker advertises fails after this long
     group_limits: dict[str, RateLimit] = field(default_factory=dict)  # per job `rate_key`
 
 
@@ -67,7 +69,11 @@ class Worker:
         config: WorkerConfig | None = None,
         clock: Callable[[], float] = time.time,
         hooks: Sequence[WorkerHook] = (),
+        job_types: Mapping[str, Collection[str]] | None = None,
     ) -> None:
+        """`job_types` (queue -> the types `lookup` has handlers for) is what the worker advertises to the
+        others, so a job it takes without having a handler for it goes to one that does (see
+        `conveyor.worker.routing`)."""
         self.client = client
         self.config = config or WorkerConfig()
         self.id = uuid.uuid4().hex[:12]
@@ -78,21 +84,12 @@ class Worker:
         self.hooks = HookSet(hooks)
         total = sum(concurrency for _, concurrency in queues)
         self.executor = ThreadPoolExecutor(max_workers=max(4, total), thread_name_prefix="conveyor-job")
-        self.runners = [
-            QueueRunner(
-                queue,
-                self._blocking_client(),
-                lookup,
-                self.executor,
-                self._runner_config(queue, concurrency),
-                clock,
-                self.hooks,
-            )
-            for queue, concurrency in queues
-        ]
+        served_names = {queue.name for queue, _ in queues}
+        self.job_types = {q: sorted(types) for q, types in (job_types or {}).items() if q in served_names}
         keys = queues[0][0].conveyor_keys if queues else ConveyorKeys("bull")
         self.registry = WorkerRegistry(client, keys, ttl_s=self.config.heartbeat_s * 3)
         self.eviction = EvictionPolicyWatch(client, self.config.eviction_check_s)
+        self.runners = self._make_runners(queues, lookup, clock)
         self._duties = [
             LockRenewer(client, keys, self.runners, self.config.lock_ms).run,
             StalledJobSweeper(
@@ -112,6 +109,24 @@ class Worker:
         self._stop = asyncio.Event()
         self._duties_done = asyncio.Event()
         self._started = now_utc(clock)
+
+    def _make_runners(
+        self, queues: Sequence[tuple[Queue, int]], lookup: HandlerLookup, clock: Callable[[], float]
+    ) -> list[QueueRunner]:
+        routing = JobTypeRouting(self.registry.list, self.id, self.config.unknown_type_grace_s)
+        return [
+            QueueRunner(
+                queue,
+                self._blocking_client(),
+                lookup,
+                self.executor,
+                self._runner_config(queue, concurrency),
+                clock,
+                self.hooks,
+                routing,
+            )
+            for queue, concurrency in queues
+        ]
 
     def _runner_config(self, queue: Queue, concurrency: int) -> RunnerConfig:
         """How one queue's runner fetches: this worker's settings plus the queue's own."""
@@ -201,4 +216,5 @@ class Worker:
             processed=sum(r.processed for r in self.runners),
             started_at=self._started,
             last_beat=now_utc(self._clock),
+            job_types=self.job_types,
         )

@@ -1,0 +1,67 @@
+"""Job types and the CLI: `add` warns about a type no live worker handles; `worker --app` serves the app's queues."""
+
+from __future__ import annotations
+
+from conveyor import Conveyor, JobState, NewJob
+from tests.cli.conftest import Cli, wait_until
+
+BACKGROUND_APP = "tests.cli.background_app:create_app"
+
+
+async def _live_workers(app: Conveyor, count: int) -> bool:
+    return len(await app.workers()) == count
+
+
+async def test_add_of_a_type_no_live_worker_handles_exits_0_and_warns_on_stderr(
+    conveyor_cli: Cli, app: Conveyor
+) -> None:
+    added = await conveyor_cli.arun("add", "background", "no-such-type", "{}")
+    assert added.returncode == 0, added.stderr
+    job_id = added.stdout.strip()
+    assert await app.queue("background").state_of(job_id) in (JobState.WAITING, JobState.PRIORITIZED)  # added
+    assert "Warning: No live worker handles job type 'no-such-type' on queue 'background'" in added.stderr
+    assert "UnknownJobTypeError after 30 s" in added.stderr
+
+
+async def test_add_warns_only_about_types_no_live_worker_handles(conveyor_cli: Cli, app: Conveyor) -> None:
+    conveyor_cli.start("worker", "--queues", "background")
+    await wait_until(lambda: _live_workers(app, 1), timeout=30)
+    served = await conveyor_cli.arun("add", "background", "echo", "{}")
+    unserved = await conveyor_cli.arun("add", "background", "ecko", "{}")
+    assert (served.returncode, unserved.returncode) == (0, 0), unserved.stderr
+    assert served.stderr == ""
+    assert "job type 'ecko' on queue 'background'" in unserved.stderr
+
+
+async def test_worker_of_an_app_with_only_a_background_handler_serves_only_background(
+    conveyor_cli: Cli, app: Conveyor
+) -> None:
+    proc = conveyor_cli.start("worker", "--app", BACKGROUND_APP)
+    await wait_until(lambda: _live_workers(app, 1), timeout=30)
+    (info,) = await app.workers()
+    assert info.queues == {"background": 2}
+    assert info.job_types == {"background": ["send-email"]}
+    await wait_until(lambda: "serving" in conveyor_cli.output(proc), timeout=10)
+    banner = conveyor_cli.output(proc)
+    assert "serving background (2)" in banner
+    assert "indexing" not in banner
+    assert "ai-processing" not in banner
+
+
+async def test_jobs_of_a_user_app_beside_the_standard_worker_all_run_on_the_user_worker(
+    conveyor_cli: Cli, app: Conveyor
+) -> None:
+    conveyor_cli.start("worker")  # the standard worker `conveyor up` runs: it serves `background` too
+    conveyor_cli.start("worker", "--app", BACKGROUND_APP)
+    await wait_until(lambda: _live_workers(app, 2), timeout=30)
+    ids = await app.add_bulk("background", [NewJob("send-email", {"to": f"user{n}"}) for n in range(8)])
+    queue = app.queue("background")
+
+    async def finished() -> bool:
+        counts = await queue.counts()
+        return counts.completed + counts.failed == 8
+
+    await wait_until(finished, timeout=60)
+    assert (await queue.counts()).failed == 0
+    results = [(await queue.get_job(job_id)).result for job_id in ids]
+    assert results == ["sent"] * 8
