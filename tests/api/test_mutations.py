@@ -59,10 +59,10 @@ async def test_design_use_case_2_batch_ai_processing_with_priority_2(api: Api, a
     assert (await api_app.queue("ai-processing").counts()).prioritized == 100
 
 
-async def test_design_use_case_3_scheduled_tasks_as_written_is_refused_naming_delay_in_data(api: Api) -> None:
-    """The note's `delay` is inside data, where it is data, not an option; `cleanup-temp-files`' model (known
-    to every app, handler or not) has no such field, so the job is refused rather than run at once."""
-    result = await api.gql(
+async def test_design_use_case_3_scheduled_tasks_as_written_delays_the_cleanup_by_24_hours(api: Api) -> None:
+    """The note puts `delay` inside data; `cleanup-temp-files` takes it as the job's delay (DELAY_FIELD)."""
+    before = datetime.now(UTC)
+    data = await api.data(
         """mutation {
           addJob(
             queueName: "background"
@@ -70,11 +70,15 @@ async def test_design_use_case_3_scheduled_tasks_as_written_is_refused_naming_de
             data: { delay: 86400000 } # Run in 24 hours
           ) {
             id
+            state
+            delayedUntil
           }
         }"""
     )
-    assert code_of(result) == "INVALID_PAYLOAD"
-    assert result["errors"][0]["extensions"]["fields"] == ["delay"]
+    job = data["addJob"]
+    assert job["state"] == "DELAYED"
+    due = datetime.fromisoformat(job["delayedUntil"])
+    assert abs((due - before).total_seconds() - 86_400) < 60, due
 
 
 async def test_delay_option_schedules_the_job(api: Api) -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from pydantic import BaseModel
 
-from conveyor import Conveyor, load_settings
+from conveyor import Conveyor, JobState, load_settings
 from conveyor.queue.errors import InvalidPayloadError
 
 
@@ -78,3 +78,20 @@ def test_a_handler_registered_without_a_model_takes_precedence_over_a_declared_o
         return None
 
     assert app.validate_payload("background", "greet", {"anything": 1}) == {"anything": 1}
+
+
+async def test_a_cleanup_with_delay_in_its_data_is_delayed_and_an_explicit_delay_option_wins(
+    producer: Conveyor,
+) -> None:
+    queue = producer.queue("background")
+    from_data = await producer.add("background", "cleanup-temp-files", {"delay": 86_400_000})
+    from_option = await producer.add("background", "cleanup-temp-files", {"delay": 86_400_000}, delay_ms=5_000)
+    plain = await producer.add("background", "cleanup-temp-files", {})
+    jobs = {job_id: await queue.get_job(job_id) for job_id in (from_data, from_option, plain)}
+    due = {job_id: job.delay_until for job_id, job in jobs.items()}
+    assert jobs[from_data].state is JobState.DELAYED
+    assert due[from_data] is not None
+    assert abs((due[from_data] - jobs[from_data].created_at).total_seconds() - 86_400) < 1  # type: ignore[operator]
+    assert due[from_option] is not None
+    assert abs((due[from_option] - jobs[from_option].created_at).total_seconds() - 5) < 1  # type: ignore[operator]
+    assert jobs[plain].state is not JobState.DELAYED

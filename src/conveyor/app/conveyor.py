@@ -237,19 +237,33 @@ class Conveyor:
         When no live worker advertises the job type on that queue, a WARNING is logged (at most once a minute
         per type; `warn_unserved=False`: not at all; `unserved_warning` gives the text). The job is added all
         the same: a worker may start later."""
-        opts = options or job_options(**option_fields)
-        job_id = await self.queue(queue).add(job_type, self.validate_payload(queue, job_type, data), opts)
+        payload = self.validate_payload(queue, job_type, data)
+        opts = self._delay_from_payload(queue, job_type, payload, options or job_options(**option_fields))
+        job_id = await self.queue(queue).add(job_type, payload, opts)
         if warn_unserved:
             await self._log_if_unserved(queue, [job_type])
         return job_id
 
     async def add_bulk(self, queue: str, jobs: Sequence[NewJob], *, warn_unserved: bool = True) -> list[str]:
         """Enqueue many jobs at once; all are validated before any is written. Warns as `add` does."""
-        checked = [NewJob(j.type, self.validate_payload(queue, j.type, j.data), j.options) for j in jobs]
+        checked = []
+        for job in jobs:
+            payload = self.validate_payload(queue, job.type, job.data)
+            checked.append(NewJob(job.type, payload, self._delay_from_payload(queue, job.type, payload, job.options)))
         ids = await self.queue(queue).add_bulk(checked)
         if warn_unserved:
             await self._log_if_unserved(queue, [job.type for job in jobs])
         return ids
+
+    def _delay_from_payload(self, queue: str, job_type: str, payload: Any, options: JobOptions) -> JobOptions:
+        """A payload model may name a field (`DELAY_FIELD`) that delays its job, as the design note's
+        `cleanup-temp-files` does with `data: {delay: 86400000}`; an explicit `delay_ms` option wins."""
+        model = self.payload_model(queue, job_type)
+        field_name = getattr(model, "DELAY_FIELD", None)
+        delay = payload.get(field_name) if field_name and isinstance(payload, dict) else None
+        if not isinstance(delay, int) or options.delay_ms:
+            return options
+        return options.model_copy(update={"delay_ms": delay})
 
     async def unserved_warning(self, queue: str, job_types: Collection[str]) -> str | None:
         """A warning when no live worker advertises some of `job_types` on `queue`, else None (also when Redis

@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,10 +38,14 @@ class CleanupRequest(Repeating):
     """Delete files matching `pattern` older than `older_than_hours` in `directory` (relative to, and never
     outside, `CONVEYOR_CLEANUP_ROOT`; default: the root itself)."""
 
+    # The design note's form, `data: {delay: 86400000}`: run this many ms after it is added (the job's delay).
+    DELAY_FIELD: ClassVar[str] = "delay"
+
     directory: str | None = None
     pattern: str = "*"
     older_than_hours: float = Field(default=24.0, ge=0)
     dry_run: bool = False
+    delay: int | None = Field(default=None, ge=0, description="ms until it runs; the job option delay_ms wins")
 
 
 class OptimizeIndexRequest(Repeating):
