@@ -8,7 +8,9 @@ Redis says happened.
 
 The duplicate bound: a job runs at most twice when its worker stops or dies while the handler runs (the healthy
 worker runs it again once the lock lapses; the stopped one, resumed, may finish its run, and its completion is
-refused). A job taken but not started when the worker stopped never runs there: its lock is checked first.
+refused). A job taken but not started when the worker stopped never runs there: its lock is checked first. A
+stopped worker's fetch queued behind its wait runs only within half a lock of the wait's start, so it takes at
+most one job, never one requeued from its own stalled slots.
 """
 
 from __future__ import annotations
@@ -158,7 +160,8 @@ async def test_an_idle_worker_stopped_past_its_lock_runs_nothing_stale_and_the_q
     assert histogram == {1: len(during) + len(after)}  # nothing was running when it froze: no duplicate
     assert_nothing_stale_ran(ledger, frozen.pid, resumed_at)
     waits = pickup_s(ledger, during)
-    # A job the frozen worker's queued fetch took waits for its lock to lapse; every other one is served at once.
+    # A job the frozen worker's queued fetch took (if one came within its lease) waits for its lock to lapse;
+    # every other one is served at once.
     assert waits[-2] < PICKUP_S, waits
     assert waits[-1] < RECOVERY_S, waits
     assert max(pickup_s(ledger, after)) < PICKUP_S, pickup_s(ledger, after)
@@ -205,6 +208,28 @@ async def test_a_worker_killed_again_and_again_under_load_loses_nothing(
     histogram = await assert_invariants(app, ledger, added)
     duplicates = sum(count for runs, count in histogram.items() if runs > 1)
     assert duplicates <= kills * 10, (kills, histogram)  # at most the jobs running at each kill
+
+
+async def test_a_worker_stopped_while_a_job_runs_does_not_take_that_job_back_while_stopped(
+    app: Conveyor, workers: WorkerProcesses, ledger: Ledger
+) -> None:
+    healthy = start_worker(workers, ledger, concurrency=1)
+    long = await add_jobs(app, 1, 6.0)  # keeps the healthy worker's only slot: its fetcher does not wait
+    await wait_until(lambda: len(ledger.runs()) == 1)
+    frozen = start_worker(workers, ledger, concurrency=10)
+    await wait_until(lambda: fetchers_waiting(app, 1))
+    job = await add_jobs(app, 1, 6.0)
+    await wait_until(lambda: len(ledger.runs()) == 2)
+    os.kill(frozen.pid, signal.SIGSTOP)
+    # The lock of its running job lapses and the healthy worker's stalled check requeues the job (a first stall),
+    # with the stopped worker's fetch still queued behind its wait: it must not take the job back (a second
+    # stall would fail it for good).
+    await asyncio.sleep(RECOVERY_S)
+    os.kill(frozen.pid, signal.SIGCONT)
+    histogram = await assert_invariants(app, ledger, long | job)
+    assert histogram == {1: 1, 2: 1}, histogram  # the interrupted job ran again, on the healthy worker
+    (job_id,) = job
+    assert [pid for pid, _ in ledger.runs()[job_id]] == [frozen.pid, healthy.pid]
 
 
 @pytest.fixture
