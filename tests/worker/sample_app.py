@@ -2,7 +2,8 @@
 `python -m tests.worker.sample_app QUEUES CONCURRENCY`.
 
 Handlers record each execution in Redis (`test:runs:<job id>` counters, a `test:order` list) so tests can check
-exactly-once completion and ordering across processes.
+exactly-once completion and ordering across processes. The `ledger` handler notes each start in a file outside
+Redis (`TEST_LEDGER`: one line `<job id> <pid> <unix time>` per run), for tests that take Redis' word for nothing.
 """
 
 from __future__ import annotations
@@ -51,7 +52,22 @@ def create_app() -> Conveyor:
             record(ctx)
             return os.getpid()
 
+        @app.handler(queue, "ledger")
+        async def ledger_job(payload: dict[str, Any], ctx: JobContext) -> int:
+            note_start(ctx.job.id)
+            await asyncio.sleep(float(payload.get("seconds", 0.02)))
+            return os.getpid()
+
     return app
+
+
+def note_start(job_id: str) -> None:
+    """Append one line for this run to the ledger file (one short O_APPEND write: lines never interleave)."""
+    fd = os.open(os.environ["TEST_LEDGER"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{job_id} {os.getpid()} {time.time():.6f}\n".encode())
+    finally:
+        os.close(fd)
 
 
 async def main(queues: list[str], concurrency: int) -> None:

@@ -126,6 +126,10 @@ class QueueKeys:
         """The lock of an active job; its value is the owning worker's token."""
         return f"{self.base}{job_id}:lock"
 
+    def fetch_lease(self, token: str) -> str:
+        """The lease of a fetch sent behind a blocking wait (Conveyor's: `QueueScripts.wait_then_move_to_active`)."""
+        return f"{self.prefix}:conveyor:fetch-lease:{self.queue}:{token}"
+
     def logs(self, job_id: str) -> str:
         """The list of a job's log lines."""
         return f"{self.base}{job_id}:logs"

@@ -21,6 +21,7 @@ import asyncio
 import weakref
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import hiredis
@@ -132,6 +133,15 @@ def _as_value(reply: Any) -> Any:
     return reply
 
 
+@dataclass(frozen=True)
+class Lease:
+    """How long a script sent behind a wait may still run (`DirectLane.wait_then_run`): `key` lives `ms`."""
+
+    key: str
+    ms: int
+    after: Sequence[Any]  # a command sent after the script's EXEC, e.g. to undo what a lapsed wait consumed
+
+
 class DirectLane:
     """The lane of one client (see the module docstring)."""
 
@@ -182,15 +192,39 @@ class DirectLane:
         return replies
 
     async def wait_then_run(
-        self, wait: Sequence[Any], script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
+        self,
+        wait: Sequence[Any],
+        script: AsyncScript,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        lease: Lease | None = None,
     ) -> tuple[Any, Any]:
         """A blocking command and then a script call, in one write: Redis runs the script as soon as the wait
         returns, without a round trip in between. For `usable` lanes only. Returns both replies (the script's
         error reply as a value, `NoScriptError` if Redis forgot it); raises when the connection failed, and then
-        the caller cannot know whether the script ran."""
+        the caller cannot know whether the script ran.
+
+        With a `lease`, the script runs only if the wait returns within the lease (its key is set with a TTL and
+        WATCHed, the script sent in MULTI/EXEC; a watched key that expires aborts EXEC): the script's reply is
+        then None if the lease lapsed. `lease.after` is sent last, whatever happened."""
         wire = await self._connected()
-        waited, ran = await wire.call_many([wait, ("EVALSHA", script.sha, len(keys), *keys, *args)])
-        return waited, ran
+        call = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        if lease is None:
+            waited, ran = await wire.call_many([wait, call])
+            return waited, ran
+        replies = await wire.call_many(
+            [
+                ("SET", lease.key, "1", "PX", lease.ms),
+                ("WATCH", lease.key),
+                wait,
+                ("MULTI",),
+                call,
+                ("EXEC",),
+                lease.after,
+            ]
+        )
+        executed = replies[5]
+        return replies[2], None if executed is None else _as_value(executed[0])
 
     async def command(self, *args: Any) -> Any:
         """One command over the lane (`usable` lanes only): it reaches Redis before any later call on the lane."""

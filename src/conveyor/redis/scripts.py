@@ -21,6 +21,7 @@ from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
 from conveyor.redis.coalescing import ScriptCoalescer
+from conveyor.redis.fetch_lease import fetch_lease
 from conveyor.redis.keys import QueueKeys
 from conveyor.redis.lane import DirectLane, lane_for
 from conveyor.redis.script_errors import raise_for_code
@@ -156,16 +157,18 @@ class QueueScripts:
         return _fetched(await self._run("moveToActive", keys, args))
 
     async def wait_then_move_to_active(
-        self, lane: DirectLane, *, wait_s: float, token: str, lock_ms: int, worker: str, timestamp: int
+        self, lane: DirectLane, *, wait_s: float, token: str, lock_ms: int, lease_ms: int, worker: str, timestamp: int
     ) -> FetchedJob:
         """`moveToActive` sent right behind a blocking wait for the wake-up marker (BZPOPMIN), on `lane` (the
         fetcher's own): Redis runs it the moment the wait returns, whether a marker came or the wait timed out.
         Its `timestamp` is the time the wait began, so the caller corrects `processedOn` (`restamp_started`).
         Raises `NoScriptError` when Redis forgot the script (the marker was popped all the same: fetch again
-        the usual way, which loads it)."""
+        the usual way, which loads it). Runs only if the wait returns within `lease_ms` (see `fetch_lease`): else
+        nothing is taken."""
         keys, args = self._move_to_active_call(token, lock_ms, worker, timestamp)
         wait = ("BZPOPMIN", self.keys.marker, wait_s)
-        _, raw = await lane.wait_then_run(wait, self._script("moveToActive"), keys, args)
+        lease = fetch_lease(self.keys, token, lease_ms)
+        _, raw = await lane.wait_then_run(wait, self._script("moveToActive"), keys, args, lease)
         if isinstance(raw, Exception):
             raise raw
         return _fetched(raw)

@@ -55,6 +55,7 @@ class ActiveJob:
     handed_back: bool = False
     finishing: bool = False  # the handler has returned; its outcome is being recorded
     passed_slot: bool = False  # its slot went to a prefetched job while this one was being recorded
+    lock_since: float = 0.0  # monotonic time no later than when its lock was last set for a full lock duration
 
     @classmethod
     def from_fetched(cls, fetched: FetchedJob, token: str, runner: QueueRunner) -> ActiveJob:

@@ -57,9 +57,13 @@ class LockRenewer:
             jobs = list(runner.active.values())
             if not jobs:
                 continue
+            sent = time.monotonic()
             lost = await runner.scripts.extend_locks(
                 [job.job_id for job in jobs], [job.token for job in jobs], self.lock_ms
             )
+            for job in jobs:  # renewed: a prefetched one starts without checking its lock again (see `fencing`)
+                if job.job_id not in lost:
+                    job.lock_since = max(job.lock_since, sent)
             tokens = {job.job_id: job.token for job in jobs}
             for job_id in lost:
                 # A job that finished while the renewal was in flight has no lock to renew: not a loss.

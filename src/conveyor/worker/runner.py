@@ -10,6 +10,9 @@ refills the buffer.
 
 When the fetcher waits for new work and has nothing else to decide, it sends `moveToActive` right behind its
 blocking wait, in one write: Redis takes the job for it the moment one arrives, a round trip sooner.
+
+A job taken ahead of its start (behind a wait, prefetched, or by a fetch whose reply came late) starts only if
+its lock is still this worker's (`conveyor.worker.fencing`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from conveyor.redis.script_errors import ScriptError
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.attempt import ActiveJob, execute, record
 from conveyor.worker.batching import Batcher
+from conveyor.worker.fencing import lock_still_ours
 from conveyor.worker.fetched import taken_despite
 from conveyor.worker.handler import Handler, HandlerLookup
 from conveyor.worker.hooks import AttemptEnd, AttemptStart, HookSet
@@ -43,6 +47,8 @@ from conveyor.worker.routing import JobTypeRouting
 from conveyor.worker.waiting import MarkerWait, warn_if_failed
 
 log = logging.getLogger(__name__)
+
+Taken = tuple[FetchedJob, str, float]  # a job moved to active, its lock token, when the fetch was sent (monotonic)
 
 PREFETCH_MAX_JOB_S = 0.05  # prefetch only while handlers take at most this long: a prefetched job delays a
 # higher-priority job that arrives later by about one handler run
@@ -159,7 +165,7 @@ class QueueRunner:
         self._closing = True
         self._wake.set()
 
-    async def _next_job(self) -> tuple[FetchedJob, str] | None:
+    async def _next_job(self) -> Taken | None:
         failures = 0
         while not self._closing:
             try:
@@ -181,7 +187,7 @@ class QueueRunner:
             log.error("queue %s: fetching a job failed; retrying in %.2f s", self.queue.name, delay, exc_info=exc)
         await asyncio.sleep(delay)
 
-    async def _try_fetch(self) -> tuple[FetchedJob, str] | None:
+    async def _try_fetch(self) -> Taken | None:
         """One step of the fetch loop: take a job if there is reason to look, else wait for a wake-up."""
         now = self.now_ms()
         if 0 < self._block_until_ms <= now:
@@ -198,7 +204,7 @@ class QueueRunner:
         await self._wait_for_marker()
         return None
 
-    async def _fetch(self, now: int) -> tuple[FetchedJob, str] | None:
+    async def _fetch(self, now: int) -> Taken | None:
         verdict = await self.admission.verdict(now, self.config.concurrency - self._busy_slots + 1)
         if verdict is None:
             self._block_until_ms = 0  # wait for a wake-up: new work or a freed slot (which looks again)
@@ -207,10 +213,11 @@ class QueueRunner:
             self._block_until_ms = now + verdict  # this worker's own rate limit
             return None
         token = uuid.uuid4().hex  # the lock value: every later state change must present it
+        sent = time.monotonic()
         fetched = await self._take(token, now)
         self._just_fetched = bool(fetched.job_id)
         if fetched.job_id:
-            return fetched, token
+            return fetched, token, sent
         self._came_back_empty(fetched, now)
         return None
 
@@ -244,12 +251,13 @@ class QueueRunner:
             and not self.config.global_concurrency
         )
 
-    async def _wait_and_fetch(self, now: int) -> tuple[FetchedJob, str] | None:
+    async def _wait_and_fetch(self, now: int) -> Taken | None:
         """Wait for the marker with `moveToActive` queued behind the wait: a job that arrives is taken without a
         round trip after the wake-up. The script stamps `processedOn` with the time the wait began, so that is
         set again once the job is in hand (before it starts, and ahead of its completion on the same lane)."""
         token = uuid.uuid4().hex
         config = self.config
+        sent = time.monotonic()  # the job may be taken any time after this: `lock_still_ours` checks at its start
         try:
             fetched = await self.waits.pop_then_fetch(
                 self._wake, token=token, lock_ms=config.lock_ms, worker=config.worker_name, timestamp=now
@@ -264,13 +272,13 @@ class QueueRunner:
             return None
         self._just_fetched = True
         if self._closing:
-            await self._give_back(self._hold(fetched, token))
+            await self._give_back(self._hold(fetched, token, sent))
             return None
         started = self.now_ms()
         fetched.fields["processedOn"] = str(started)
         restamping = self.scripts.restamp_started(fetched.job_id, started)
         restamping.add_done_callback(warn_if_failed("record a job's start time"))
-        return fetched, token
+        return fetched, token, sent
 
     async def _has_waiting(self) -> bool:
         """Two cheap reads instead of an empty `moveToActive` (about ten Redis calls). Also notes whether there
@@ -292,8 +300,9 @@ class QueueRunner:
 
     # --- running ---------------------------------------------------------------------------------------
 
-    def _hold(self, fetched: FetchedJob, token: str) -> ActiveJob:
+    def _hold(self, fetched: FetchedJob, token: str, sent: float) -> ActiveJob:
         job = ActiveJob.from_fetched(fetched, token, self)
+        job.lock_since = sent
         self.active[job.job_id] = job  # from now on its lock is renewed and it can be cancelled
         return job
 
@@ -335,11 +344,14 @@ class QueueRunner:
     async def _run_one(self, job: ActiveJob, fetch_next: bool) -> ActiveJob | None:
         """Run and record one job; returns the job fetch-next handed over, if any. Sets `job.passed_slot` when a
         prefetched job took over the slot while this one was being recorded."""
+        if not await lock_still_ours(self.scripts, job, self.config.lock_ms, time.monotonic()):
+            self._forget(job)  # someone else's now: stopped or stalled past its lock before it could start
+            return None
         job.task = asyncio.current_task()
         self.active[job.job_id] = job
         start = AttemptStart(job.ctx.job, job.fields, job.wait_s(self.now_ms())) if self.hooks.hooks else None
         began = time.monotonic()
-        outcome, error, fetched = "lost", None, None
+        outcome, error, fetched, sent = "lost", None, None, 0.0
         try:
             with self.hooks.around_attempt(start) if start else contextlib.nullcontext():
                 if start:
@@ -355,6 +367,7 @@ class QueueRunner:
                     self._grow_buffer()
                 fetch = fetch_next and not self._closing and (refill or not job.passed_slot)
                 self._incoming += refill
+                sent = time.monotonic()
                 try:
                     outcome, fetched = await record(self, job, result, error, fetch)
                 finally:
@@ -371,11 +384,11 @@ class QueueRunner:
         except Exception:  # a bug or a script that errored on the job's hash: this slot keeps serving
             log.exception("job %s of %s: its outcome could not be recorded", job.job_id, self.queue.name)
         finally:
-            del self.active[job.job_id]
+            self._forget(job)
             self.processed += 1
         if start and outcome != "lost":
             self.hooks.attempt_ended(AttemptEnd(job.ctx.job, outcome, time.monotonic() - began, error))
-        return self._hold(fetched, job.token) if fetched is not None else None
+        return self._hold(fetched, job.token, sent) if fetched is not None else None
 
     # --- prefetching ------------------------------------------------------------------------------------
 
@@ -422,6 +435,7 @@ class QueueRunner:
 
     async def _prefetch_one(self) -> None:
         token = uuid.uuid4().hex
+        sent = time.monotonic()
         try:
             fetched = await self._take(token, self.now_ms())
         except (ScriptError, ResponseError, *CONNECTION_FAILURES) as exc:
@@ -430,17 +444,23 @@ class QueueRunner:
         finally:
             self._incoming -= 1
         if fetched.job_id:
-            await self._offer(self._hold(fetched, token))
+            await self._offer(self._hold(fetched, token, sent))
         else:
             self._backlog = False
 
     async def _give_back(self, job: ActiveJob) -> None:
         """Return a job that was never started to waiting (shutting down), without counting an attempt."""
-        self.active.pop(job.job_id, None)
+        self._forget(job)
         try:
             await self.scripts.hand_back(job.job_id, job.token)
         except (ScriptError, *CONNECTION_FAILURES) as exc:
             log.warning("could not hand back job %s (%s); the stalled check will requeue it", job.job_id, exc)
+
+    def _forget(self, job: ActiveJob) -> None:
+        """Stop tracking `job` (its lock is no longer renewed). A job of the same id taken again since, under a
+        new token (after this process was stopped past the lock), stays."""
+        if self.active.get(job.job_id) is job:
+            del self.active[job.job_id]
 
     # --- control from the worker -----------------------------------------------------------------------
 

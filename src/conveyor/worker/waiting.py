@@ -24,6 +24,9 @@ from conveyor.redis.scripts import FetchedJob
 log = logging.getLogger(__name__)
 
 IDLE_BLOCK_S = 30.0  # longest blocking wait on the marker; a new job still wakes the fetcher at once
+LEASE_FRACTION = 0.5  # of the lock duration: a fetch behind a wait runs only if the wait returns within this
+# (see `conveyor.redis.fetch_lease`); less than the two thirds of a lock after which a stopped worker's jobs
+# can be requeued, so its queued fetch never takes them back
 
 
 class MarkerWait:
@@ -75,7 +78,13 @@ class MarkerWait:
         scripts = self.queue.scripts
         call = asyncio.ensure_future(
             scripts.wait_then_move_to_active(
-                self.lane, wait_s=IDLE_BLOCK_S, token=token, lock_ms=lock_ms, worker=worker, timestamp=timestamp
+                self.lane,
+                wait_s=IDLE_BLOCK_S,
+                token=token,
+                lock_ms=lock_ms,
+                lease_ms=int(lock_ms * LEASE_FRACTION),
+                worker=worker,
+                timestamp=timestamp,
             )
         )
         await _first_of(call, stop)

@@ -1,0 +1,63 @@
+"""The lease of a fetch sent behind a blocking wait: it runs only if the wait returns within the lease, and a wait
+that outlasted it leaves the wake-up marker for another worker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from conveyor.queue.queue import Queue
+from conveyor.redis.lane import DirectLane, close_lane, lane_for
+from conveyor.redis.scripts import FetchedJob
+
+
+@pytest.fixture
+async def queue(redis_url: str) -> AsyncIterator[Queue]:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    yield Queue(client, "leased")
+    close_lane(client)
+    await client.aclose()
+
+
+@pytest.fixture
+async def fetcher(redis_url: str) -> AsyncIterator[DirectLane]:
+    """The fetcher's own connection (a lane of a client of its own, as a worker's blocking client has)."""
+    client = Redis.from_url(redis_url, decode_responses=True)
+    lane = lane_for(client, name="conveyor-fetcher")
+    yield lane
+    close_lane(client)
+    await client.aclose()
+
+
+async def wait_and_fetch(queue: Queue, lane: DirectLane, lease_ms: int) -> FetchedJob:
+    await queue.scripts.move_to_active(token="t0", lock_ms=5000, worker="w", timestamp=0)  # loads the script
+    return await queue.scripts.wait_then_move_to_active(
+        lane, wait_s=5, token="t1", lock_ms=5000, lease_ms=lease_ms, worker="w", timestamp=0
+    )
+
+
+async def test_a_job_that_comes_within_the_lease_is_taken(queue: Queue, fetcher: DirectLane) -> None:
+    waiting = asyncio.ensure_future(wait_and_fetch(queue, fetcher, lease_ms=2000))
+    await asyncio.sleep(0.2)
+    job_id = await queue.add("job", {})
+    fetched = await asyncio.wait_for(waiting, 5)
+    assert fetched.job_id == job_id
+    assert await queue.client.get(queue.keys.lock(job_id)) == "t1"
+    assert not await queue.client.exists(queue.keys.fetch_lease("t1"))  # ended with the fetch
+
+
+async def test_a_job_that_comes_after_the_lease_is_left_waiting_with_its_marker(
+    queue: Queue, fetcher: DirectLane
+) -> None:
+    waiting = asyncio.ensure_future(wait_and_fetch(queue, fetcher, lease_ms=200))
+    await asyncio.sleep(0.5)  # the fetcher's process could have stopped here: its fetch must not run
+    job_id = await queue.add("job", {})
+    fetched = await asyncio.wait_for(waiting, 5)
+    assert fetched.job_id is None
+    counts = await queue.counts()
+    assert (counts.active, counts.waiting + counts.prioritized) == (0, 1)
+    assert not await queue.client.exists(queue.keys.lock(job_id))
+    assert await queue.client.zrange(queue.keys.marker, 0, -1) == ["0"]  # another worker is woken for it
