@@ -214,7 +214,8 @@ async def _add_spaced(prod: Producer, n: int, gap_s: float) -> list[float]:
 async def _pickup_latencies(client: Redis, queue: str, added: list[float], done_before: int) -> list[float]:
     """Milliseconds from each add to its handler's start (the `start` handler returns it), in the order added."""
     values = await returned_values(client, queue)
-    latest = sorted(values, key=int)[done_before:]  # generated ids count up in the order of adding
+    # Ids are random since enqueue retries became idempotent; jobs spaced apart start in the order they were added.
+    latest = sorted(values, key=values.__getitem__)[done_before:]
     return [(values[job_id] - t) * 1000 for job_id, t in zip(latest, added, strict=True)]
 
 
