@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,10 +28,14 @@ async def keeping_app(redis_url: str) -> AsyncIterator[Conveyor]:
 
 
 async def run_all(app: Conveyor, job_type: str, count: int, **options: Any) -> list[str]:
-    """Add `count` jobs and wait until a one-slot worker has finished each (finished jobs may be gone)."""
+    """Add `count` jobs one after the other, each once the previous one has finished (finished jobs may be
+    gone), so they finish in distinct milliseconds: BullMQ orders finished jobs by that time, then by id."""
+    ids = []
     async with running(app.worker([KEEPING], {KEEPING: 1})):
-        ids = [await app.add(KEEPING, job_type, {"i": i}, **options) for i in range(count)]
-        await wait_until(lambda: _none_pending(app))
+        for i in range(count):
+            ids.append(await app.add(KEEPING, job_type, {"i": i}, **options))
+            await wait_until(lambda: _none_pending(app))
+            await asyncio.sleep(0.002)  # the next one finishes in a later millisecond
     return ids
 
 
