@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Set up Conveyor in a local virtualenv from locked dependencies, then run it or its tests. Needs only Python 3.11+.
 
-    python3 bootstrap.py up              # install (requirements/run.txt), then `conveyor up` on the embedded Redis
-    python3 bootstrap.py test            # install (requirements/dev.txt), then lint, type-check and run every test
+    python3 bootstrap.py up              # install (requirements.txt), then `conveyor up` on the embedded Redis
+    python3 bootstrap.py test            # install (requirements-dev.txt), then lint, type-check and run every test
     python3 bootstrap.py lock            # re-resolve both lock files to the newest versions pyproject.toml allows
     python3 bootstrap.py upgrade-check   # try those newest versions in a throwaway venv; report, never fail
 
@@ -26,10 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-LOCKS = ROOT / "requirements"
-RUN_LOCK = LOCKS / "run.txt"
-DEV_LOCK = LOCKS / "dev.txt"
-BUILD_INPUT = LOCKS / "build.in"
+RUN_LOCK = ROOT / "requirements.txt"
+DEV_LOCK = ROOT / "requirements-dev.txt"
+BUILD_INPUT = ROOT / "requirements-build.in"
 RUN_EXTRAS = ("embedded", "otel")
 DEV_EXTRAS = (*RUN_EXTRAS, "dev")
 # What the upgrade check runs beyond lint and types: the layers every other one stands on, in about a minute.
@@ -69,7 +68,7 @@ def test(pytest_args: list[str]) -> int:
 
 
 def lock(_: list[str]) -> int:
-    """Re-resolve requirements/dev.txt (every extra) and requirements/run.txt (constrained to the same versions)."""
+    """Re-resolve requirements-dev.txt (every extra) and requirements.txt (constrained to the same versions)."""
     install(DEV_LOCK, verify=False)
     uv = str(bin_path(VENV, "uv"))
     common = ["--universal", "--python-version", "3.11", "--generate-hashes", "--upgrade", "--quiet"]
@@ -81,7 +80,7 @@ def lock(_: list[str]) -> int:
         inputs = ["pyproject.toml", rel(BUILD_INPUT)]
         code = run([uv, "pip", "compile", *inputs, *extras, *constraint, *common, "-o", rel(RUN_LOCK)])
     if code == 0:
-        print("lock files refreshed; review `git diff requirements/`, then run `python3 bootstrap.py test`")
+        print("lock files refreshed; review `git diff requirements*`, then run `python3 bootstrap.py test`")
     return code
 
 

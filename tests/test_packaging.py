@@ -53,7 +53,7 @@ def fresh_venv(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     env = tmp_path_factory.mktemp("venv")
     venv.create(env, with_pip=True)
     pip = [str(env / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    for args in (["--require-hashes", "-r", str(ROOT / "requirements" / "run.txt")], ["--no-deps", *_wheels(dist)]):
+    for args in (["--require-hashes", "-r", str(ROOT / "requirements.txt")], ["--no-deps", *_wheels(dist)]):
         done = subprocess.run([*pip, *args], capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
     return env
