@@ -73,6 +73,29 @@ async def test_job_progress_of_a_missing_job_is_an_error(api: Api) -> None:
     assert errors[0]["extensions"]["code"] == "JOB_NOT_FOUND"
 
 
+async def test_job_progress_takes_job_id_as_the_design_note_writes_it(
+    api: Api, worker_processes: WorkerProcesses
+) -> None:
+    job = await add(api, "background", "steps", {"steps": 2, "pause": 0.2})
+    design = "subscription JobProgress($jobId: ID!) { jobProgress(jobId: $jobId) { id state progress } }"
+    async with api.ws("viewer") as ws:
+        op = await ws.subscribe(design, {"jobId": job["id"]})
+        assert (await ws.next_data(op))["jobProgress"]["id"] == job["id"]
+        worker_processes.start("background")
+        updates = [m["jobProgress"] for m in await collect_until_complete(ws, op)]
+    assert updates[-1] == {"id": job["id"], "state": "COMPLETED", "progress": 100}
+
+
+async def test_job_progress_needs_exactly_one_of_id_and_job_id(api: Api) -> None:
+    both = 'subscription { jobProgress(id: "a", jobId: "a") { id } }'
+    async with api.ws() as ws:
+        op = await ws.subscribe(both)
+        message = await ws.receive()
+    assert message["id"] == op
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
 async def test_queue_stats_are_merged_and_throttled(api: Api) -> None:
     async with api.ws() as ws:
         op = await ws.subscribe(STATS)

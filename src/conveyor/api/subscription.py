@@ -57,12 +57,21 @@ def _gap(queue: str, since: str, first: str | None) -> QueueEventNode:
 
 @strawberry.type
 class Subscription:
-    @described.subscription("The job after each progress report; ends when the job finishes or is removed.")
+    @described.subscription(
+        "The job after each progress report; ends when the job finishes or is removed. The job is named by `id` "
+        "or, as in the design note, `jobId`."
+    )
     async def job_progress(
-        self, info: ApiInfo, id: strawberry.ID, queue: str | None = None
+        self,
+        info: ApiInfo,
+        id: strawberry.ID | None = None,
+        queue: str | None = None,
+        job_id: strawberry.ID | None = None,
     ) -> AsyncGenerator[JobNode, None]:
         ctx = info.context
-        job = await _locate(ctx, str(id), queue)
+        if (id is None) == (job_id is None):
+            raise ApiError(ErrorCode.BAD_USER_INPUT, "Name the job with exactly one of `id` and `jobId`.")
+        job = await _locate(ctx, str(id if id is not None else job_id), queue)
         async with ctx.hub.subscribe(job.queue) as events:
             current = await _current(ctx, job)
             last = _node(current)
