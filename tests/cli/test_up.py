@@ -179,3 +179,29 @@ async def _healthy(http: httpx.AsyncClient) -> bool:
         return (await http.get("/healthz")).status_code == 200
     except httpx.TransportError:
         return False
+
+
+async def test_up_on_a_port_in_use_says_so_in_one_line_and_starts_nothing(embedded_cli: Cli) -> None:
+    data_dir = Path(embedded_cli.env["CONVEYOR_DATA_DIR"])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = await embedded_cli.arun("up", "--port", str(port))
+    assert result.returncode == 3, result.stderr
+    assert f"127.0.0.1:{port}" in result.stderr
+    assert "--port" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Conveyor is up" not in result.stdout
+    assert not (data_dir / "redis.json").exists()  # no embedded server was started (or left running)
+
+
+async def test_up_serves_the_api_on_the_port_given_with_port(embedded_cli: Cli) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    up = embedded_cli.start("up", "--port", str(port))
+    await wait_until(lambda: f"127.0.0.1:{port}/graphql" in embedded_cli.output(up), timeout=30)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        await wait_until(lambda: _healthy(http), timeout=20, interval=0.1)
+    await _stop(embedded_cli, up)

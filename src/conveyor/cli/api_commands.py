@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from typing import Annotated
 
 import typer
@@ -16,12 +17,30 @@ from conveyor.cli.errors import RefusedError, cli_command, run_async
 from conveyor.cli.options import AppOption, JsonOption, TenantOption, open_app
 from conveyor.cli.output import print_json, say
 from conveyor.cli.session import check_tenant, connected, describe_redis
+from conveyor.config import ConfigError
 from conveyor.observability import instrument
 
 HostOption = Annotated[str | None, typer.Option("--host", help="Bind address (default: CONVEYOR_API_HOST).")]
 PortOption = Annotated[int | None, typer.Option("--port", help="Port (default: CONVEYOR_API_PORT).")]
 
 tokens_cli = typer.Typer(help="Create, list and revoke API tokens (roles: viewer, operator, admin).")
+
+
+def check_api_port(app: Conveyor, host: str | None = None, port: int | None = None) -> None:
+    """Fail in one line, before anything starts, when the API's address is taken (e.g. by another `up`)."""
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    config = load_api_config(app.settings, **overrides)
+    if not config.port:
+        return  # any free port
+    with socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((config.host, config.port))
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot serve the API on {config.host}:{config.port} ({exc.strerror}): is another `conveyor up` "
+                "running? Pass --port (or set CONVEYOR_API_PORT)."
+            ) from None
 
 
 async def api_service(app: Conveyor, host: str | None = None, port: int | None = None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sys
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from conveyor.app import Conveyor
-from conveyor.cli.api_commands import api_service
+from conveyor.cli.api_commands import HostOption, PortOption, api_service, check_api_port
 from conveyor.cli.errors import cli_command, run_async
 from conveyor.cli.options import AppOption, TenantOption, open_app, parse_concurrency, parse_queue_list
 from conveyor.cli.output import say
@@ -41,14 +42,20 @@ MetricsPortOption = Annotated[
 ]
 
 
-def up_services(app: Conveyor) -> list[Service]:
+def up_services(app: Conveyor, host: str | None = None, port: int | None = None) -> list[Service]:
     """What `conveyor up` runs beside its worker, each as `await service(app)` until cancelled at shutdown:
     the GraphQL API server (and the dashboard it serves)."""
-    return [api_service]
+    return [functools.partial(api_service, host=host, port=port)]
 
 
 @cli_command
-def up(processes: ProcessesOption = 1, metrics_port: MetricsPortOption = None, app_spec: AppOption = None) -> None:
+def up(
+    processes: ProcessesOption = 1,
+    metrics_port: MetricsPortOption = None,
+    host: HostOption = None,
+    port: PortOption = None,
+    app_spec: AppOption = None,
+) -> None:
     """Run Conveyor: Redis (embedded when none is configured) and a worker for every queue the app handles.
 
     The embedded Redis is attached to if one already runs in the data dir (or in a `.conveyor` of a folder
@@ -56,10 +63,12 @@ def up(processes: ProcessesOption = 1, metrics_port: MetricsPortOption = None, a
     process started.
     """
     app = open_app(app_spec, embedded=EmbeddedMode.PROJECT)
+    check_api_port(app, host, port)  # before Redis or a worker starts: nothing to clean up
+    services = up_services(app, host, port)
     if processes > 1:
         options = _child_options(app_spec, None, [], None)
-        raise typer.Exit(_supervise(app, processes, options, banner=_up_banner, services=up_services(app)))
-    _run_in_process(app, None, {}, banner=_up_banner, services=up_services(app), metrics_port=metrics_port)
+        raise typer.Exit(_supervise(app, processes, options, banner=_up_banner, services=services))
+    _run_in_process(app, None, {}, banner=_up_banner, services=services, metrics_port=metrics_port)
 
 
 @cli_command
