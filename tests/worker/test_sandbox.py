@@ -164,8 +164,9 @@ async def test_a_sandboxed_handler_over_its_process_cap_fails_and_its_processes_
     assert "SandboxProcessLimitError" in job.failed_reason  # type: ignore[attr-defined]
     pids = _pids(tmp_path / "pids")
     # As root the cap is the parent's count every 50 ms (the kernel's RLIMIT_NPROC does not bind root), so a
-    # fast handler may start all 40 before it is seen: what holds is the failure, and that none survive.
-    assert len(pids) > 10
+    # fast handler may start all 40 before it is seen, and the last pids may not be written down yet when the
+    # group is killed: what holds is the failure, and that none of the processes it started survive.
+    assert pids
     await wait_until(lambda: _none_alive(pids), timeout=5)
 
 
