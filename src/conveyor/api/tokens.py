@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 
 from conveyor.errors import ConveyorError
 from conveyor.queue.tenants import TenantStore
+from conveyor.redis.cluster import is_cluster
 from conveyor.redis.keys import ConveyorKeys
 
 TOKEN_PREFIX = "cvy"
@@ -69,9 +70,10 @@ class IssuedToken:
     info: TokenInfo
 
 
-def api_tokens_key(prefix: str) -> str:
-    """The Redis hash holding every API token (field: token id; value: JSON with the secret's SHA-256)."""
-    return ConveyorKeys(prefix).api_tokens
+def api_tokens_key(prefix: str, *, tagged: bool = False) -> str:
+    """The Redis hash holding every API token (field: token id; value: JSON with the secret's SHA-256);
+    `tagged` on a cluster."""
+    return ConveyorKeys(prefix, tagged).api_tokens
 
 
 def _digest(secret: str) -> str:
@@ -83,7 +85,7 @@ class TokenStore:
 
     def __init__(self, client: Redis, prefix: str) -> None:
         self.client = client
-        self.key = api_tokens_key(prefix)
+        self.key = api_tokens_key(prefix, tagged=is_cluster(client))
         self.tenants = TenantStore(client, prefix)
 
     async def create(

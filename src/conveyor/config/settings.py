@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     redis_db: int = Field(default=0, ge=0)
     redis_sentinels: str | None = Field(default=None, description="host:port,host:port of Sentinels")
     redis_sentinel_master: str = "mymaster"
+    redis_cluster_nodes: str | None = Field(
+        default=None, description="host:port,host:port of Redis Cluster nodes (any reachable ones; the rest are found)"
+    )
 
     conveyor_data_dir: Path = Path(".conveyor")
     conveyor_state_dir: Path | None = Field(
@@ -135,10 +138,23 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("redis_cluster_nodes")
+    @classmethod
+    def _check_cluster_nodes(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{entry!r} is not host:port; give e.g. 10.0.0.1:7000,10.0.0.2:7000")
+        if not value.strip(" ,"):
+            raise ValueError("is empty; give host:port,host:port of cluster nodes, or unset it")
+        return value
+
     @property
     def redis_configured(self) -> bool:
         """True when the user pointed Conveyor at a Redis; False means the embedded server is used."""
-        return bool(self.redis_url or self.redis_host or self.redis_sentinels)
+        return bool(self.redis_url or self.redis_host or self.redis_sentinels or self.redis_cluster_nodes)
 
     def queue_settings(self) -> dict[str, QueueSettings]:
         """The standard queues with the design's defaults, then the configured ones (which may override)."""

@@ -32,9 +32,9 @@ RECONCILE_AFTER_S = 5.0  # with no progress for this long, ask the queue about u
 DONE, FAILED, LOST = "done", "failed", "lost"
 
 
-def fanout_key(prefix: str, queue: str, parent_id: str) -> str:
-    """The hash of a parent job's finished children (see `ConveyorKeys.fanout`)."""
-    return ConveyorKeys(prefix).fanout(queue, parent_id)
+def fanout_key(prefix: str, queue: str, parent_id: str, *, tagged: bool = False) -> str:
+    """The hash of a parent job's finished children (see `ConveyorKeys.fanout`); `tagged` on a cluster."""
+    return ConveyorKeys(prefix, tagged).fanout(queue, parent_id)
 
 
 def child_job_id(parent_id: str, item: str) -> str:

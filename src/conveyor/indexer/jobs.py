@@ -29,6 +29,7 @@ from conveyor.indexer.store import CodeIndex, IndexOutcome
 from conveyor.indexer.walker import RepoFile, absolute, walk_repository
 from conveyor.queue.options import JobOptions
 from conveyor.queue.queue import NewJob
+from conveyor.redis.cluster import is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,8 @@ class IndexingJobs:
 
     def tracker(self, queue: str, parent: str) -> FanoutTracker:
         """The record of a `full-index` job's finished children."""
-        return FanoutTracker(self.app.client, fanout_key(self.app.settings.conveyor_prefix, queue, parent))
+        key = fanout_key(self.app.settings.conveyor_prefix, queue, parent, tagged=is_cluster(self.app.client))
+        return FanoutTracker(self.app.client, key)
 
     async def index_file(self, request: IndexFileRequest, ctx: JobContext) -> dict[str, Any]:
         """`index-file`: index one file; a child of a `full-index` also records how it ended."""

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from conveyor.observability.process import ProcessMetrics
 from conveyor.observability.store import MetricDeltas, MetricsStore
+from conveyor.redis.cluster import is_cluster
 from conveyor.redis.keys import QueueKeys
 from conveyor.worker.hooks import AttemptEnd, AttemptStart, WorkerHook
 
@@ -124,7 +125,7 @@ class MetricsRecorder(WorkerHook):
         client: Redis = self.store.client
         pipe = client.pipeline(transaction=False)
         for queue, job_id in stalled:
-            pipe.hget(QueueKeys(self.prefix, queue).job(job_id), "name")
+            pipe.hget(QueueKeys(self.prefix, queue, is_cluster(client)).job(job_id), "name")
         for (queue, _), job_type in zip(stalled, await pipe.execute(), strict=True):
             deltas.count("stalled", queue, job_type or UNKNOWN_TYPE)
 

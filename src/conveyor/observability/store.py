@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from conveyor.redis.keys import MetricsKeys
+from conveyor.redis.cluster import is_cluster
+from conveyor.redis.keys import ConveyorKeys, MetricsKeys
 
 COUNTERS = ("completed", "failed", "retried", "stalled", "dead_lettered")
 # Wait time spans milliseconds (idle workers) to hours (a backlog); run time, milliseconds to the 30-minute jobs.
@@ -93,7 +94,14 @@ class MetricsStore:
 
     def __init__(self, client: Callable[[], Redis], keys: MetricsKeys) -> None:
         self._client = client  # a getter: an app's client exists only once the app is connected
-        self.keys = keys
+        self._keys = keys
+
+    @property
+    def keys(self) -> MetricsKeys:
+        """The metrics keys, hash-tagged when the client (known once connected) is a cluster's."""
+        conveyor = self._keys.conveyor
+        tagged = is_cluster(self.client)
+        return self._keys if conveyor.tagged == tagged else MetricsKeys(ConveyorKeys(conveyor.prefix, tagged))
 
     @property
     def client(self) -> Redis:

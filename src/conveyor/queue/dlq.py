@@ -27,7 +27,6 @@ from conveyor.queue.job import AttemptRecord, Job, JobState, from_ms, parse_hist
 from conveyor.queue.options import JobOptions
 from conveyor.queue.queue import Queue
 from conveyor.queue.source import QueueSource
-from conveyor.redis.keys import ConveyorKeys
 
 DEFAULT_MAX_ENTRIES = 10_000  # per queue; the oldest letters are dropped beyond it
 MAX_SELECTION = 10_000  # letters one replay or purge may act on
@@ -279,7 +278,7 @@ class DeadLetters:
     def __init__(self, queue: Queue, *, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self.queue = queue
         self.client = queue.client
-        self.keys = ConveyorKeys(queue.keys.prefix)
+        self.keys = queue.conveyor_keys
         self.index = self.keys.dead_letters(queue.name)
         self.entries = self.keys.dead_letter_entries(queue.name)
         self.max_entries = max_entries

@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from conveyor.queue.errors import QueueError
+from conveyor.redis.cluster import is_cluster
 from conveyor.redis.keys import QueueKeys
 
 log = logging.getLogger(__name__)
@@ -309,7 +310,7 @@ class EventHub:
         Raises:
             InvalidEventIdError: `since` is not a stream id.
         """
-        return EventSubscription(self, QueueKeys(self.prefix, queue), since)
+        return EventSubscription(self, QueueKeys(self.prefix, queue, is_cluster(self.client)), since)
 
     def join(self, keys: QueueKeys, feed: _Feed) -> _Reader:
         """Register a subscriber's feed, starting the queue's reader if none runs; returns the reader."""

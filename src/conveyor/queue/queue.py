@@ -27,9 +27,10 @@ from conveyor.queue.errors import (
 from conveyor.queue.hooks import Enqueue, ProducerHooks
 from conveyor.queue.job import Job, JobState, new_job_id
 from conveyor.queue.options import JobOptions, bullmq_options
+from conveyor.redis.cluster import is_cluster
 from conveyor.redis.connection import decoding, describe_client
 from conveyor.redis.connection import redis_call as _redis_call
-from conveyor.redis.keys import ConveyorKeys, QueueKeys
+from conveyor.redis.keys import ConveyorKeys
 from conveyor.redis.script_errors import JobMissingError, JobNotInStateError, QueueHasActiveJobsError
 from conveyor.redis.scripts import QueueScripts
 
@@ -106,8 +107,9 @@ class Queue:
             )
         self.client = decoding(client)
         self.name = name
-        self.keys = QueueKeys(prefix, name)
-        self.conveyor_keys = ConveyorKeys(prefix)
+        # On a Redis Cluster, the queue's keys share its hash tag: one slot per queue (see `conveyor.redis.keys`).
+        self.conveyor_keys = ConveyorKeys(prefix, tagged=is_cluster(self.client))
+        self.keys = self.conveyor_keys.queue_keys(name)
         self.defaults = defaults or QueueSettings()
         self.max_payload_bytes = max_payload_bytes
         self.scripts = QueueScripts(self.client, self.keys)

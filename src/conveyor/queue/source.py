@@ -34,4 +34,4 @@ class QueueSource(Protocol):
 def namespace(source: QueueSource) -> tuple[Redis, ConveyorKeys]:
     """The client and key schema of a source's namespace (a tenant's view has its own prefix)."""
     first = source.queue(source.queue_names[0])
-    return first.client, ConveyorKeys(first.keys.prefix)
+    return first.client, first.conveyor_keys

@@ -29,7 +29,8 @@ from conveyor.config import RateLimit
 from conveyor.queue.errors import InvalidOptionsError, QueueError
 from conveyor.queue.options import JobOptions
 from conveyor.queue.queue import NewJob, Queue
-from conveyor.redis.keys import ConveyorKeys, QueueKeys
+from conveyor.redis.cluster import is_cluster
+from conveyor.redis.keys import ConveyorKeys
 
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 QUOTA_CACHE_S = 1.0  # how stale a queue's view of its tenant's quotas may be
@@ -95,7 +96,7 @@ class TenantStore:
 
     def __init__(self, client: Redis, prefix: str) -> None:
         self.client = client
-        self.keys = ConveyorKeys(prefix)
+        self.keys = ConveyorKeys(prefix, is_cluster(client))
 
     def prefix_of(self, tenant: str) -> str:
         """The key prefix of a tenant's namespace."""
@@ -180,7 +181,7 @@ class TenantQueue(Queue):
         """Jobs not yet started across the tenant's queues (waiting, paused, prioritized, delayed)."""
         pipe = self.client.pipeline(transaction=False)
         for name in self.siblings:
-            keys = QueueKeys(self.keys.prefix, name)
+            keys = self.conveyor_keys.queue_keys(name)
             pipe.llen(keys.wait)
             pipe.llen(keys.paused)
             pipe.zcard(keys.prioritized)

@@ -35,9 +35,16 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from conveyor.config.errors import ConfigError
 from conveyor.config.settings import Settings
+from conveyor.redis.cluster import async_cluster_client, is_cluster, parse_cluster_nodes, sync_cluster_client
 from conveyor.redis.discovery import EmbeddedMode, find_embedded
 from conveyor.redis.embedded import EmbeddedRedis
-from conveyor.redis.errors import CONNECTION_FAILURES, RedisUnavailableError, RedisVersionError, typed_error
+from conveyor.redis.errors import (
+    CLUSTER_FAILURES,
+    CONNECTION_FAILURES,
+    RedisUnavailableError,
+    RedisVersionError,
+    typed_error,
+)
 from conveyor.redis.packing import ENCODING_ERRORS, pack_command
 from conveyor.redis.registry import ServerRegistry
 from conveyor.redis.server_binary import MIN_REDIS_VERSION, is_supported_version, parse_redis_version
@@ -59,10 +66,12 @@ _BACKOFF_CAP_S = 1.0
 
 @dataclass(frozen=True, repr=False)
 class RedisTarget:
-    """Where Redis is and how to log in: a URL, a host and port, or a set of Sentinels and a master name.
+    """Where Redis is and how to log in: a URL, a host and port, a set of Sentinels and a master name, or the
+    startup nodes of a Redis Cluster.
 
-    Exactly one of `url`, `host` or `sentinels` is set. `password` applies to the Redis server (for a URL,
-    only if the URL carries none); `sentinel_password` to the Sentinels themselves, which often have none.
+    Exactly one of `url`, `host`, `sentinels` or `cluster_nodes` is set. `password` applies to the Redis server
+    (for a URL, only if the URL carries none); `sentinel_password` to the Sentinels themselves, which often have
+    none.
     """
 
     url: str | None = None
@@ -73,22 +82,31 @@ class RedisTarget:
     sentinels: tuple[tuple[str, int], ...] = ()
     sentinel_master: str = "mymaster"
     sentinel_password: str | None = None
+    cluster_nodes: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
-        modes = sum((self.url is not None, self.host is not None, bool(self.sentinels)))
+        modes = sum((self.url is not None, self.host is not None, bool(self.sentinels), bool(self.cluster_nodes)))
         if modes != 1:
             raise ConfigError(
-                "A Redis target needs exactly one of a URL (REDIS_URL), a host (REDIS_HOST) "
-                "or Sentinels (REDIS_SENTINELS)."
+                "A Redis target needs exactly one of a URL (REDIS_URL), a host (REDIS_HOST), "
+                "Sentinels (REDIS_SENTINELS) or cluster nodes (REDIS_CLUSTER_NODES)."
             )
+        if self.cluster_nodes and self.db:
+            raise ConfigError("A Redis Cluster has only database 0: unset REDIS_DB (or set it to 0).")
+
+    @property
+    def is_cluster(self) -> bool:
+        """True for a Redis Cluster target (its clients are `RedisCluster`s, its keys hash-tagged per queue)."""
+        return bool(self.cluster_nodes)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisTarget | None:
         """Build the target from settings: REDIS_URL wins, then REDIS_HOST/PORT/PASSWORD/DB, then
-        REDIS_SENTINELS (+ REDIS_SENTINEL_MASTER, REDIS_PASSWORD, REDIS_DB). None when none is set.
+        REDIS_SENTINELS (+ REDIS_SENTINEL_MASTER, REDIS_PASSWORD, REDIS_DB), then REDIS_CLUSTER_NODES
+        (+ REDIS_PASSWORD). None when none is set.
 
         Raises:
-            ConfigError: REDIS_SENTINELS is not a `host:port,host:port` list.
+            ConfigError: REDIS_SENTINELS or REDIS_CLUSTER_NODES is not a `host:port,host:port` list.
         """
         if settings.redis_url:
             return cls(url=settings.redis_url, password=settings.redis_password)
@@ -106,6 +124,12 @@ class RedisTarget:
                 password=settings.redis_password,
                 db=settings.redis_db,
             )
+        if settings.redis_cluster_nodes:
+            return cls(
+                cluster_nodes=parse_cluster_nodes(settings.redis_cluster_nodes),
+                password=settings.redis_password,
+                db=settings.redis_db,
+            )
         return None
 
     def describe(self) -> str:
@@ -114,6 +138,8 @@ class RedisTarget:
             return mask_url(self.url)
         if self.host is not None:
             return f"redis://{self.host}:{self.port}/{self.db}"
+        if self.cluster_nodes:
+            return "redis cluster via " + ",".join(f"{host}:{port}" for host, port in self.cluster_nodes)
         sentinels = ",".join(f"{host}:{port}" for host, port in self.sentinels)
         return f"sentinel master {self.sentinel_master!r} via {sentinels} (db {self.db})"
 
@@ -129,6 +155,8 @@ class RedisTarget:
             name: the CLIENT SETNAME name, shown by CLIENT LIST (e.g. `conveyor:worker:<id>`).
         """
         options = self._options(blocking=blocking, name=name, retry=_async_retry())
+        if self.cluster_nodes:
+            return async_cluster_client(self.cluster_nodes, options)
         if self.sentinels:
             client = Redis(connection_pool=self._async_sentinel_pool(options), single_connection_client=blocking)
             client.auto_close_connection_pool = True  # the client owns its pool, as with master_for()
@@ -143,6 +171,8 @@ class RedisTarget:
     def sync_client(self, *, name: str | None = None) -> SyncRedis:
         """A synchronous client for the CLI and test fixtures, with the non-blocking client's options."""
         options = self._options(blocking=False, name=name, retry=_sync_retry())
+        if self.cluster_nodes:
+            return sync_cluster_client(self.cluster_nodes, options)
         if self.sentinels:
             client = SyncRedis(connection_pool=self._sync_sentinel_pool(options))
             client.auto_close_connection_pool = True
@@ -303,6 +333,8 @@ def decoding(client: Redis) -> Redis:
     The bullmq Python port hands handlers empty job data when given a client without `decode_responses`;
     Conveyor accepts such a client from a caller and simply talks through a decoding twin instead.
     """
+    if is_cluster(client):
+        return client  # Conveyor's own cluster clients always decode (see `RedisTarget.client`)
     pool = client.connection_pool
     if pool.connection_kwargs.get("decode_responses"):
         return client
@@ -318,7 +350,9 @@ def decoding(client: Redis) -> Redis:
 
 def describe_client(client: Redis | SyncRedis) -> str:
     """Where a client connects, for messages: `redis://host:port/db`, `unix:///path?db=n` or a Sentinel
-    master — never the password."""
+    master, or a cluster — never the password."""
+    if is_cluster(client):
+        return "redis cluster"
     pool = client.connection_pool
     kwargs = pool.connection_kwargs
     db = kwargs.get("db", 0)
@@ -343,9 +377,12 @@ def redis_call(
         async def call(*args: P.args, **kwargs: P.kwargs) -> T:
             try:
                 return await func(*args, **kwargs)
-            except (RedisConnectionError, RedisTimeoutError, ResponseError) as exc:
+            except (RedisConnectionError, RedisTimeoutError, ResponseError, *CLUSTER_FAILURES) as exc:
                 client = getattr(args[0], "client", None) if args else None
-                target = describe_client(client) if isinstance(client, Redis | SyncRedis) else "Redis"
+                if is_cluster(client):
+                    target = "redis cluster"
+                else:
+                    target = describe_client(client) if isinstance(client, Redis | SyncRedis) else "Redis"
                 error = typed_error(exc, target, outcome)
                 if error is None:
                     raise

@@ -5,15 +5,27 @@ from __future__ import annotations
 
 import re
 
+from redis.exceptions import (
+    ClusterDownError,
+    OutOfMemoryError,
+    RedisClusterUnreachableError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conveyor.errors import ConveyorError
 
-CONNECTION_FAILURES = (RedisConnectionError, RedisTimeoutError, OSError, OutOfMemoryError)
-"""What a call raises when Redis could not serve it: unreachable, the connection broke, or out of memory (an
-OOM refusal wrote nothing and passes when memory is freed, like an outage): retry, reconnect, or report."""
+CLUSTER_FAILURES = (ClusterDownError, TryAgainError, SlotNotCoveredError, RedisClusterUnreachableError)
+"""What a Redis Cluster answers while a primary fails over or a slot moves (CLUSTERDOWN, TRYAGAIN, a slot no node
+serves yet, no node reachable): passing, like an outage."""
+
+CONNECTION_FAILURES = (RedisConnectionError, RedisTimeoutError, OSError, OutOfMemoryError, *CLUSTER_FAILURES)
+"""What a call raises when Redis could not serve it: unreachable, the connection broke, out of memory (an OOM
+refusal wrote nothing and passes when memory is freed, like an outage), or a cluster failing over: retry,
+reconnect, or report."""
 
 
 class RedisUnavailableError(ConveyorError):
@@ -51,7 +63,7 @@ def is_out_of_memory(error: BaseException) -> bool:
 def typed_error(error: BaseException, target: str, outcome: str) -> ConveyorError | None:
     """The Conveyor error that reports a redis-py error of a call to `target` (`outcome` says what was done:
     "nothing was written"), or None when the error is not one of Redis' failures."""
-    if isinstance(error, RedisConnectionError | RedisTimeoutError):
+    if isinstance(error, RedisConnectionError | RedisTimeoutError | CLUSTER_FAILURES):
         return RedisUnavailableError(target, f"{error} ({outcome})")
     if is_out_of_memory(error):
         done = _commands_done(error)

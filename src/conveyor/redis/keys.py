@@ -3,6 +3,13 @@
 BullMQ keeps a queue under `<prefix>:<queue>:<suffix>` and a job under `<prefix>:<queue>:<id>` (with
 `:lock`, `:logs`, `:dependencies` beside it). Conveyor adds a worker registry and a cancel channel under
 `<prefix>:conveyor:*` so that Node BullMQ tools never mistake them for queues.
+
+On a Redis Cluster (`tagged=True`) every key of one queue carries the queue's name as a hash tag:
+`bull:{indexing}:wait`, `bull:{indexing}:<job id>`, `bull:conveyor:fetch-lease:{indexing}:<token>`. All of them
+hash to one slot, as BullMQ's scripts need (a script may touch only keys of the node it runs on), and different
+queues spread over the shards. For Node BullMQ that is the queue named `{indexing}` under prefix `bull`. The keys
+shared by every queue (workers, metrics, schedules, tenants, dead letters, API tokens) carry the tag
+`{conveyor}`: `bull:{conveyor}:workers`, so the scripts and transactions that combine them stay in one slot.
 """
 
 from __future__ import annotations
@@ -33,15 +40,21 @@ QUEUE_SUFFIXES = (
 
 @dataclass(frozen=True)
 class QueueKeys:
-    """Every key of one queue, in BullMQ's layout."""
+    """Every key of one queue, in BullMQ's layout; with `tagged`, under the queue's hash tag (for a cluster)."""
 
     prefix: str
     queue: str
+    tagged: bool = False
+
+    @cached_property
+    def segment(self) -> str:
+        """How the queue's name appears in its keys: `indexing`, or `{indexing}` when tagged."""
+        return f"{{{self.queue}}}" if self.tagged else self.queue
 
     @cached_property
     def base(self) -> str:
         """`<prefix>:<queue>:` — the key prefix BullMQ's scripts take as ARGV (job keys are base + id)."""
-        return f"{self.prefix}:{self.queue}:"
+        return f"{self.prefix}:{self.segment}:"
 
     # One property per BullMQ queue structure (`keys.wait`, `keys.waiting_children`, …).
     @property
@@ -128,7 +141,7 @@ class QueueKeys:
 
     def fetch_lease(self, token: str) -> str:
         """The lease of a fetch sent behind a blocking wait (Conveyor's: `QueueScripts.wait_then_move_to_active`)."""
-        return f"{self.prefix}:conveyor:fetch-lease:{self.queue}:{token}"
+        return f"{self.prefix}:conveyor:fetch-lease:{self.segment}:{token}"
 
     def logs(self, job_id: str) -> str:
         """The list of a job's log lines."""
@@ -147,7 +160,7 @@ class QueueKeys:
     @property
     def qualified_name(self) -> str:
         """`<prefix>:<queue>`: how BullMQ names a queue inside a job's `parent` field (`queueKey`)."""
-        return f"{self.prefix}:{self.queue}"
+        return f"{self.prefix}:{self.segment}"
 
     def dependencies(self, job_id: str) -> str:
         """Set of a parent job's pending children (their full job keys)."""
@@ -170,40 +183,51 @@ class QueueKeys:
 
 @dataclass(frozen=True)
 class ConveyorKeys:
-    """Keys Conveyor adds beside the queues (worker registry, cancellation)."""
+    """Keys Conveyor adds beside the queues (worker registry, cancellation); with `tagged` (a cluster), all under
+    the hash tag `{conveyor}`, in one slot."""
 
     prefix: str
+    tagged: bool = False
+
+    @cached_property
+    def ns(self) -> str:
+        """`<prefix>:conveyor`, or `<prefix>:{conveyor}` when tagged: the namespace of the keys below."""
+        return f"{self.prefix}:{{conveyor}}" if self.tagged else f"{self.prefix}:conveyor"
+
+    def queue_keys(self, queue: str) -> QueueKeys:
+        """The keys of a queue under this prefix, tagged alike."""
+        return QueueKeys(self.prefix, queue, self.tagged)
 
     @property
     def workers(self) -> str:
         """Sorted set of live worker ids, scored by their last heartbeat (Redis server time, ms)."""
-        return f"{self.prefix}:conveyor:workers"
+        return f"{self.ns}:workers"
 
     def worker(self, worker_id: str) -> str:
         """JSON describing one worker; expires when its heartbeats stop."""
-        return f"{self.prefix}:conveyor:worker:{worker_id}"
+        return f"{self.ns}:worker:{worker_id}"
 
     @property
     def cancel_channel(self) -> str:
         """Pub/sub channel announcing `<queue>:<job id>` of jobs asked to cancel."""
-        return f"{self.prefix}:conveyor:cancel"
+        return f"{self.ns}:cancel"
 
     def cancel_flag(self, queue: str, job_id: str) -> str:
         """Key set while a cancellation request for an active job is pending (survives missed messages)."""
-        return f"{self.prefix}:conveyor:cancel:{queue}:{job_id}"
+        return f"{self.ns}:cancel:{queue}:{job_id}"
 
     def fanout(self, queue: str, parent_id: str) -> str:
         """Hash of a parent job's finished children (child id -> done/failed/lost), for fan-out progress."""
-        return f"{self.prefix}:conveyor:fanout:{queue}:{parent_id}"
+        return f"{self.ns}:fanout:{queue}:{parent_id}"
 
     def rate_group(self, group: str) -> str:
         """Counter of jobs started in the current window of a rate-limit group (expires with the window)."""
-        return f"{self.prefix}:conveyor:rate:{group}"
+        return f"{self.ns}:rate:{group}"
 
     @property
     def api_tokens(self) -> str:
         """Hash of API tokens: field token id, value JSON with name, role, scopes and the secret's SHA-256."""
-        return f"{self.prefix}:conveyor:api-tokens"
+        return f"{self.ns}:api-tokens"
 
     def queue_pattern(self) -> str:
         """SCAN pattern that finds every queue's meta hash (to discover queues)."""
@@ -213,54 +237,54 @@ class ConveyorKeys:
 
     def dead_letters(self, queue: str) -> str:
         """Sorted set of a queue's dead letters: job id, scored by when it was dead-lettered (ms)."""
-        return f"{self.prefix}:conveyor:dlq:{queue}"
+        return f"{self.ns}:dlq:{queue}"
 
     def dead_letter_entries(self, queue: str) -> str:
         """Hash of a queue's dead letters: job id -> JSON copy of the job (payload, options, error history)."""
-        return f"{self.prefix}:conveyor:dlq:{queue}:entries"
+        return f"{self.ns}:dlq:{queue}:entries"
 
     def dead_letter_sweep(self, queue: str) -> str:
         """String: the finish time (ms) up to which the reconciliation sweep has checked a queue's failed jobs."""
-        return f"{self.prefix}:conveyor:dlq:{queue}:swept"
+        return f"{self.ns}:dlq:{queue}:swept"
 
     def dead_letter_sweep_lock(self, queue: str) -> str:
         """Lock key: one worker at a time sweeps a queue's failed jobs."""
-        return f"{self.prefix}:conveyor:dlq:{queue}:sweep-lock"
+        return f"{self.ns}:dlq:{queue}:sweep-lock"
 
     @property
     def dead_letter_alerts(self) -> str:
         """Sorted set of webhook alerts to send: `<queue>|<job id>|<failed at>`, scored by when to try next (ms)."""
-        return f"{self.prefix}:conveyor:dlq-alerts"
+        return f"{self.ns}:dlq-alerts"
 
     @property
     def dead_letter_alert_attempts(self) -> str:
         """Hash: alert member -> attempts made so far."""
-        return f"{self.prefix}:conveyor:dlq-alerts:attempts"
+        return f"{self.ns}:dlq-alerts:attempts"
 
     @property
     def schedules(self) -> str:
         """Hash of schedules: key -> JSON spec (cron or interval, target queue, job type, payload, options)."""
-        return f"{self.prefix}:conveyor:schedules"
+        return f"{self.ns}:schedules"
 
     @property
     def schedule_ticks(self) -> str:
         """Sorted set: schedule key, scored by its next tick (ms since the epoch)."""
-        return f"{self.prefix}:conveyor:schedules:next"
+        return f"{self.ns}:schedules:next"
 
     @property
     def scheduler_lock(self) -> str:
         """Lock key held by the one scheduler that fires ticks (value: its token)."""
-        return f"{self.prefix}:conveyor:schedules:lock"
+        return f"{self.ns}:schedules:lock"
 
     @property
     def schedules_changed(self) -> str:
         """Pub/sub channel: a schedule was added, changed or removed (wakes the scheduler)."""
-        return f"{self.prefix}:conveyor:schedules:changed"
+        return f"{self.ns}:schedules:changed"
 
     @property
     def tenants(self) -> str:
         """Hash of tenants: tenant id -> JSON (quotas, creation time)."""
-        return f"{self.prefix}:conveyor:tenants"
+        return f"{self.ns}:tenants"
 
     def job_of_key(self, key: str) -> tuple[str, str] | None:
         """`(queue, job id)` of a full job key under this prefix (as flows store children and parents), or None
@@ -269,6 +293,10 @@ class ConveyorKeys:
         if not key.startswith(head):
             return None
         queue, sep, job_id = key[len(head) :].rpartition(":")
+        if self.tagged:
+            if not (queue.startswith("{") and queue.endswith("}")):
+                return None
+            queue = queue[1:-1]
         if not sep or not queue or not job_id or ":" in queue:
             return None
         return queue, job_id
@@ -289,8 +317,8 @@ class MetricsKeys:
     @property
     def counters(self) -> str:
         """Hash of job counters; field `<counter>|<queue>|<job type>`, value an integer."""
-        return f"{self.conveyor.prefix}:conveyor:metrics:counters"
+        return f"{self.conveyor.ns}:metrics:counters"
 
     def histogram(self, name: str) -> str:
         """Hash of one histogram (`wait`, `run`); fields `b|<bucket>|<queue>|<job type>`, `sum|…`, `count|…`."""
-        return f"{self.conveyor.prefix}:conveyor:metrics:histogram:{name}"
+        return f"{self.conveyor.ns}:metrics:histogram:{name}"

@@ -6,10 +6,10 @@ timeout. Together those cost about as much as Redis needs to run the script. The
 its own, speaks RESP over an asyncio protocol with hiredis' parser, and pipelines: concurrent callers share the
 connection, each gets its own reply in order.
 
-It is used for plain TCP and unix-socket targets (the embedded default and plain `redis://` URLs). TLS and
-Sentinel targets keep redis-py's path. A script Redis forgot is loaded over the lane, once for all callers. When
-the lane cannot answer (the connection broke, a reply took too long) the call goes the usual way, which
-reconnects and retries, as it would have anyway.
+It is used for plain TCP and unix-socket targets (the embedded default and plain `redis://` URLs). TLS,
+Sentinel and Cluster targets keep redis-py's path. A script Redis forgot is loaded over the lane, once for all
+callers. When the lane cannot answer (the connection broke, a reply took too long) the call goes the usual way,
+which reconnects and retries, as it would have anyway.
 
 A worker's fetcher also keeps a lane on its blocking client: it sends the script that takes a job right behind
 its blocking wait for the wake-up marker, so Redis runs it the moment a job arrives (`wait_then_run`).
@@ -38,6 +38,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from conveyor.redis.cluster import is_cluster
 from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.packing import ENCODING, ENCODING_ERRORS, pack_command
 
@@ -147,17 +148,21 @@ class DirectLane:
 
     def __init__(self, client: Redis, name: str = "conveyor-lane") -> None:
         self.name = name
+        self.options: dict[str, Any] = {}
+        self._wire: _Wire | None = None
+        self._connecting: asyncio.Task[_Wire] | None = None
+        self._loading: dict[str, asyncio.Future[Any]] = {}  # SCRIPT LOADs in flight, by sha
+        self.usable = False
+        if is_cluster(client):
+            return  # a cluster client has no one server to talk to: its commands go redis-py's way
         pool = client.connection_pool  # no reference to the client kept: it is the weak key of its lane
-        self.options: dict[str, Any] = dict(pool.connection_kwargs)
+        self.options = dict(pool.connection_kwargs)
         self.usable = (
             type(pool) in (ConnectionPool, BlockingConnectionPool)  # not Sentinel's
             and issubclass(pool.connection_class, (Connection, UnixDomainSocketConnection))
             and not issubclass(pool.connection_class, SSLConnection)
             and self.options.get("credential_provider") is None
         )
-        self._wire: _Wire | None = None
-        self._connecting: asyncio.Task[_Wire] | None = None
-        self._loading: dict[str, asyncio.Future[Any]] = {}  # SCRIPT LOADs in flight, by sha
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Like `await script(keys=keys, args=args)`."""

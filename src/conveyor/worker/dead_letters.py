@@ -38,7 +38,6 @@ from conveyor.queue.dlq import DeadLetter, DeadLetterNotFoundError, DeadLetters
 from conveyor.queue.dlq_alerts import AlertOutbox, ClaimedAlert
 from conveyor.queue.job import AttemptRecord, Job, JobState
 from conveyor.queue.queue import Queue
-from conveyor.redis.keys import ConveyorKeys
 from conveyor.worker.context import JobInfo
 from conveyor.worker.hooks import AttemptEnd, AttemptStart, WorkerHook
 
@@ -132,7 +131,7 @@ class DeadLetterKeeper(WorkerHook):
         self.settings = settings or DeadLetterSettings()
         self.letters = {q.name: DeadLetters(q, max_entries=self.settings.max_entries) for q in queues}
         self.client = queues[0].client
-        self.keys = ConveyorKeys(queues[0].keys.prefix)
+        self.keys = queues[0].conveyor_keys
         self.outbox = AlertOutbox(self.client, self.keys, max_attempts=self.settings.webhook_attempts)
         self._clock = clock
         self._starts: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from conveyor.errors import ConveyorError
 from conveyor.queue.queue import Queue
 from conveyor.queue.schedules import MISFIRE_GRACE_MS, Schedule, Schedules, plan_tick, tick_job_id
+from conveyor.redis.cluster import is_cluster
 from conveyor.redis.connection import decoding
 from conveyor.redis.keys import ConveyorKeys
 from conveyor.worker.dead_letters import rest
@@ -65,7 +66,7 @@ class Scheduler:
     ) -> None:
         prefix = queues[0].keys.prefix if queues else "bull"
         self.client = queues[0].client if queues else decoding(client)
-        self.keys = ConveyorKeys(prefix)
+        self.keys = ConveyorKeys(prefix, is_cluster(self.client))
         self.schedules = Schedules(self.client, self.keys, clock=clock)
         self.lock_ms = lock_ms
         self.grace_ms = grace_ms

@@ -17,6 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from conveyor.queue.queue import Queue
+from conveyor.redis.cluster import is_cluster
 from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.lane import close_lane, lane_for
 from conveyor.redis.scripts import FetchedJob
@@ -24,6 +25,9 @@ from conveyor.redis.scripts import FetchedJob
 log = logging.getLogger(__name__)
 
 IDLE_BLOCK_S = 30.0  # longest blocking wait on the marker; a new job still wakes the fetcher at once
+# On a cluster a wait cannot be nudged (CLIENT UNBLOCK needs the waiting connection's id on its node, which
+# redis-py's cluster client does not expose): a wait that would be nudgeable ends by itself this soon instead.
+CLUSTER_NUDGE_POLL_S = 0.25
 LEASE_FRACTION = 0.5  # of the lock duration: a fetch behind a wait runs only if the wait returns within this
 # (see `conveyor.redis.fetch_lease`); less than the two thirds of a lock after which a stopped worker's jobs
 # can be requeued, so its queued fetch never takes them back
@@ -50,6 +54,8 @@ class MarkerWait:
         None when the wait timed out, was nudged, or `stop` was set. With `due_in_s`, the wait ends then."""
         timeout = IDLE_BLOCK_S
         timer: asyncio.TimerHandle | None = None
+        if is_cluster(self.blocking):
+            return await self._pop_unnudged(stop, CLUSTER_NUDGE_POLL_S if nudgeable else due_in_s)
         if nudgeable or due_in_s is not None:
             self._blocking_id = await (self.lane.connection_id() if self.lane else self.blocking.client_id())
         if due_in_s is not None:
@@ -64,6 +70,18 @@ class MarkerWait:
                 timer.cancel()
         if not popping.done():
             popping.cancel()  # stopping: the connection is closed with the fetcher (`close`)
+            return None
+        popped = popping.result()
+        return None if popped is None else int(float(popped[2]))
+
+    async def _pop_unnudged(self, stop: asyncio.Event, due_in_s: float | None) -> int | None:
+        """`pop` on a cluster: the wait's own timeout stands in for a nudge (Redis may end it up to a server
+        tick, 100 ms at the default `hz`, late)."""
+        timeout = IDLE_BLOCK_S if due_in_s is None else max(0.01, min(IDLE_BLOCK_S, due_in_s))
+        popping = asyncio.ensure_future(self._bzpopmin(timeout))
+        await _first_of(popping, stop)
+        if not popping.done():
+            popping.cancel()
             return None
         popped = popping.result()
         return None if popped is None else int(float(popped[2]))

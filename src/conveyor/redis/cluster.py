@@ -1,0 +1,69 @@
+"""Redis Cluster: the client Conveyor hands out for a cluster, and how the rest of the code tells it apart.
+
+On a cluster the shared client is redis-py's `redis.asyncio.cluster.RedisCluster`. It routes each command (and
+each script call, by its first key) to the primary owning the key's slot, follows MOVED/ASK redirections and
+refreshes the slot map when a primary fails over. Conveyor's key schema puts every key of one queue under one
+hash tag (`bull:{indexing}:wait`, see `conveyor.redis.keys`), so BullMQ's scripts and Conveyor's transactions
+each stay within one slot, and different queues spread over the shards.
+
+The client is typed as `redis.asyncio.Redis` where it is handed around: it speaks the same command API (commands,
+scripts, pipelines, same-slot transactions with WATCH, pub/sub). What only a single-node client has — its
+`connection_pool`, the fast lane, CLIENT ID/UNBLOCK on one connection — is reached only after `is_cluster`
+says no.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.client import Redis as SyncRedis
+from redis.cluster import ClusterNode as SyncClusterNode
+from redis.cluster import RedisCluster as SyncRedisCluster
+
+from conveyor.config.errors import ConfigError
+
+
+def parse_cluster_nodes(text: str) -> tuple[tuple[str, int], ...]:
+    """`"10.0.0.1:7000,10.0.0.2:7000"` → `(("10.0.0.1", 7000), ("10.0.0.2", 7000))`: startup nodes of a cluster
+    (any reachable node will do; the client discovers the rest).
+
+    Raises:
+        ConfigError: an entry is not `host:port` with a numeric port, or the list is empty.
+    """
+    nodes = []
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"REDIS_CLUSTER_NODES: {entry!r} is not host:port (e.g. 10.0.0.5:7000).")
+        nodes.append((host.strip("[]"), int(port)))
+    if not nodes:
+        raise ConfigError("REDIS_CLUSTER_NODES is empty; give host:port,host:port of cluster nodes or unset it.")
+    return tuple(nodes)
+
+
+def async_cluster_client(nodes: tuple[tuple[str, int], ...], options: dict[str, Any]) -> Redis:
+    """An asyncio `RedisCluster` over `nodes` with Conveyor's client options (see `RedisTarget._options`),
+    typed as `Redis` (see the module docstring). The caller closes it (`await client.aclose()`)."""
+    options = {key: value for key, value in options.items() if key not in ("db", "health_check_interval")}
+    client = AsyncRedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+        # A pool per node big enough for a worker's concurrent calls: an exhausted pool raises, never waits.
+        max_connections=1000,
+        **options,
+    )
+    return cast(Redis, client)
+
+
+def sync_cluster_client(nodes: tuple[tuple[str, int], ...], options: dict[str, Any]) -> SyncRedis:
+    """A synchronous `RedisCluster` over `nodes` (for the CLI and test fixtures), typed as `redis.Redis`."""
+    options = {key: value for key, value in options.items() if key not in ("db", "health_check_interval")}
+    client = SyncRedisCluster(startup_nodes=[SyncClusterNode(host, port) for host, port in nodes], **options)
+    return cast(SyncRedis, client)
+
+
+def is_cluster(client: object) -> bool:
+    """Whether `client` is a Redis Cluster client (asyncio or sync, or a pipeline of one)."""
+    return isinstance(client, AsyncRedisCluster | SyncRedisCluster) or type(client).__name__ == "ClusterPipeline"

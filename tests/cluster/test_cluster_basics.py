@@ -1,0 +1,61 @@
+"""Conveyor on a Redis Cluster: each queue's keys in one slot, queues spread over the shards, and the core path
+(enqueue, bulk enqueue, a worker that runs, retries, delays and prioritises jobs) working end to end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
+
+from conveyor import Conveyor, JobContext, JobState, NewJob
+from conveyor.redis.cluster import is_cluster
+from conveyor.redis.keys import QueueKeys
+from tests.cluster.servers import TestCluster
+from tests.support import running, wait_until
+
+
+async def _state_is(app: Conveyor, queue: str, job_id: str, state: JobState) -> bool:
+    return await app.queue(queue).state_of(job_id) is state
+
+
+async def test_cluster_app_uses_a_cluster_client_and_hash_tagged_keys(cluster_app: Conveyor) -> None:
+    assert is_cluster(cluster_app.client)
+    keys = cluster_app.queue("indexing").keys
+    assert keys.wait == "bull:{indexing}:wait"
+    assert keys.job("7") == "bull:{indexing}:7"
+    assert cluster_app.queue("indexing").conveyor_keys.workers == "bull:{conveyor}:workers"
+
+
+async def test_each_queue_sits_in_one_slot_and_queues_spread_over_the_primaries(
+    cluster_app: Conveyor, redis_cluster: TestCluster
+) -> None:
+    client = cluster_app.client
+    assert isinstance(client, RedisCluster)
+    owners = set()
+    for name in (f"q{i}" for i in range(12)):
+        keys = QueueKeys("bull", name, tagged=True)
+        slots = {client.keyslot(key) for key in (keys.wait, keys.meta, keys.job("1"), keys.lock("1"))}
+        slots.add(client.keyslot(keys.fetch_lease("token")))
+        assert len(slots) == 1
+        owners.add(redis_cluster.owner_of(keys.wait).port)
+    assert len(owners) == 3
+
+
+async def test_jobs_added_one_by_one_and_in_bulk_run_on_a_cluster(cluster_app: Conveyor) -> None:
+    ran: list[str] = []
+
+    for queue in ("indexing", "background"):
+
+        @cluster_app.handler(queue, "note")
+        async def note(payload: dict[str, Any], ctx: JobContext) -> int:
+            ran.append(ctx.job.id)
+            return int(payload["n"])
+
+    async with running(cluster_app.worker(["indexing", "background"])):
+        one = await cluster_app.add("indexing", "note", {"n": 1})
+        bulk = await cluster_app.queue("background").add_bulk([NewJob("note", {"n": n}) for n in range(50)])
+        await wait_until(lambda: len(ran) == 51)
+        await wait_until(lambda: _state_is(cluster_app, "indexing", one, JobState.COMPLETED))
+    assert sorted(ran) == sorted([one, *bulk])
+    job = await cluster_app.queue("indexing").get_job(one)
+    assert job.result == 1
