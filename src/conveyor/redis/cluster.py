@@ -14,6 +14,7 @@ says no.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -22,8 +23,11 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.client import Redis as SyncRedis
 from redis.cluster import ClusterNode as SyncClusterNode
 from redis.cluster import RedisCluster as SyncRedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from conveyor.config.errors import ConfigError
+
+_REFRESH_FAILURES = (RedisError, RedisClusterException, OSError)
 
 
 def parse_cluster_nodes(text: str) -> tuple[tuple[str, int], ...]:
@@ -67,3 +71,15 @@ def sync_cluster_client(nodes: tuple[tuple[str, int], ...], options: dict[str, A
 def is_cluster(client: object) -> bool:
     """Whether `client` is a Redis Cluster client (asyncio or sync, or a pipeline of one)."""
     return isinstance(client, AsyncRedisCluster | SyncRedisCluster) or type(client).__name__ == "ClusterPipeline"
+
+
+async def refresh_topology(client: Redis) -> None:
+    """Re-read which node serves which slot, on a cluster client (a no-op on any other).
+
+    redis-py refreshes the slot map when a command fails, but a pub/sub connection that broke tells it nothing:
+    a listener that resubscribes after a failover would keep dialling the dead primary. Listeners call this
+    before they resubscribe. A failure to reach any node is left to the next attempt.
+    """
+    if isinstance(client, AsyncRedisCluster):
+        with contextlib.suppress(*_REFRESH_FAILURES):
+            await client.nodes_manager.initialize()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from redis.asyncio import Redis
 
+from conveyor.redis.cluster import refresh_topology
 from conveyor.redis.connection import read_eviction_policy
 from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.keys import ConveyorKeys
@@ -145,6 +146,7 @@ class CancellationListener:
             except CONNECTION_FAILURES as exc:
                 log.warning("cancel listener disconnected (%s); resubscribing", exc)
                 await stopped_within(stop, 0.5)
+                await refresh_topology(self.client)  # on a cluster, the channel's node may have failed over
 
     async def _listen(self, stop: asyncio.Event) -> None:
         async with self.client.pubsub(ignore_subscribe_messages=True) as pubsub:

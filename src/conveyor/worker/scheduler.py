@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from conveyor.errors import ConveyorError
 from conveyor.queue.queue import Queue
 from conveyor.queue.schedules import MISFIRE_GRACE_MS, Schedule, Schedules, plan_tick, tick_job_id
-from conveyor.redis.cluster import is_cluster
+from conveyor.redis.cluster import is_cluster, refresh_topology
 from conveyor.redis.connection import decoding
 from conveyor.redis.keys import ConveyorKeys
 from conveyor.worker.dead_letters import rest
@@ -120,6 +120,7 @@ class Scheduler:
             except REDIS_ERRORS as exc:
                 log.debug("scheduler wake-up listener reconnecting (%s)", exc)
                 await asyncio.sleep(0.5)
+                await refresh_topology(self.client)  # on a cluster, the channel's node may have failed over
 
     async def hold_lock(self) -> bool:
         """Take or renew the scheduler lock; True while this scheduler leads."""
