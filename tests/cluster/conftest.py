@@ -1,5 +1,10 @@
 """Fixtures for the Redis Cluster tests: one 3-primary, 3-replica cluster for the session, emptied before each
-test, and apps connected to it."""
+test, and apps connected to it.
+
+`app` stands in for the `app` fixture of the single-server suites that `tests/cluster/test_suites.py` runs again
+on the cluster: it is connected to the cluster and carries the handlers the suite's own fixture registers.
+`redis_url` skips a test: one that talks to a single server by URL is not a cluster test.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from conveyor import Conveyor, load_settings
+from tests.advanced.conftest import register_handlers
+from tests.advanced.test_tenants import tenants  # noqa: F401 (the tenant suite's fixture)
 from tests.cluster.servers import TestCluster
+from tests.queue.conftest import Gate, gate, register_test_handlers  # noqa: F401 (the queue suite's fixture)
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +45,37 @@ async def cluster_app(cluster_nodes: str) -> AsyncIterator[Conveyor]:
     await conveyor.connect()
     yield conveyor
     await conveyor.close()
+
+
+@pytest.fixture
+async def app(request: pytest.FixtureRequest, cluster_nodes: str) -> AsyncIterator[Conveyor]:
+    """The `app` of the suite the test comes from (its handlers, its shutdown grace), on the cluster."""
+    suite = getattr(request.function, "__module__", "")
+    grace = 1 if suite.startswith("tests.advanced.") else 2
+    conveyor = Conveyor(load_settings(redis_cluster_nodes=cluster_nodes, conveyor_shutdown_grace_s=grace))
+    suite_gate: Gate | None = None
+    if suite.startswith("tests.advanced."):
+        register_handlers(conveyor)
+    elif suite.startswith("tests.queue."):
+        suite_gate = request.getfixturevalue("gate")
+        register_test_handlers(conveyor, suite_gate)
+    await conveyor.connect()
+    yield conveyor
+    if suite_gate is not None:
+        suite_gate.open()
+    await conveyor.close()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    pytest.skip("talks to a single Redis server by URL: not a cluster test")
+
+
+@pytest.fixture
+def stock_queue() -> None:
+    pytest.skip("compares with the stock bullmq client on a single server: not a cluster test")
+
+
+@pytest.fixture
+def worker_processes() -> None:
+    pytest.skip("worker processes of the single-server sample app (test_cluster_failover runs its own)")

@@ -42,6 +42,7 @@ from conveyor.queue.options import JobOptions, bullmq_options
 from conveyor.queue.queue import Queue, encode_payload
 from conveyor.queue.source import QueueSource, namespace
 from conveyor.queue.tenants import admit
+from conveyor.redis.cluster import is_cluster
 from conveyor.redis.connection import redis_call
 from conveyor.redis.keys import ConveyorKeys
 from conveyor.redis.script_errors import raise_for_code
@@ -175,12 +176,13 @@ class Flows:
         Raises:
             UnknownQueueError / InvalidPayloadError / PayloadTooLargeError / QuotaExceededError: nothing was
                 written.
-            FlowError: more than MAX_FLOW_JOBS jobs.
+            FlowError: more than MAX_FLOW_JOBS jobs, or, on a Redis Cluster, jobs in more than one queue.
             RedisUnavailableError / RedisOutOfMemoryError: Redis cannot be reached or is full; nothing was
                 written.
         """
         if sum(1 for _ in flow.walk()) > MAX_FLOW_JOBS:
             raise FlowError(f"A flow may hold at most {MAX_FLOW_JOBS} jobs; split it into several flows.")
+        self._check_one_slot(flow)
         for name, count in Counter(job.queue for job in flow.walk()).items():
             await admit(self.queue_for(name), count)  # a tenant's quotas (and its payload limit)
         prepared: list[_Prepared] = []
@@ -200,6 +202,17 @@ class Flows:
         for job, result in zip(prepared, await pipe.execute(), strict=True):
             raise_for_code(result, job_id=job.job_id, command="addFlow")
         return tree
+
+    def _check_one_slot(self, flow: FlowJob) -> None:
+        """On a cluster, a flow's jobs must share one queue: BullMQ's scripts update a parent from its child's
+        script, which may touch only keys of one slot, and each queue has a slot of its own."""
+        queues = sorted({job.queue for job in flow.walk()})
+        if len(queues) > 1 and is_cluster(self.client):
+            raise FlowError(
+                f"On a Redis Cluster a flow must keep all its jobs in one queue (each queue lives in its own hash "
+                f"slot, and a child finishing updates its parent atomically); this one spans {', '.join(queues)}. "
+                "Put the flow's jobs in one queue, or link the steps yourself (a handler that adds the next job)."
+            )
 
     async def add_chain(self, steps: Sequence[FlowJob]) -> list[str]:
         """Add a chain (`steps[0]` runs first, each next one after the previous completed, reading its

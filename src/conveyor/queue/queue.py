@@ -331,11 +331,10 @@ class Queue:
         cancelled (no retries). Returns the state the job was in."""
         state = await self.state_of(job_id)
         if state is JobState.ACTIVE:
-            flag = self.conveyor_keys.cancel_flag(self.name, job_id)
-            pipe = self.client.pipeline(transaction=False)
-            pipe.set(flag, uuid.uuid4().hex, ex=24 * 3600)
-            pipe.publish(self.conveyor_keys.cancel_channel, f"{self.name}:{job_id}")
-            await pipe.execute()
+            # The flag first (it outlives a missed message), then the message; not pipelined: a cluster's
+            # pipelines cannot carry a PUBLISH.
+            await self.client.set(self.conveyor_keys.cancel_flag(self.name, job_id), uuid.uuid4().hex, ex=24 * 3600)
+            await self.client.publish(self.conveyor_keys.cancel_channel, f"{self.name}:{job_id}")
         elif state in (JobState.COMPLETED, JobState.FAILED):
             raise JobStateError(f"Job {job_id!r} already {state.value}; nothing to cancel.")
         elif state is JobState.UNKNOWN:

@@ -280,8 +280,8 @@ class Schedules:
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(self.keys.schedules, spec.key, _record(spec, queue.defaults, created, now))
         pipe.zadd(self.keys.schedule_ticks, {spec.key: next_tick(spec, now)})
-        pipe.publish(self.keys.schedules_changed, spec.key)
         await pipe.execute()
+        await self._announce(spec.key)
         return await self.get(spec.key)
 
     async def get(self, key: str) -> Schedule:
@@ -307,9 +307,14 @@ class Schedules:
         pipe = self.client.pipeline(transaction=True)
         pipe.hdel(self.keys.schedules, key)
         pipe.zrem(self.keys.schedule_ticks, key)
-        pipe.publish(self.keys.schedules_changed, key)
-        removed, _, _ = await pipe.execute()
+        removed, _ = await pipe.execute()
+        await self._announce(key)
         return bool(removed)
+
+    async def _announce(self, key: str) -> None:
+        """Wake the scheduler: a schedule changed. Sent after the change (a cluster's transactions cannot carry a
+        PUBLISH, and a scheduler woken before the change is written would read the old schedule)."""
+        await self.client.publish(self.keys.schedules_changed, key)
 
     # --- for the scheduler ------------------------------------------------------------------------------
 

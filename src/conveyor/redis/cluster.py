@@ -23,7 +23,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.client import Redis as SyncRedis
 from redis.cluster import ClusterNode as SyncClusterNode
 from redis.cluster import RedisCluster as SyncRedisCluster
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import RedisClusterException, RedisError, SlotNotCoveredError
 
 from conveyor.config.errors import ConfigError
 
@@ -83,3 +83,19 @@ async def refresh_topology(client: Redis) -> None:
     if isinstance(client, AsyncRedisCluster):
         with contextlib.suppress(*_REFRESH_FAILURES):
             await client.nodes_manager.initialize()
+
+
+async def load_script_for(client: Redis, key: str, source: str, loaded: set[str]) -> None:
+    """Make sure the primary serving `key`'s slot has the script `source` (SCRIPT LOAD there, once per node:
+    `loaded` holds the names of the nodes that have it). For script calls queued in a cluster pipeline, which
+    redis-py sends as EVALSHA without loading the script first. A failover moves the slot to a node with
+    another name, which is then loaded too (Redis does not replicate its script cache)."""
+    cluster = cast(AsyncRedisCluster, client)
+    if not cluster.nodes_manager.slots_cache:
+        await cluster.initialize()
+    node = cluster.get_node_from_key(key)
+    if node is None:
+        raise SlotNotCoveredError(f"no node serves the slot of {key!r} (the cluster is failing over)")
+    if node.name not in loaded:
+        await cluster.execute_command("SCRIPT LOAD", source, target_nodes=node)
+        loaded.add(node.name)

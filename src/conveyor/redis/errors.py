@@ -63,7 +63,7 @@ def is_out_of_memory(error: BaseException) -> bool:
 def typed_error(error: BaseException, target: str, outcome: str) -> ConveyorError | None:
     """The Conveyor error that reports a redis-py error of a call to `target` (`outcome` says what was done:
     "nothing was written"), or None when the error is not one of Redis' failures."""
-    if isinstance(error, RedisConnectionError | RedisTimeoutError | CLUSTER_FAILURES):
+    if isinstance(error, (RedisConnectionError, RedisTimeoutError, *CLUSTER_FAILURES)):
         return RedisUnavailableError(target, f"{error} ({outcome})")
     if is_out_of_memory(error):
         done = _commands_done(error)

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
+from conveyor.redis.cluster import is_cluster, load_script_for
 from conveyor.redis.coalescing import ScriptCoalescer
 from conveyor.redis.fetch_lease import fetch_lease
 from conveyor.redis.keys import QueueKeys
@@ -97,6 +98,7 @@ class QueueScripts:
         self._coalescer = ScriptCoalescer(client)
         self._lane = lane_for(client)
         self._restamps: dict[str, asyncio.Future[Any]] = {}  # start times on their way, by job id
+        self._loaded_on: dict[str, set[str]] = {}  # script name -> cluster nodes that have it (`load_script_for`)
 
     def _script(self, name: str) -> AsyncScript:
         script = self._scripts.get(name)
@@ -108,6 +110,10 @@ class QueueScripts:
     async def _run(self, name: str, keys: Sequence[str], args: Sequence[Any], pipe: Pipeline | None = None) -> Any:
         if pipe is None:
             return await self._lane.run(self._script(name), keys, args)
+        if is_cluster(self.client):
+            await load_script_for(
+                self.client, self.keys.base, script_source(name), self._loaded_on.setdefault(name, set())
+            )
         return await self._script(name)(keys=list(keys), args=list(args), client=pipe)
 
     # --- producing -------------------------------------------------------------------------------------

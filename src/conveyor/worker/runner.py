@@ -224,9 +224,12 @@ class QueueRunner:
     async def _take(self, token: str, now: int) -> FetchedJob:
         """`moveToActive`. A job the script took before it failed comes back to be failed as malformed."""
         config = self.config
+        # The start time as of now, not as of the loop step: the checks before (admission, a probe, on a cluster
+        # a first connection) may take long enough for a job added meanwhile to look started before it was made.
+        started = max(now, self.now_ms())
         try:
             return await self.scripts.move_to_active(
-                token=token, lock_ms=config.lock_ms, worker=config.worker_name, timestamp=now
+                token=token, lock_ms=config.lock_ms, worker=config.worker_name, timestamp=started
             )
         except ResponseError as exc:
             return await taken_despite(self.scripts, token, exc)
