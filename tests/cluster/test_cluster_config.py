@@ -33,3 +33,7 @@ def test_a_cluster_with_a_database_other_than_0_is_refused() -> None:
 
 def test_ipv6_nodes_in_brackets_are_parsed() -> None:
     assert parse_cluster_nodes("[::1]:7000") == (("::1", 7000),)
+
+
+def test_an_empty_node_list_counts_as_unset() -> None:
+    assert load_settings(redis_cluster_nodes="").redis_cluster_nodes is None

@@ -141,8 +141,8 @@ class Settings(BaseSettings):
     @field_validator("redis_cluster_nodes")
     @classmethod
     def _check_cluster_nodes(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+        if value is None or not value.strip():
+            return None  # unset, like an empty REDIS_URL
         for entry in filter(None, (part.strip() for part in value.split(","))):
             host, _, port = entry.rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
