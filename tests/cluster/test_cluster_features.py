@@ -1,11 +1,10 @@
-"""Features whose cluster behaviour differs from one server's, or that the adopted suites do not reach: delayed
-jobs (a server tick of precision), flows within one queue (and a clear refusal across queues), job search,
-cluster-wide metrics, API tokens, and a cancel request reaching a worker through cluster pub/sub."""
+"""Features whose cluster behaviour differs from one server's, or that the adopted suites do not reach: flows
+within one queue (and a clear refusal across queues), job search, cluster-wide metrics, API tokens, and a cancel
+request reaching a worker through cluster pub/sub."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import pytest
@@ -16,26 +15,11 @@ from conveyor.observability import instrument, metrics_asgi_app
 from conveyor.queue.flows import FlowError, FlowJob, Flows
 from conveyor.queue.search import JobFilter, scan_jobs
 from tests.observability.scraping import asgi_get, parse, value
-from tests.support import assert_latency, running, wait_until
+from tests.support import running, wait_until
 
 
 async def _state_is(app: Conveyor, queue: str, job_id: str, state: JobState) -> bool:
     return await app.queue(queue).state_of(job_id) is state
-
-
-async def test_delayed_jobs_run_within_a_server_tick_of_their_due_time(cluster_app: Conveyor) -> None:
-    lateness: list[float] = []
-
-    @cluster_app.handler("background", "due")
-    async def due(payload: dict[str, Any]) -> None:
-        lateness.append(time.time() - payload["due"])
-
-    async with running(cluster_app.worker(["background"])):
-        for delay_ms in (150, 400, 700, 1100, 1600):
-            await cluster_app.add("background", "due", {"due": time.time() + delay_ms / 1000}, delay_ms=delay_ms)
-        await wait_until(lambda: len(lateness) == 5, timeout=5)
-    # Redis ends a blocking wait on its server tick (100 ms at the default hz 10); a cluster wait is not nudged.
-    assert_latency([late * 1000 for late in lateness], promised_ms=150, what="delayed job start after its due time")
 
 
 def _flow_handlers(app: Conveyor, queue: str) -> list[str]:

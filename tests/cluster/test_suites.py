@@ -31,8 +31,6 @@ REFUSED = {name: FlowError for name in CROSS_QUEUE_FLOWS}
 # Tests whose promise differs on a cluster, each checked there by a test of its own.
 DIFFERENT_ON_CLUSTER = {
     "test_each_tenant_sees_only_its_own_jobs": "asserts the untagged key layout (tests/cluster/test_cluster_basics.py)",
-    "test_delayed_jobs_run_within_50ms_of_their_due_time": "within a server tick on a cluster (test_cluster_features)",
-    "test_wait_time_of_a_delayed_job_counts_from_its_due_time": "a delayed job may start a server tick late there",
 }
 
 

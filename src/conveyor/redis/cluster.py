@@ -15,6 +15,8 @@ says no.
 from __future__ import annotations
 
 import contextlib
+import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -23,6 +25,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.client import Redis as SyncRedis
 from redis.cluster import ClusterNode as SyncClusterNode
 from redis.cluster import RedisCluster as SyncRedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError, SlotNotCoveredError
 
 from conveyor.config.errors import ConfigError
@@ -99,3 +102,37 @@ async def load_script_for(client: Redis, key: str, source: str, loaded: set[str]
     if node.name not in loaded:
         await cluster.execute_command("SCRIPT LOAD", source, target_nodes=node)
         loaded.add(node.name)
+
+
+def connection_options(client: Redis) -> dict[str, Any]:
+    """The options a cluster client opens its node connections with (password, timeouts, client name, …)."""
+    return dict(cast(AsyncRedisCluster, client).nodes_manager.connection_kwargs)
+
+
+def slot_address(client: Redis, key: str) -> Callable[[bool], Awaitable[tuple[str, int]]]:
+    """A function giving the address of the primary serving `key`'s slot now, as the client's slot map says (read
+    first if the client has not run a command yet, or again when called with `True`: a lane reconnecting after a
+    failure, whose client may have sent nothing else that would have noticed a failover). It holds no reference to
+    the client: lanes are kept in a weak map keyed by their client.
+
+    Raises (when called):
+        redis.exceptions.ConnectionError: the client is gone, or no node serves the slot (a failover is on).
+    """
+    ref = weakref.ref(cast(AsyncRedisCluster, client))
+
+    async def address(refresh: bool) -> tuple[str, int]:
+        cluster = ref()
+        if cluster is not None and not cluster.nodes_manager.slots_cache:
+            await cluster.initialize()
+        elif cluster is not None and refresh:
+            await refresh_topology(cast(Redis, cluster))
+        node = cluster.get_node_from_key(key) if cluster is not None else None
+        if node is None:
+            raise RedisConnectionError(f"no cluster node known to serve the slot of {key!r}")
+        return node.host, int(node.port)
+
+    return address
+
+
+REDIRECTIONS = ("MOVED ", "ASK ", "CLUSTERDOWN ", "TRYAGAIN ", "MASTERDOWN ", "READONLY ")
+"""Replies of a cluster node that did not run a command because its slot is served elsewhere (or not served now)."""

@@ -17,7 +17,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from conveyor.redis.errors import CONNECTION_FAILURES
-from conveyor.redis.lane import lane_for
+from conveyor.redis.lane import DirectLane, lane_for
 
 _Call = tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]
 
@@ -25,9 +25,10 @@ _Call = tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]
 class ScriptCoalescer:
     """Sends the script calls made during one event-loop turn in a single pipeline."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, lane: DirectLane | None = None) -> None:
+        """`lane`: the one to send batches over (default: the client's own; on a cluster, give the slot's)."""
         self.client = client
-        self.lane = lane_for(client)
+        self.lane = lane or lane_for(client)
         self._pending: list[_Call] = []
         self._sending: set[asyncio.Task[None]] = set()
 

@@ -6,10 +6,13 @@ timeout. Together those cost about as much as Redis needs to run the script. The
 its own, speaks RESP over an asyncio protocol with hiredis' parser, and pipelines: concurrent callers share the
 connection, each gets its own reply in order.
 
-It is used for plain TCP and unix-socket targets (the embedded default and plain `redis://` URLs). TLS,
-Sentinel and Cluster targets keep redis-py's path. A script Redis forgot is loaded over the lane, once for all
-callers. When the lane cannot answer (the connection broke, a reply took too long) the call goes the usual way,
-which reconnects and retries, as it would have anyway.
+It is used for plain TCP and unix-socket targets (the embedded default and plain `redis://` URLs), and on a Redis
+Cluster for the calls of one queue: such a lane connects to the primary serving the queue's slot (as the cluster
+client's slot map has it when the lane connects). A node that answers MOVED, ASK, CLUSTERDOWN or TRYAGAIN did not
+run the call; the lane then closes its connection, so that it connects to the slot's new owner next time, and the
+call goes the cluster client's way. TLS and Sentinel targets keep redis-py's path. A script Redis forgot is
+loaded over the lane, once for all callers. When the lane cannot answer (the connection broke, a reply took too
+long) the call goes the usual way, which reconnects and retries, as it would have anyway.
 
 A worker's fetcher also keeps a lane on its blocking client: it sends the script that takes a job right behind
 its blocking wait for the wake-up marker, so Redis runs it the moment a job arrives (`wait_then_run`).
@@ -20,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -34,15 +37,21 @@ from redis.asyncio.connection import (
     UnixDomainSocketConnection,
 )
 from redis.commands.core import AsyncScript
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, OutOfMemoryError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from conveyor.redis.cluster import is_cluster
+from conveyor.redis.cluster import REDIRECTIONS, connection_options, is_cluster, slot_address
 from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.packing import ENCODING, ENCODING_ERRORS, pack_command
 
-_LANES: weakref.WeakKeyDictionary[Redis, DirectLane] = weakref.WeakKeyDictionary()
+_LANES: weakref.WeakKeyDictionary[Redis, dict[int, DirectLane]] = weakref.WeakKeyDictionary()
+_ANY_SLOT = -1  # the one lane of a single-server client
+
+
+class MisdirectedError(RedisConnectionError):
+    """A cluster node did not run a lane's command: the slot is served elsewhere, or by no node right now."""
 
 
 class _Wire(asyncio.Protocol):
@@ -94,7 +103,10 @@ class _Wire(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
         if isinstance(reply, hiredis.ReplyError):
-            raise _as_value(reply)
+            error = _as_value(reply)
+            if isinstance(error, MisdirectedError):
+                self.close()  # connect to the slot's owner next time
+            raise error
         return reply
 
     async def call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
@@ -107,7 +119,10 @@ class _Wire(asyncio.Protocol):
         self.transport.write(b"".join(pack_command(tuple(command)) for command in commands))
         timer = None if self.reply_timeout_s is None else loop.call_later(self.reply_timeout_s, self._expire, futures)
         try:
-            return [_as_value(await future) for future in futures]
+            replies = [_as_value(await future) for future in futures]
+            if any(isinstance(reply, MisdirectedError) for reply in replies):
+                self.close()  # connect to the slot's owner next time
+            return replies
         except BaseException:
             for future in futures:  # the rest are abandoned: no "exception never retrieved" for them
                 if not future.cancel() and not future.cancelled():
@@ -130,6 +145,8 @@ def _as_value(reply: Any) -> Any:
         message = str(reply)
         if message.startswith("OOM "):  # typed as redis-py types it, so that it is handled like an outage
             return OutOfMemoryError(message)
+        if message.startswith(REDIRECTIONS):
+            return MisdirectedError(message)
         return NoScriptError(message) if message.startswith("NOSCRIPT") else ResponseError(message)
     return reply
 
@@ -146,15 +163,22 @@ class Lease:
 class DirectLane:
     """The lane of one client (see the module docstring)."""
 
-    def __init__(self, client: Redis, name: str = "conveyor-lane") -> None:
+    def __init__(self, client: Redis, name: str = "conveyor-lane", slot_key: str | None = None) -> None:
+        """`slot_key` (on a cluster client; else ignored): a key of the slot whose primary the lane talks to."""
         self.name = name
         self.options: dict[str, Any] = {}
         self._wire: _Wire | None = None
         self._connecting: asyncio.Task[_Wire] | None = None
         self._loading: dict[str, asyncio.Future[Any]] = {}  # SCRIPT LOADs in flight, by sha
+        self._address: Callable[[bool], Awaitable[tuple[str, int]]] | None = None
+        self._connects = 0
         self.usable = False
         if is_cluster(client):
-            return  # a cluster client has no one server to talk to: its commands go redis-py's way
+            if slot_key is not None:  # without one, a cluster client has no one server to talk to
+                self.options = connection_options(client)
+                self._address = slot_address(client, slot_key)
+                self.usable = not self.options.get("ssl") and self.options.get("credential_provider") is None
+            return
         pool = client.connection_pool  # no reference to the client kept: it is the weak key of its lane
         self.options = dict(pool.connection_kwargs)
         self.usable = (
@@ -189,7 +213,7 @@ class DirectLane:
             [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
         )
         for i, ((script, keys, args), reply) in enumerate(zip(calls, replies, strict=True)):
-            if isinstance(reply, NoScriptError):
+            if isinstance(reply, NoScriptError | MisdirectedError):  # not run: load it, or send it elsewhere
                 try:
                     replies[i] = await self.run(script, keys, args)
                 except Exception as exc:
@@ -228,6 +252,9 @@ class DirectLane:
                 lease.after,
             ]
         )
+        misdirected = [reply for reply in replies if isinstance(reply, MisdirectedError)]
+        if misdirected:
+            raise misdirected[0]  # the wait and the script did not run there
         executed = replies[5]
         return replies[2], None if executed is None else _as_value(executed[0])
 
@@ -266,10 +293,15 @@ class DirectLane:
         loop = asyncio.get_running_loop()
         wire = _Wire(options.get("socket_timeout"))
         path = options.get("path")
+        if self._address is not None:
+            host, port = await self._address(self._connects > 0)  # a reconnect re-reads the cluster's slot map
+            self._connects += 1
+        else:
+            host, port = options.get("host", "localhost"), options.get("port", 6379)
         opening = (
             loop.create_unix_connection(lambda: wire, path)
             if path
-            else loop.create_connection(lambda: wire, options.get("host", "localhost"), options.get("port", 6379))
+            else loop.create_connection(lambda: wire, host, port)
         )
         await asyncio.wait_for(opening, options.get("socket_connect_timeout"))
         try:
@@ -295,16 +327,18 @@ class DirectLane:
             self._wire = None
 
 
-def lane_for(client: Redis, name: str = "conveyor-lane") -> DirectLane:
-    """The lane of `client` (one per client, shared by every queue using it); `name` is its CLIENT SETNAME."""
-    lane = _LANES.get(client)
+def lane_for(client: Redis, name: str = "conveyor-lane", slot_key: str | None = None) -> DirectLane:
+    """The lane of `client` (one per client, shared by every queue using it; on a cluster one per slot, of
+    `slot_key`'s slot, and none usable without a key); `name` is its CLIENT SETNAME."""
+    slot = key_slot(slot_key.encode()) if slot_key is not None and is_cluster(client) else _ANY_SLOT
+    lanes = _LANES.setdefault(client, {})
+    lane = lanes.get(slot)
     if lane is None:
-        lane = _LANES[client] = DirectLane(client, name)
+        lane = lanes[slot] = DirectLane(client, name, None if slot == _ANY_SLOT else slot_key)
     return lane
 
 
 def close_lane(client: Redis) -> None:
-    """Close `client`'s lane, if it has one."""
-    lane = _LANES.pop(client, None)
-    if lane is not None:
+    """Close `client`'s lanes, if it has any."""
+    for lane in _LANES.pop(client, {}).values():
         lane.close()

@@ -95,10 +95,15 @@ class QueueScripts:
         self.client = client
         self.keys = keys
         self._scripts: dict[str, AsyncScript] = {}
-        self._coalescer = ScriptCoalescer(client)
-        self._lane = lane_for(client)
+        self._lane = lane_for(client, slot_key=keys.base)  # on a cluster: the lane of the queue's slot
+        self._coalescer = ScriptCoalescer(client, self._lane)
         self._restamps: dict[str, asyncio.Future[Any]] = {}  # start times on their way, by job id
         self._loaded_on: dict[str, set[str]] = {}  # script name -> cluster nodes that have it (`load_script_for`)
+
+    @property
+    def lane(self) -> DirectLane:
+        """The fast lane of this queue's calls (on a cluster, to the primary serving the queue's slot)."""
+        return self._lane
 
     def _script(self, name: str) -> AsyncScript:
         script = self._scripts.get(name)

@@ -25,8 +25,8 @@ from conveyor.redis.scripts import FetchedJob
 log = logging.getLogger(__name__)
 
 IDLE_BLOCK_S = 30.0  # longest blocking wait on the marker; a new job still wakes the fetcher at once
-# On a cluster a wait cannot be nudged (CLIENT UNBLOCK needs the waiting connection's id on its node, which
-# redis-py's cluster client does not expose): a wait that would be nudgeable ends by itself this soon instead.
+# On a cluster without lanes (TLS) a wait cannot be nudged (CLIENT UNBLOCK needs the waiting connection's id on its
+# node, which redis-py's cluster client does not expose): a wait that would be nudgeable ends by itself this soon.
 CLUSTER_NUDGE_POLL_S = 0.25
 LEASE_FRACTION = 0.5  # of the lock duration: a fetch behind a wait runs only if the wait returns within this
 # (see `conveyor.redis.fetch_lease`); less than the two thirds of a lock after which a stopped worker's jobs
@@ -39,8 +39,8 @@ class MarkerWait:
     def __init__(self, queue: Queue, blocking: Redis) -> None:
         self.queue = queue
         self.blocking = blocking
-        lane = lane_for(blocking, name="conveyor-fetcher")
-        self.lane = lane if lane.usable and lane_for(queue.client).usable else None
+        lane = lane_for(blocking, name="conveyor-fetcher", slot_key=queue.keys.marker)
+        self.lane = lane if lane.usable and queue.scripts.lane.usable else None
         self._blocking_id: int | None = None  # of the waiting connection, while a nudgeable wait is on
         self._unblocking: asyncio.Future[Any] | None = None
 
@@ -54,7 +54,7 @@ class MarkerWait:
         None when the wait timed out, was nudged, or `stop` was set. With `due_in_s`, the wait ends then."""
         timeout = IDLE_BLOCK_S
         timer: asyncio.TimerHandle | None = None
-        if is_cluster(self.blocking):
+        if self.lane is None and is_cluster(self.blocking):
             return await self._pop_unnudged(stop, CLUSTER_NUDGE_POLL_S if nudgeable else due_in_s)
         if nudgeable or due_in_s is not None:
             self._blocking_id = await (self.lane.connection_id() if self.lane else self.blocking.client_id())
@@ -108,7 +108,7 @@ class MarkerWait:
         await _first_of(call, stop)
         if not call.done():
             with contextlib.suppress(*CONNECTION_FAILURES):
-                await self.queue.client.client_unblock(await self.lane.connection_id())
+                await self._unblock(await self.lane.connection_id())
             done, _ = await asyncio.wait({call}, timeout=5)
             if not done:
                 self.lane.close()  # Redis did not answer: the call fails with the connection
@@ -118,8 +118,15 @@ class MarkerWait:
         """End the current wait now (it returns as if timed out), if one is on and was started nudgeable."""
         if self._blocking_id is None:
             return
-        self._unblocking = asyncio.ensure_future(self.queue.client.client_unblock(self._blocking_id))
+        self._unblocking = asyncio.ensure_future(self._unblock(self._blocking_id))
         self._unblocking.add_done_callback(warn_if_failed("unblock the fetcher on time"))
+
+    async def _unblock(self, client_id: int) -> Any:
+        """CLIENT UNBLOCK the waiting connection. On a cluster, over the queue's lane: the connection waits on
+        the node serving the queue's slot, and ids are per node."""
+        if is_cluster(self.queue.client):
+            return await self.queue.scripts.lane.command("CLIENT", "UNBLOCK", client_id)
+        return await self.queue.client.client_unblock(client_id)
 
     def close(self) -> None:
         """Close the waiting connection, if it is a lane (redis-py's is closed with its client)."""
