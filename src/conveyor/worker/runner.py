@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 import uuid
@@ -107,6 +108,9 @@ class QueueRunner:
         self._just_fetched = False
         self._backlog = True  # finishing jobs fetch the next one while the queue has a backlog
         self._slot_tasks: set[asyncio.Task[None]] = set()
+        # Slot tasks start from the runner's context, not from the attempt that passed them a slot: a slot
+        # started inside an attempt would otherwise log every later line with that attempt's job fields.
+        self._slot_context = contextvars.copy_context()
         self._batchers: dict[str, Batcher] = {}
         self._ready: deque[ActiveJob] = deque()  # prefetched: active and locked in Redis, not started yet
         self._incoming = 0  # prefetches in flight
@@ -308,7 +312,9 @@ class QueueRunner:
 
     def _start(self, job: ActiveJob) -> None:
         """Run `job` in a new slot task; the caller has taken the slot."""
-        task = asyncio.create_task(self._run_slot(job), name=f"slot:{self.queue.name}")
+        task = asyncio.create_task(
+            self._run_slot(job), name=f"slot:{self.queue.name}", context=self._slot_context.copy()
+        )
         job.task = task  # from now on a shutdown waits for it (through its grace period), even before it runs
         self._slot_tasks.add(task)
         task.add_done_callback(self._slot_tasks.discard)
@@ -377,12 +383,14 @@ class QueueRunner:
                 raise
             cast("asyncio.Task[None]", asyncio.current_task()).uncancel()
         except ScriptError as exc:
-            log.warning("job %s of %s lost before it finished: %s", job.job_id, self.queue.name, exc)
+            log.warning("job %s of %s lost before it finished: %s", job.job_id, self.queue.name, exc,
+                        extra=job.log_fields)  # fmt: skip
         except CONNECTION_FAILURES as exc:
             log.error("job %s of %s: Redis unavailable at finish (%s); the stalled check will requeue it",
-                      job.job_id, self.queue.name, exc)  # fmt: skip
+                      job.job_id, self.queue.name, exc, extra=job.log_fields)  # fmt: skip
         except Exception:  # a bug or a script that errored on the job's hash: this slot keeps serving
-            log.exception("job %s of %s: its outcome could not be recorded", job.job_id, self.queue.name)
+            log.exception("job %s of %s: its outcome could not be recorded", job.job_id, self.queue.name,
+                          extra=job.log_fields)  # fmt: skip
         finally:
             self._forget(job)
             self.processed += 1
