@@ -485,6 +485,19 @@ class QueueRunner:
             job.task.cancel()
         return True
 
+    def in_threads(self) -> list[ActiveJob]:
+        """Jobs whose sync handler still runs in a thread (it cannot be interrupted)."""
+        return [job for job in self.active.values() if job.ctx.in_thread and job.task is not None]
+
+    def abandon(self, jobs: list[ActiveJob]) -> None:
+        """Stop waiting for these jobs' threads: their locks are no longer renewed, nothing is recorded for
+        them here, and the stalled-job check requeues them once their locks lapse."""
+        for job in jobs:
+            job.handed_back = True  # its task ends quietly
+            self._forget(job)
+            if job.task is not None:
+                job.task.cancel()
+
     def holds(self, job_id: str, token: str) -> bool:
         """True while this runner runs (or has prefetched) the job under that lock token and has not begun to
         record its outcome: a lock deleted by that recording is no loss."""
@@ -493,11 +506,16 @@ class QueueRunner:
 
     async def hand_back(self) -> int:
         """Return every still-running job to waiting without counting an attempt (end of a shutdown grace
-        period), and every prefetched one. Returns how many were handed back."""
+        period), and every prefetched one. Returns how many were handed back.
+
+        A sync handler running in a thread is not handed back: the thread cannot be stopped, and the job would
+        run in two places at once. Its job stays here, its lock renewed, until the thread returns (see
+        `in_threads`)."""
         if self._prefetching:
             await asyncio.wait(self._prefetching, timeout=5)
         self._ready.clear()
-        jobs = [job for job in self.active.values() if not job.finishing]  # finishing ones are being stored
+        # Finishing ones are being stored.
+        jobs = [job for job in self.active.values() if not job.finishing and not job.ctx.in_thread]
         for job in jobs:
             job.handed_back = True
             job.ctx.cancelled.set()
