@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -57,6 +58,13 @@ def create_app() -> Conveyor:
             note_start(ctx.job.id)
             await asyncio.sleep(float(payload.get("seconds", 0.02)))
             return os.getpid()
+
+        @app.handler(queue, "poison")
+        def poison_job(payload: dict[str, Any], ctx: JobContext) -> int:
+            """Kills the worker process that runs it, as a segfault in a C extension would."""
+            note_start(ctx.job.id)
+            os.kill(os.getpid(), signal.SIGKILL)
+            return 0
 
         @app.handler(queue, "ledger-block")
         def ledger_block_job(payload: dict[str, Any], ctx: JobContext) -> int:

@@ -448,6 +448,7 @@ class QueueRunner:
             fetched = await self._take(token, self.now_ms())
         except (ScriptError, ResponseError, *CONNECTION_FAILURES) as exc:
             log.warning("queue %s: prefetch failed (%s)", self.queue.name, exc)
+            self._backlog = False  # no more prefetching until a fetch finds a backlog again (not one per job)
             return
         finally:
             self._incoming -= 1
