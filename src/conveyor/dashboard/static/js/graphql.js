@@ -215,6 +215,7 @@ export class GraphQLClient extends EventTarget {
     this.token = token;
     this.sockets = new Set();
     this.status = 'idle';
+    this.everLive = false;
     this.problem = null;
     this.troubled = new Set();
   }
@@ -303,11 +304,15 @@ export class GraphQLClient extends EventTarget {
   refreshStatus() {
     const sockets = [...this.sockets];
     let state = 'live';
-    if (sockets.some((socket) => !socket.acked)) {
-      state = sockets.some((socket) => socket.everUp || socket.attempt > 0) ? 'reconnecting' : 'connecting';
+    const down = sockets.filter((socket) => !socket.acked);
+    if (down.length) {
+      // Only a connection that was up and dropped is "reconnecting": a socket still opening (the first load,
+      // a page that needs one more) or one that never got through before the client was live is "connecting".
+      state = this.everLive && down.some((socket) => socket.everUp || socket.attempt > 0) ? 'reconnecting' : 'connecting';
     } else if (this.troubled.size > 0) {
       state = 'degraded';
     }
+    if (state === 'live') this.everLive = true;
     if (state === this.status) return;
     const previous = this.status;
     this.status = state;

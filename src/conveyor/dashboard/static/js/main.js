@@ -47,6 +47,11 @@ applyTheme(currentTheme());
 // -- connection --------------------------------------------------------------------------------------
 
 const LABELS = { idle: 'Idle', connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', degraded: 'Interrupted' };
+// A drop shorter than this is not announced (the indicator still shows it); "Reconnected" shows this long.
+const LOST_AFTER_MS = 1500;
+const RECONNECTED_MS = 4000;
+let lostTimer = null;
+let lostShown = false;
 
 client.addEventListener('status', (event) => {
   const { state, previous, problem } = event.detail;
@@ -54,12 +59,19 @@ client.addEventListener('status', (event) => {
   indicator.dataset.state = state;
   indicator.textContent = LABELS[state] || state;
   document.body.dataset.connection = state;
-  if (state === 'reconnecting') {
-    banner('Lost the connection to the Conveyor server. Reconnecting…', 'warning');
-  } else if (state === 'degraded') {
-    banner(`Live updates are interrupted: ${describeError(problem)} Retrying…`, 'warning');
+  clearTimeout(lostTimer);
+  if (state === 'reconnecting' || state === 'degraded') {
+    const message = state === 'reconnecting'
+      ? 'Lost the connection to the Conveyor server. Reconnecting…'
+      : `Live updates are interrupted: ${describeError(problem)} Retrying…`;
+    lostTimer = setTimeout(() => {
+      lostShown = true;
+      banner(message, 'warning');
+    }, lostShown ? 0 : LOST_AFTER_MS);
   } else if (state === 'live' && (previous === 'reconnecting' || previous === 'degraded')) {
-    banner('Reconnected: live updates resumed.', 'success', { hideAfterMs: 8000 });
+    // Only what was announced as lost is announced as back; either way the pages reload what they show.
+    if (lostShown) banner('Reconnected: live updates resumed.', 'success', { hideAfterMs: RECONNECTED_MS });
+    lostShown = false;
     for (const handler of reconnectHandlers) handler();
   }
 });
