@@ -15,6 +15,7 @@ const PAGE = 50;
 const SERVER_PAGE = 100; // the API's largest page: a refined search examines more per request
 const MAX_ROUNDS = 20; // requests per page of a refined search before it stops and offers to go on
 const NEWEST_FIRST = new Set(['completed', 'failed']);
+const FOLLOW_MS = 1000;
 
 const BULK = {
   retry: { label: 'Retry', field: 'retryJobs', done: 'retried' },
@@ -285,6 +286,22 @@ export function jobList(ctx, queue) {
       h('thead', {}, head), h('tbody', {}, body)));
   }
 
+  // The list follows the counts: when jobs moved between states, the page is fetched again, at most every
+  // FOLLOW_MS (a busy queue changes many times a second), so the badges and the list agree within moments.
+  let lastSignature = null;
+  let followTimer = null;
+  let lastFollow = 0;
+
+  function followLater() {
+    if (followTimer !== null) return;
+    const wait = Math.max(0, lastFollow + FOLLOW_MS - Date.now());
+    followTimer = setTimeout(() => {
+      followTimer = null;
+      lastFollow = Date.now();
+      load();
+    }, wait);
+  }
+
   async function bulk(action) {
     const ids = [...state.selected];
     const { field, done, label } = BULK[action];
@@ -312,10 +329,17 @@ export function jobList(ctx, queue) {
       }
       load();
     },
+    /** Live counts from the queue's stats: the tab badges, and a re-fetch of the list when they moved. */
     counts(q) {
       for (const s of STATES) {
         el.querySelector(`[data-count="${s.field}"]`).textContent = count(q[s.field]);
       }
+      const signature = STATES.map((s) => q[s.field]).join(',');
+      if (lastSignature !== null && signature !== lastSignature) followLater();
+      lastSignature = signature;
+    },
+    stop() {
+      clearTimeout(followTimer);
     },
   };
 }

@@ -192,5 +192,8 @@ export function render(ctx, { queue }) {
     throughput.load();
     list.reload();
   });
-  return () => subs.forEach((sub) => sub.close());
+  return () => {
+    subs.forEach((sub) => sub.close());
+    list.stop();
+  };
 }
