@@ -98,9 +98,10 @@ function parseRoute() {
   }
   if (parts[0] === 'dead-letters') return { page: deadLettersPage, nav: 'dead-letters', params, args: { queue: parts[1] || null } };
   if (parts[0] === 'queues' && parts[1] && parts[2] === 'jobs' && parts[3]) {
-    return { page: jobPage, nav: 'overview', params, args: { queue: parts[1], id: parts[3] } };
+    return { page: jobPage, nav: null, params, args: { queue: parts[1], id: parts[3] } };
   }
-  if (parts[0] === 'queues' && parts[1]) return { page: queuePage, nav: 'overview', params, args: { queue: parts[1] } };
+  // A queue or job page is none of the nav's pages (its breadcrumb says where it is): nothing is highlighted.
+  if (parts[0] === 'queues' && parts[1]) return { page: queuePage, nav: null, params, args: { queue: parts[1] } };
   return { page: overview, nav: 'overview', params, args: {} };
 }
 
