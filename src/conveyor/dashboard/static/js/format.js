@@ -61,6 +61,20 @@ export function between(startIso, endIso) {
   return new Date(endIso).getTime() - new Date(startIso).getTime();
 }
 
+const PRIORITY_NAMES = { 1: 'critical', 2: 'high', 3: 'normal', 4: 'low' };
+
+/** A BullMQ priority as people read it: lower numbers run first, 0 means none (first in, first out). */
+export function priority(n) {
+  if (!n) return 'none (first in, first out)';
+  return PRIORITY_NAMES[n] ? `${PRIORITY_NAMES[n]} (${n})` : `${count(n)} (lower runs first)`;
+}
+
+/** Which attempt a job is at: the one running for an active job (counted from 1), else the ones made. */
+export function attempts(job) {
+  if (job.state === 'ACTIVE') return `${Math.min(job.attempts + 1, job.maxAttempts)} of ${job.maxAttempts}`;
+  return `${job.attempts} of ${job.maxAttempts}`;
+}
+
 /** A JSON value, pretty-printed. */
 export function json(value) {
   if (value === undefined) return '–';

@@ -1,7 +1,7 @@
 // The job list of a queue page: tabs per state, search, cursor paging, sorting and bulk actions.
 
 import { h, replace } from '../dom.js';
-import { between, count, dateTime, duration, preview } from '../format.js';
+import { attempts, between, count, dateTime, duration, preview } from '../format.js';
 import { parseSearch, timeRange } from '../search.js';
 import { STATES, describeError, note, stateBadge, toast } from '../ui.js';
 
@@ -40,7 +40,8 @@ function runTime(job) {
 }
 
 function details(job) {
-  if (job.failedReason) return h('span', { class: 'reason' }, preview(job.failedReason, 100));
+  // A job keeps its last error after a retry; it is the job's story only while the job is failed.
+  if (job.failedReason && job.state === 'FAILED') return h('span', { class: 'reason' }, preview(job.failedReason, 100));
   if (job.state === 'ACTIVE' && typeof job.progress === 'number') {
     return h('progress', { max: 100, value: job.progress, 'aria-label': `Progress of job ${job.id}` }, `${job.progress}%`);
   }
@@ -278,7 +279,7 @@ export function jobList(ctx, queue) {
         h('td', { class: 'nowrap' }, dateTime(job.createdAt)),
         h('td', { class: 'nowrap' }, dateTime(job.finishedAt || job.processedAt)),
         h('td', { class: 'num' }, duration(runTime(job))),
-        h('td', { class: 'num' }, `${job.attempts}/${job.maxAttempts}`),
+        h('td', { class: 'num nowrap' }, attempts(job)),
         h('td', { class: 'details' }, details(job)));
     });
     replace(table, h('table', { class: 'table jobs-table' },
