@@ -7,8 +7,10 @@ export function count(n) {
   return numbers.format(n ?? 0);
 }
 
+/** A rate; "—" while it is not known yet (NaN). */
 export function rate(n) {
-  if (!Number.isFinite(n) || n === 0) return '0';
+  if (!Number.isFinite(n)) return '—';
+  if (n === 0) return '0';
   return n >= 100 ? numbers.format(Math.round(n)) : decimals.format(n);
 }
 

@@ -20,8 +20,8 @@ function card(queue) {
     h('dl', { class: 'counts' }, counts),
     h('div', { class: 'rates' },
       h('div', { class: 'rate' },
-        h('span', { class: 'rate-label', id: `${headingId}-rate` }, 'Jobs/s'),
-        h('span', { class: 'rate-value', dataset: { rate: 'jobs' } }, '0'),
+        h('span', { class: 'rate-label', id: `${headingId}-rate`, title: 'Jobs finished per second over the last minute' }, 'Jobs/s'),
+        h('span', { class: 'rate-value', dataset: { rate: 'jobs' } }, '—'),
         h('span', { class: 'spark-slot', dataset: { spark: 'jobs' } })),
       h('div', { class: 'rate' },
         h('span', { class: 'rate-label' }, 'Failure rate'),
@@ -84,9 +84,10 @@ export function render(ctx) {
   }
 
   function updateSummary() {
+    // Unknown (NaN) until every queue's first sample is in: a partial sum would understate it.
     const total = [...cards.values()].reduce((sum, entry) => sum + entry.history.jobsPerSecond(), 0);
     const nWorkers = workers === null ? '…' : workers.length;
-    summary.textContent = `${cards.size} queue${cards.size === 1 ? '' : 's'} · ${nWorkers} worker${nWorkers === 1 ? '' : 's'} · ${rate(total)} jobs/s`;
+    summary.textContent = `${cards.size} queue${cards.size === 1 ? '' : 's'} · ${nWorkers} worker${nWorkers === 1 ? '' : 's'} · ${rate(total)} jobs/s (last minute)`;
   }
 
   function follow(entry) {

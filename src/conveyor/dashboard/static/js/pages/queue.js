@@ -3,7 +3,7 @@
 import { h, replace } from '../dom.js';
 import { count, duration, rate, time } from '../format.js';
 import { throughputChart } from '../charts.js';
-import { STATS_SUBSCRIPTION, THROUGHPUT_SUBSCRIPTION } from '../live.js';
+import { STATS_SUBSCRIPTION, THROUGHPUT_SUBSCRIPTION, ThroughputHistory } from '../live.js';
 import { QUEUE_FIELDS, confirmDialog, describeError, note, pausedBadge, section, toast } from '../ui.js';
 import { jobList } from './joblist.js';
 
@@ -39,6 +39,7 @@ class Throughput {
     this.client = client;
     this.queue = queue;
     this.minutes = null;
+    this.recent = new ThroughputHistory();
     this.chart = h('div', { class: 'chart-box' }, note('Loading the last hour…'));
     this.table = h('div', { class: 'percentile-box' });
     this.caption = h('p', { class: 'help' });
@@ -63,6 +64,7 @@ class Throughput {
 
   /** Add live counts (from the queue's events) into the current minute. */
   add(sample) {
+    this.recent.add(sample);
     if (!this.minutes) return;
     const minuteStart = new Date(sample.end);
     minuteStart.setSeconds(0, 0);
@@ -74,7 +76,7 @@ class Throughput {
     }
     last.completed += sample.completed;
     last.failed += sample.failed;
-    if (sample.completed || sample.failed) this.draw();
+    this.draw();
   }
 
   draw() {
@@ -82,8 +84,9 @@ class Throughput {
     const failed = this.minutes.reduce((sum, m) => sum + m.failed, 0);
     replace(this.chart, throughputChart(this.minutes, { title: `${this.queue}: jobs finished per minute` }));
     const note2 = this.metrics.truncated ? ' More jobs finished than were examined.' : '';
-    this.caption.textContent = `${count(done)} completed, ${count(failed)} failed (${rate((done + failed) / 3600)} jobs/s) `
-      + `— from the finished jobs the queue retains, updated live; percentiles as of ${time(new Date().toISOString())}.${note2}`;
+    this.caption.textContent = `Now: ${rate(this.recent.jobsPerSecond())} jobs/s over the last minute. `
+      + `Last hour: ${count(done)} completed, ${count(failed)} failed — from the finished jobs the queue retains, `
+      + `updated live; percentiles as of ${time(new Date().toISOString())}.${note2}`;
   }
 }
 
@@ -182,7 +185,7 @@ export function render(ctx, { queue }) {
   const subs = [
     client.subscribe(STATS_SUBSCRIPTION, { queue }, { live: true, next: (data) => show(data.queueStats),
       error: (error) => toast(describeError(error), { kind: 'error' }) }),
-    client.subscribe(THROUGHPUT_SUBSCRIPTION, { queue, interval: 5 }, { live: true,
+    client.subscribe(THROUGHPUT_SUBSCRIPTION, { queue, interval: 2 }, { live: true,
       next: (data) => throughput.add(data.queueThroughput) }),
   ];
   refresh().then((q) => list.start(q));
