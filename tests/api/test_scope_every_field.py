@@ -77,6 +77,7 @@ RULES: dict[str, tuple[Case, ...]] = {
     "Query.schedule": (refused('{ schedule(key: "b-schedule") { key } }'),),
     "Query.tenants": (refused("{ tenants { id } }"),),
     "Query.tenant": (refused('{ tenant(id: "acme") { id } }'),),
+    "Tenant.queues": (refused("{ tenants { queues { name } } }"),),
     "Query.searchCode": (refused('{ searchCode(query: "queue") { file } }'),),
     "Queue.lastEventId": (refused('{ queue(name: "background") { lastEventId } }'),),
     "Job.logs": (refused('{ job(queue: "background", id: "b-job") { logs } }'),),
