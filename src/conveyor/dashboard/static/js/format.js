@@ -77,6 +77,19 @@ export function attempts(job) {
   return `${job.attempts} of ${job.maxAttempts}`;
 }
 
+/** A size in bytes: 812 B, 1.5 MiB, 2.0 GiB. */
+export function bytes(n) {
+  if (n === null || n === undefined || !Number.isFinite(n)) return '–';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${Math.round(value)} B` : `${decimals.format(value)} ${units[unit]}`;
+}
+
 /** A JSON value, pretty-printed. */
 export function json(value) {
   if (value === undefined) return '–';

@@ -231,6 +231,11 @@ export class GraphQLClient extends EventTarget {
 
   /** Run a query or mutation; resolves to its data, rejects with GraphQLError or NetworkError. */
   async request(query, variables = {}) {
+    return (await this.requestWithWarnings(query, variables)).data;
+  }
+
+  /** As `request`, with the response's `extensions.warnings` (what the server did, but wants said). */
+  async requestWithWarnings(query, variables = {}) {
     const headers = { 'content-type': 'application/json', accept: 'application/json' };
     const token = this.token();
     if (token) headers.authorization = `Bearer ${token}`;
@@ -253,7 +258,7 @@ export class GraphQLClient extends EventTarget {
       if (error.code === 'UNAUTHENTICATED') this.emit('unauthorized', {});
       throw error;
     }
-    return body.data;
+    return { data: body.data, warnings: body.extensions?.warnings || [] };
   }
 
   /**

@@ -2,7 +2,7 @@
 
 import { GraphQLClient } from './graphql.js';
 import { h, replace } from './dom.js';
-import { ME_QUERY, permissions, storeToken, storedToken } from './session.js';
+import { ME_QUERY, permissions, readOnly, storeToken, storedToken } from './session.js';
 import { banner, describeError, note } from './ui.js';
 import { WORKERS_SUBSCRIPTION } from './live.js';
 import * as overview from './pages/overview.js';
@@ -170,7 +170,9 @@ function showWho(me) {
   }
   const scope = me.queues ? ` · ${me.queues.join(', ')}` : '';
   replace(who, h('span', { class: 'who-name' }, me.anonymous ? 'local development' : me.name), ' ',
-    h('span', { class: `badge role role-${me.role.toLowerCase()}` }, me.role.toLowerCase()), scope);
+    h('span', { class: `badge role role-${me.role.toLowerCase()}` }, me.role.toLowerCase()), scope,
+    perms?.readOnly ? [' ', h('span', { class: 'badge read-only', id: 'read-only',
+      title: 'This dashboard is read-only: it offers no changes, and the server refuses them from browsers' }, 'read-only')] : null);
   who.hidden = false;
   signOut.hidden = me.anonymous;
 }
@@ -241,7 +243,7 @@ function followWorkers() {
 
 async function start() {
   const data = await client.request(ME_QUERY);
-  perms = permissions(data.me);
+  perms = permissions(data.me, { readOnly: readOnly() });
   showWho(data.me);
   followWorkers();
   route();

@@ -4,6 +4,7 @@ import { h, replace } from '../dom.js';
 import { attempts as attemptsOf, between, dateTime, duration, json, priority } from '../format.js';
 import { confirmDialog, describeError, note, section, stateBadge, toast } from '../ui.js';
 import { flowSection } from './flow.js';
+import { addJobDialog, writableQueues } from '../jobform.js';
 
 const JOB_FIELDS = `id queue type state data options progress attempts maxAttempts priority createdAt processedAt
   finishedAt completedAt failedAt delayedUntil deadline failedReason result worker
@@ -135,7 +136,19 @@ export function render(ctx, { queue, id }) {
     }
     replace(actions, list.map(([label, field, risky]) => h('button', {
       type: 'button', class: risky ? 'button danger-subtle' : 'button', onclick: () => act(label, field, risky),
-    }, label)));
+    }, label)), perms.can('OPERATOR', queue) && h('button', { type: 'button', class: 'button', onclick: duplicate }, 'Duplicate…'));
+  }
+
+  async function duplicate() {
+    try {
+      const added = await addJobDialog(client, { queues: await writableQueues(client, perms), job });
+      if (added) {
+        toast(`Added job ${added.id} to ${added.queue}, a copy of job ${id}.`);
+        location.hash = `#/queues/${encodeURIComponent(added.queue)}/jobs/${encodeURIComponent(added.id)}`;
+      }
+    } catch (error) {
+      toast(describeError(error), { kind: 'error' });
+    }
   }
 
   async function act(label, field, risky) {

@@ -5,6 +5,7 @@ import { count, percent, rate } from '../format.js';
 import { sparkline } from '../charts.js';
 import { STATS_SUBSCRIPTION, THROUGHPUT_SUBSCRIPTION, ThroughputHistory, WORKERS_SUBSCRIPTION, workersOf } from '../live.js';
 import { QUEUE_FIELDS, STATES, describeError, note, pausedBadge } from '../ui.js';
+import { redisPanel } from '../redis.js';
 
 const QUEUES_QUERY = `query Overview { queues { ${QUEUE_FIELDS} } }`;
 
@@ -41,7 +42,8 @@ export function render(ctx) {
   const { client, main } = ctx;
   const summary = h('p', { class: 'summary', 'aria-live': 'off' });
   const grid = h('div', { class: 'queue-grid' }, note('Loading queues…'));
-  main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Queues'), summary), grid);
+  const redis = redisPanel(client);
+  main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Queues'), summary), grid, redis.el);
   const cards = new Map();
   const subs = [];
   let workers = null;
@@ -138,6 +140,10 @@ export function render(ctx) {
     },
   }));
   load();
-  ctx.onReconnect(load);
+  redis.load();
+  ctx.onReconnect(() => {
+    load();
+    redis.load();
+  });
   return () => subs.forEach((sub) => sub.close());
 }

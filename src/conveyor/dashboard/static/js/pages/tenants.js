@@ -14,7 +14,7 @@ const QUEUES = `query TenantQueues($id: String!) { tenant(id: $id) { id queues {
 
 /** Whether the caller may see the Tenants page (the API refuses anyone else). */
 export function allowed(perms) {
-  return perms.can('ADMIN') && !perms.me.queues;
+  return perms.may('ADMIN') && !perms.me.queues;
 }
 
 function limitText(value, unit = '') {
@@ -103,10 +103,11 @@ export function render(ctx) {
   const summary = h('p', { class: 'summary', role: 'status' });
   const box = h('div', { class: 'table-wrap' }, note('Loading tenants…'));
   const { form, edit } = saveForm(save);
+  const canWrite = perms.can('ADMIN');
   main.querySelector('.page-head').append(summary);
   main.append(h('section', { class: 'panel', 'aria-label': 'Tenant list' }, box,
     h('div', { class: 'pager' }, h('button', { type: 'button', class: 'button subtle', onclick: () => load() }, 'Refresh list'))),
-  section('Save a tenant', form));
+  canWrite && section('Save a tenant', form));
   let tenants = [];
 
   function row(t) {
@@ -118,10 +119,10 @@ export function render(ctx) {
       h('td', { class: 'nowrap' },
         h('button', { type: 'button', class: 'button subtle', 'aria-expanded': 'false', 'aria-label': `Queues of tenant ${t.id}`,
           onclick: (event) => toggleQueues(t.id, event.currentTarget) }, 'Queues'),
-        ' ',
-        h('button', { type: 'button', class: 'button subtle', 'aria-label': `Edit quotas of tenant ${t.id}`, onclick: () => edit(t) }, 'Edit'),
-        ' ',
-        h('button', { type: 'button', class: 'button danger-subtle', 'aria-label': `Remove tenant ${t.id}`, onclick: () => remove(t.id) }, 'Remove')));
+        canWrite && [' ',
+          h('button', { type: 'button', class: 'button subtle', 'aria-label': `Edit quotas of tenant ${t.id}`, onclick: () => edit(t) }, 'Edit'),
+          ' ',
+          h('button', { type: 'button', class: 'button danger-subtle', 'aria-label': `Remove tenant ${t.id}`, onclick: () => remove(t.id) }, 'Remove')]));
   }
 
   function draw() {
