@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from redis.exceptions import NoPermissionError
 
 from conveyor.api import fields as described
 from conveyor.api.auth import require
@@ -71,7 +72,12 @@ class HousekeepingQuery:
             raise ApiError(
                 ErrorCode.FORBIDDEN, "Redis info covers every queue: use a token without queue scope or tenant."
             )
-        return RedisInfo.of(await info.context.state.app.client.info())
+        try:
+            return RedisInfo.of(await info.context.state.app.client.info())
+        except NoPermissionError as exc:
+            raise ApiError(
+                ErrorCode.FORBIDDEN, "Redis does not allow INFO to Conveyor's user (an ACL rule): grant +info."
+            ) from exc
 
 
 @strawberry.type
