@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from playwright.async_api import expect
 
-from tests.dashboard.conftest import Browsing, Dashboard
+from conveyor import Conveyor, load_settings
+from tests.dashboard.conftest import Browsing, Dashboard, StartDashboard
 
 # Records every state the banner shows, from the first script on (before the dashboard's own code runs).
 RECORD_BANNER = """
@@ -66,4 +69,26 @@ async def test_a_first_connection_that_fails_before_going_live_is_not_called_los
     await expect(page.locator("#connection")).to_have_text("Live", timeout=20_000)
     await asyncio.sleep(2.5)
     assert len(tries) >= 2
+    assert await page.evaluate("window.bannerSeen") == []
+
+
+@pytest.fixture
+async def many_queues(redis_url: str) -> AsyncIterator[Conveyor]:
+    """An app with eight queues: the overview needs more subscriptions than one connection carries."""
+    extra = {name: {"concurrency": 1} for name in ("emails", "reports", "exports", "webhooks", "thumbnails")}
+    app = Conveyor(load_settings(redis_url=redis_url, conveyor_queues=extra))
+    await app.connect()
+    yield app
+    await app.close()
+
+
+async def test_opening_one_more_connection_while_live_is_not_called_lost(
+    start_dashboard: StartDashboard, browsing: Browsing, many_queues: Conveyor
+) -> None:
+    dashboard = await start_dashboard(app=many_queues)
+    await browsing.page.add_init_script(RECORD_BANNER)
+    page = await browsing.open(dashboard)
+    await expect(page.locator("[data-queue]")).to_have_count(8)
+    await expect(page.locator("#connection")).to_have_text("Live")
+    await asyncio.sleep(2.5)
     assert await page.evaluate("window.bannerSeen") == []
