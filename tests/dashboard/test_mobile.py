@@ -73,26 +73,25 @@ async def off_screen(page: Page, selector: str) -> list[str]:
 
 async def test_no_page_scrolls_sideways_at_390_px(dashboard: Dashboard, phone: Browsing) -> None:
     ids = await seed(dashboard)
-    routes = [
-        "#/",
-        "#/queues/background?tab=failed",
-        "#/queues/background?tab=delayed",
-        f"#/queues/background/jobs/{ids['failed']}",
-        f"#/queues/background/jobs/{ids['delayed']}",
-        "#/workers",
-        "#/dead-letters",
-        f"#/dead-letters/background/{ids['failed']}",
-        "#/schedules",
-        "#/tenants",
-    ]
+    routes = {
+        "overview": "#/",
+        "queue-failed": "#/queues/background?tab=failed",
+        "queue-delayed": "#/queues/background?tab=delayed",
+        "job-failed": f"#/queues/background/jobs/{ids['failed']}",
+        "job-delayed": f"#/queues/background/jobs/{ids['delayed']}",
+        "workers": "#/workers",
+        "dead-letters": "#/dead-letters",
+        "dead-letter": f"#/dead-letters/background/{ids['failed']}",
+        "schedules": "#/schedules",
+        "tenants": "#/tenants",
+    }
     page = await phone.open(dashboard, role="admin")
     problems = []
-    for route in routes:
+    for name, route in routes.items():
         await page.goto(dashboard.url + route)
         await expect(page.locator("main h1")).to_be_visible()
         await page.wait_for_load_state("networkidle")
         await page.wait_for_timeout(300)
-        name = route.strip("#/").replace("/", "-").split("?")[0] or "overview"
         await phone.screenshot(f"mobile-{name}")
         if (extra := await overflow(page)) > 0:
             problems.append(f"{route}: {extra} px wider than the screen, by {await too_wide(page)}")
