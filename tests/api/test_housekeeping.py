@@ -94,3 +94,16 @@ async def test_a_read_only_dashboard_makes_the_server_refuse_writes_from_browser
     reads = (await api.post({"query": "{ queues { name } }"}, token="operator", headers=browser)).json()
     assert "errors" not in reads
     assert (await api.data(ADD, token="operator"))["addJob"]["id"]  # the CLI and API clients still write
+
+
+async def test_a_read_only_dashboard_refuses_mutations_over_a_browsers_websocket(
+    start_api: StartApi, api_app: Conveyor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONVEYOR_DASHBOARD_READ_ONLY", "1")
+    api = await start_api()
+    async with api.ws("operator", origin=f"http://127.0.0.1:{api.server.port}") as ws:
+        await ws.subscribe(ADD)
+        message = await ws.receive(within=10)
+    errors = message["payload"] if isinstance(message["payload"], list) else message["payload"]["errors"]
+    assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+    assert (await api_app.queue("background").counts()).prioritized == 0

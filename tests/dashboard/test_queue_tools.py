@@ -35,6 +35,8 @@ async def test_an_operator_adds_a_job_with_data_and_options(dashboard: Dashboard
     await dialog.get_by_role("button", name="Add job").click()
     await expect(dialog).to_be_hidden()
     await expect(page.locator(".toast").filter(has_text="Added job")).to_contain_text("(delayed)")
+    # No worker runs: the server added the job and says so; the warning stays until dismissed.
+    await expect(page.locator(".toast-warning")).to_contain_text("No live worker handles job type 'ok'")
 
     queue = dashboard.app.queue("background")
     [job] = await queue.jobs(JobState.DELAYED)
