@@ -97,4 +97,9 @@ async def test_no_page_scrolls_sideways_at_390_px(dashboard: Dashboard, phone: B
             problems.append(f"{route}: {extra} px wider than the screen, by {await too_wide(page)}")
         if cut := await off_screen(page, ".topbar nav a, .topbar-end > *, [role=tab]"):
             problems.append(f"{route}: cut off: {cut}")
+    await page.goto(dashboard.url + "#/queues/background")
+    await page.get_by_role("button", name="Add job…").click()
+    if cut := await off_screen(page, "dialog, dialog input, dialog textarea, dialog select, dialog button"):
+        problems.append(f"the add-job dialog is cut off: {cut}")
+    await phone.screenshot("mobile-add-job")
     assert not problems, "\n".join(problems)
