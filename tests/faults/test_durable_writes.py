@@ -5,17 +5,19 @@ the write stands on the master, and adding again with the same id once the repli
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 
-from conveyor import Conveyor, JobOptions, NewJob, load_settings
+from conveyor import Conveyor, JobOptions, NewJob, Queue, load_settings
 from conveyor.queue.errors import EnqueueNotReplicatedError, ScheduleNotReplicatedError
 from conveyor.queue.flows import FlowJob, Flows
 from conveyor.queue.job import JobState
 from conveyor.queue.schedules import Schedules
 from tests.faults.sentinel_set import SentinelSet
+from tests.support import running, wait_until
 
 TIMEOUT_MS = 300
 
@@ -100,3 +102,25 @@ def _until_no_replica(servers: SentinelSet) -> None:
                 return
         time.sleep(0.05)
     raise AssertionError("the master still lists a replica")
+
+
+async def test_a_completion_without_a_replica_stands_and_the_worker_warns(
+    durable_app: Conveyor, sentinel_set: SentinelSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    @durable_app.handler("background", "noop")
+    async def noop(payload: object) -> str:
+        return "done"
+
+    sentinel_set.replica_of(sentinel_set.master()).stop()
+    await asyncio.to_thread(_until_no_replica, sentinel_set)
+    with pytest.raises(EnqueueNotReplicatedError):
+        await durable_app.add("background", "noop", {}, job_id="lonely")
+    queue = durable_app.queue("background")
+    with caplog.at_level(logging.WARNING, logger="conveyor.worker.attempt"):
+        async with running(durable_app.worker(["background"])):
+            await wait_until(lambda: _completed(queue, "lonely"), timeout=10)
+    assert any("lonely" in r.getMessage() and "not acknowledged by 1 replica" in r.getMessage() for r in caplog.records)
+
+
+async def _completed(queue: Queue, job_id: str) -> bool:
+    return await queue.state_of(job_id) is JobState.COMPLETED
