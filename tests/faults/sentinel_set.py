@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ MASTER_NAME = "mymaster"
 # promoted a moment before was marked down and failed over again, to the old one back empty.
 DOWN_AFTER_MS = 2000
 FAILOVER_TIMEOUT_MS = 5000
+RELAY_FAILOVER_TIMEOUT_MS = 120_000  # see SentinelSet
 
 
 def free_port() -> int:
@@ -76,20 +78,44 @@ class Node:
 
 @dataclass
 class SentinelSet:
-    """1 master, 1 replica, 3 Sentinels (quorum 2) in `work`, on free loopback ports."""
+    """1 master, 1 replica, 3 Sentinels (quorum 2) in `work`, on free loopback ports.
+
+    With `relay`, the replica replicates through a TCP relay process (`tests.faults.tcp_relay`) that
+    `freeze_replication` stops and `cut_replication` kills: a replica that lags by as long as the test wants.
+    Sentinel then gets a long `failover-timeout`, or it would soon point the replica straight at the master
+    (`+fix-slave-config`: the replica names the relay as its master, not the address Sentinel knows).
+    """
 
     work: Path
+    relay: bool = False
     nodes: dict[str, Node] = field(default_factory=dict)
+    relay_process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> SentinelSet:
-        master, replica = self._server("redis-a", None), None
+        master = self._server("redis-a", None)
         master.start()
-        replica = self._server("redis-b", master.port)
+        upstream = master.port
+        if self.relay:
+            upstream = free_port()
+            relay = [sys.executable, "-m", "tests.faults.tcp_relay", str(upstream), str(master.port)]
+            self.relay_process = subprocess.Popen(relay, cwd=Path(__file__).resolve().parents[2])
+        replica = self._server("redis-b", upstream)
         replica.start()
         for index in range(3):
             self._sentinel(f"sentinel-{index}", master.port).start()
         self.wait_until_replicated(master, 1)
         return self
+
+    def freeze_replication(self) -> None:
+        """Stop the relay: from now on the replica receives nothing (its lag grows)."""
+        assert self.relay_process is not None
+        self.relay_process.send_signal(signal.SIGSTOP)
+
+    def cut_replication(self) -> None:
+        """Kill the relay: what it held back never reaches the replica."""
+        if self.relay_process is not None and self.relay_process.poll() is None:
+            self.relay_process.kill()
+            self.relay_process.wait(5)
 
     @property
     def sentinels(self) -> list[tuple[str, int]]:
@@ -167,6 +193,7 @@ class SentinelSet:
         return True
 
     def stop(self) -> None:
+        self.cut_replication()
         for node in self.nodes.values():
             node.stop()
 
@@ -196,11 +223,12 @@ class SentinelSet:
     def _sentinel(self, name: str, master_port: int) -> Node:
         port = free_port()
         config = self.work / f"{name}.conf"  # Sentinel rewrites its config: a file of its own, writable
+        failover_timeout = RELAY_FAILOVER_TIMEOUT_MS if self.relay else FAILOVER_TIMEOUT_MS
         config.write_text(
             f"port {port}\nbind 127.0.0.1\ndir {self.work}\nlogfile {self.work / f'{name}.log'}\n"
             f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n"
             f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}\n"
-            f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}\n"
+            f"sentinel failover-timeout {MASTER_NAME} {failover_timeout}\n"
             f"sentinel parallel-syncs {MASTER_NAME} 1\n"
         )
         node = Node(name, port, config, self.work / f"{name}.log", sentinel=True)
