@@ -10,8 +10,11 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from graphql import GraphQLError
 
 from conveyor import Conveyor, JobOptions, NewJob, Queue, load_settings
+from conveyor.api.errors import describe
+from conveyor.cli.errors import ExitCode, exit_code_for
 from conveyor.queue.errors import EnqueueNotReplicatedError, ScheduleNotReplicatedError
 from conveyor.queue.flows import FlowJob, Flows
 from conveyor.queue.job import JobState
@@ -124,3 +127,11 @@ async def test_a_completion_without_a_replica_stands_and_the_worker_warns(
 
 async def _completed(queue: Queue, job_id: str) -> bool:
     return await queue.state_of(job_id) is JobState.COMPLETED
+
+
+def test_the_api_and_the_cli_report_a_shortfall_with_the_job_ids() -> None:
+    error = EnqueueNotReplicatedError("sentinel master 'mymaster' (db 0)", ["j1"], 0, "1 replica within 300 ms")
+    message, extensions = describe(GraphQLError("failed", path=["addJob"], original_error=error))
+    assert extensions == {"code": "NOT_REPLICATED", "jobIds": ["j1"]}
+    assert "on the master" in message
+    assert exit_code_for(error) is ExitCode.UNAVAILABLE
