@@ -291,14 +291,20 @@ async def test_failover_under_load_in_durable_mode_loses_no_acknowledged_job(
 async def test_a_blocking_client_follows_the_master_after_a_failover(sentinel_set: SentinelSet) -> None:
     # The worker's blocking client keeps one connection; redis-py redials such a connection at the address it had
     # (the dead master, later a replica answering READONLY) unless Conveyor's connection asks Sentinel again.
-    blocking = RedisTarget(sentinels=tuple(sentinel_set.sentinels)).client(blocking=True)
+    # The CLI's synchronous client: the first command after the failover reaches the new master too.
+    target = RedisTarget(sentinels=tuple(sentinel_set.sentinels))
+    blocking = target.client(blocking=True)
+    sync = target.sync_client()
     try:
         assert await blocking.bzpopmin("marker", 0.01) is None
+        assert sync.set("before", 1)
         old = sentinel_set.master()
         old.kill()
         await wait_until(lambda: sentinel_set.failed_over_from(old), timeout=30, interval=0.1)
         assert await blocking.bzpopmin("marker", 0.01) is None
         assert blocking.connection is not None
         assert blocking.connection.port == sentinel_set.master_port() != old.port
+        assert sync.set("after", 1)
     finally:
         await blocking.aclose()
+        sync.close()
