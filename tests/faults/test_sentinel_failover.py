@@ -131,6 +131,7 @@ class Outcome:
     producer_resume_s: float
     worker_resume_s: float
     promoted_after_s: float
+    lag_s: float  # how long the replica had received nothing when the master died
     bad_states: dict[str, list[str]]
 
 
@@ -146,7 +147,8 @@ async def _failover_under_load(servers: SentinelSet, work: Path, durable: bool) 
         producers = [asyncio.create_task(_produce(app, ledger, stop)) for _ in range(PRODUCERS)]
         await asyncio.sleep(LOAD_BEFORE_KILL_S)
         old = servers.master()
-        servers.freeze_replication()  # the replica lags from now on, by LAG_S at the kill
+        frozen_at = time.time()
+        servers.freeze_replication()  # the replica lags from now on, by about LAG_S at the kill
         await asyncio.sleep(LAG_S)
         killed_at = time.time()
         old.kill()
@@ -169,7 +171,7 @@ async def _failover_under_load(servers: SentinelSet, work: Path, durable: bool) 
             await wait_until(lambda: _drained(app, ledger), timeout=40, interval=0.2)
         except AssertionError as exc:
             raise AssertionError(await _explain(app, ledger, work)) from exc
-        return await _outcome(app, ledger, killed_at, promoted_at)
+        return await _outcome(app, ledger, (frozen_at, killed_at, promoted_at))
     finally:
         stop.set()
         await app.close()
@@ -227,7 +229,10 @@ async def _states(app: Conveyor, ids: list[str]) -> dict[str, list[str]]:
     return found
 
 
-async def _outcome(app: Conveyor, ledger: Ledger, killed_at: float, promoted_at: float) -> Outcome:
+async def _outcome(app: Conveyor, ledger: Ledger, moments: tuple[float, float, float]) -> Outcome:
+    """The figures of a run, from the ledger, Redis, and when the replica froze, the master died, and the new
+    one was named."""
+    frozen_at, killed_at, promoted_at = moments
     runs = ledger.runs()
     counts = Counter(job_id for job_id, _ in runs)
     states = await _states(app, list(ledger.acked))
@@ -246,6 +251,7 @@ async def _outcome(app: Conveyor, ledger: Ledger, killed_at: float, promoted_at:
         producer_resume_s=producer_resume - killed_at,
         worker_resume_s=worker_resume - killed_at,
         promoted_after_s=promoted_at - killed_at,
+        lag_s=killed_at - frozen_at,
         bad_states=bad,
     )
 
@@ -270,7 +276,8 @@ async def test_failover_under_load_resumes_unaided_and_loses_only_the_replicatio
     assert outcome.worker_resume_s < RESUME_LIMIT_S
     # Jobs the new master never got: each acknowledged within the replica's lag before the kill, no older.
     assert outcome.erased, "the replica's lag should have cost some acknowledged jobs"
-    assert all(age <= LAG_S + 0.05 for age in outcome.erased_ages_s), outcome.erased_ages_s
+    # (plus 0.1 s for what the relay had in hand when it was frozen, on a busy machine)
+    assert all(age <= outcome.lag_s + 0.1 for age in outcome.erased_ages_s), (outcome.lag_s, outcome.erased_ages_s)
     assert outcome.bad_states == {}
     assert outcome.duplicates <= outcome.acked // 10  # runs whose completion the failover lost, no more
 
