@@ -44,6 +44,7 @@ class Node:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        """Start the process and wait until it answers PING (10 s at most)."""
         args = [find_redis_server(), str(self.config), *(["--sentinel"] if self.sentinel else [])]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
@@ -65,6 +66,7 @@ class Node:
             self.process.wait(5)
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it has not exited within 5 s."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -73,6 +75,7 @@ class Node:
                 self.kill()
 
     def client(self) -> SyncRedis:
+        """A direct client of this node (not through Sentinel)."""
         return SyncRedis(host="127.0.0.1", port=self.port, socket_timeout=2, decode_responses=True)
 
 
@@ -92,6 +95,7 @@ class SentinelSet:
     relay_process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> SentinelSet:
+        """Start the master, the replica (and relay), then the Sentinels; return once the replica is in sync."""
         master = self._server("redis-a", None)
         master.start()
         upstream = master.port
@@ -193,6 +197,7 @@ class SentinelSet:
         return True
 
     def stop(self) -> None:
+        """Stop every process of the set, whatever state a test left it in."""
         self.cut_replication()
         for node in self.nodes.values():
             node.stop()
