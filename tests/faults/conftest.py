@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
-from tests.faults.sentinel_set import SentinelSet
 from tests.worker.conftest import app  # noqa: F401 (the same connected app as the runtime tests)
 
 
@@ -18,13 +16,3 @@ async def raw(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(redis_url)
     yield client
     await client.aclose()
-
-
-@pytest.fixture
-def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
-    """A started master, replica and three Sentinels (`mymaster`), stopped after the test."""
-    work = tmp_path / "sentinel"
-    work.mkdir()
-    servers = SentinelSet(work).start()
-    yield servers
-    servers.stop()

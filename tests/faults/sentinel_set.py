@@ -9,9 +9,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from redis.client import Redis as SyncRedis
 from redis.exceptions import RedisError
 
@@ -239,3 +241,14 @@ class SentinelSet:
         node = Node(name, port, config, self.work / f"{name}.log", sentinel=True)
         self.nodes[name] = node
         return node
+
+
+@pytest.fixture(name="sentinel_set")
+def sentinel_set_fixture(tmp_path: Path) -> Iterator[SentinelSet]:
+    """A started master, replica and three Sentinels (`mymaster`), stopped after the test. A test module that
+    imports `sentinel_set_fixture` has the fixture `sentinel_set`."""
+    work = tmp_path / "sentinel"
+    work.mkdir()
+    servers = SentinelSet(work).start()
+    yield servers
+    servers.stop()

@@ -19,7 +19,7 @@ from conveyor.queue.errors import EnqueueNotReplicatedError, ScheduleNotReplicat
 from conveyor.queue.flows import FlowJob, Flows
 from conveyor.queue.job import JobState
 from conveyor.queue.schedules import Schedules
-from tests.faults.sentinel_set import SentinelSet
+from tests.faults.sentinel_set import SentinelSet, sentinel_set_fixture  # noqa: F401 (the fixture `sentinel_set`)
 from tests.support import running, wait_until
 
 TIMEOUT_MS = 300

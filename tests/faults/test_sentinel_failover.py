@@ -30,7 +30,7 @@ from conveyor import Conveyor, ConveyorError, JobOptions, load_settings
 from conveyor.queue.job import new_job_id
 from conveyor.redis.connection import RedisTarget
 from tests.faults.failover_app import QUEUE
-from tests.faults.sentinel_set import SentinelSet
+from tests.faults.sentinel_set import SentinelSet, sentinel_set_fixture  # noqa: F401 (the fixture `sentinel_set`)
 from tests.support import ROOT, stop_processes, wait_until
 
 PRODUCERS = 4
