@@ -16,6 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from conveyor.config import QueueSettings, RateLimit
 from conveyor.config.settings import QUEUE_NAME
 from conveyor.queue.errors import (
+    EnqueueNotReplicatedError,
     EnqueueUnconfirmedError,
     InvalidPayloadError,
     InvalidQueueNameError,
@@ -30,6 +31,7 @@ from conveyor.queue.options import JobOptions, bullmq_options
 from conveyor.redis.connection import decoding, describe_client
 from conveyor.redis.connection import redis_call as _redis_call
 from conveyor.redis.keys import ConveyorKeys, QueueKeys
+from conveyor.redis.replication import NotReplicatedError, ReplicatedPipeline, ReplicaWait
 from conveyor.redis.script_errors import JobMissingError, JobNotInStateError, QueueHasActiveJobsError
 from conveyor.redis.scripts import QueueScripts
 
@@ -87,7 +89,11 @@ class QueueCounts:
 
 
 class Queue:
-    """One BullMQ queue. Produce with `add`/`add_bulk`; inspect and manage with the other methods."""
+    """One BullMQ queue. Produce with `add`/`add_bulk`; inspect and manage with the other methods.
+
+    With a `replica_wait` (durable mode, `CONVEYOR_REDIS_WAIT_REPLICAS`), an add returns only once that many
+    replicas hold the job, and a worker's completion or failure of a job waits for them too.
+    """
 
     def __init__(
         self,
@@ -99,6 +105,7 @@ class Queue:
         max_payload_bytes: int = 1024 * 1024,
         clock: Clock = time.time,
         producer_hooks: ProducerHooks | None = None,
+        replica_wait: ReplicaWait | None = None,
     ) -> None:
         if not QUEUE_NAME.match(name):
             raise InvalidQueueNameError(
@@ -110,7 +117,8 @@ class Queue:
         self.conveyor_keys = ConveyorKeys(prefix)
         self.defaults = defaults or QueueSettings()
         self.max_payload_bytes = max_payload_bytes
-        self.scripts = QueueScripts(self.client, self.keys)
+        self.replica_wait = replica_wait
+        self.scripts = QueueScripts(self.client, self.keys, replica_wait)
         self._clock = clock
         self.producer_hooks = producer_hooks or ProducerHooks()
 
@@ -128,6 +136,8 @@ class Queue:
             InvalidPayloadError / PayloadTooLargeError: nothing was written.
             EnqueueUnconfirmedError (a RedisUnavailableError): Redis did not confirm the add; the job may or
                 may not be in the queue, and adding it again with the same id (`job_ids`) is safe.
+            EnqueueNotReplicatedError: durable mode only: the master added the job but too few replicas
+                acknowledged it in time; adding it again with the same id is safe and waits again.
             RedisOutOfMemoryError: Redis is at its maxmemory and refused the add; nothing was written.
         """
         prepared = self._prepare(NewJob(job_type, data, options or JobOptions()))
@@ -141,6 +151,8 @@ class Queue:
             return job_id
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise self._unconfirmed(exc, [prepared]) from exc
+        except NotReplicatedError as exc:
+            raise self.not_replicated(exc, [str(prepared["job_id"])]) from exc
 
     @_redis_call(WRITTEN_NOTHING)  # out of memory part-way: the error says how many were written
     async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
@@ -148,16 +160,23 @@ class Queue:
         made before the first try, as in `add`; see there for the errors."""
         prepared = [self._prepare(job) for job in jobs]
         enqueue = Enqueue(self.name, prepared)
+        write = ReplicatedPipeline(self.client, self.replica_wait) if self.replica_wait else None
         try:
             with self.producer_hooks.around_add(enqueue):
-                pipe = self.client.pipeline(transaction=False)
+                pipe = write.pipe if write else self.client.pipeline(transaction=False)
                 for args in prepared:
                     await self.scripts.add_job(**args, pipe=pipe)
-                ids = [str(result) for result in await pipe.execute()]
+                ids = [str(result) for result in await (write.execute() if write else pipe.execute())]
                 enqueue.ids.extend(ids)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise self._unconfirmed(exc, prepared) from exc
+        except NotReplicatedError as exc:
+            raise self.not_replicated(exc, [str(args["job_id"]) for args in prepared]) from exc
         return ids
+
+    def not_replicated(self, exc: NotReplicatedError, job_ids: list[str]) -> EnqueueNotReplicatedError:
+        """The error that tells a producer its jobs were added on the master but not confirmed by replicas."""
+        return EnqueueNotReplicatedError(describe_client(self.client), job_ids, exc.acknowledged, exc.wait.describe())
 
     def _unconfirmed(self, exc: Exception, prepared: list[dict[str, Any]]) -> EnqueueUnconfirmedError:
         ids = [str(args["job_id"]) for args in prepared]

@@ -231,6 +231,13 @@ async def _finished(
             raise
         # The script fails on the next job's hash only after finishing this one: fail that one as malformed.
         fetched = await taken_despite(runner.scripts, job.token, exc, besides=job.job_id)
+    if not fetched.replicated:  # durable mode: the outcome stands on the master; nothing to undo, only to say
+        wait = runner.scripts.replica_wait
+        log.warning(
+            "job %s of %s %s on the master, but not acknowledged by %s: if the master fails now, the job is "
+            "run again", job.job_id, runner.queue.name, target, wait.describe() if wait else "the replicas",
+            extra={"job_id": job.job_id, "queue": runner.queue.name},
+        )  # fmt: skip
     return fetched if fetched.job_id else None
 
 
