@@ -6,7 +6,7 @@ import asyncio
 import json
 import signal
 
-from conveyor import Conveyor, NewJob
+from conveyor import Conveyor, JobState, NewJob
 from tests.cli.conftest import Cli, wait_until
 
 
@@ -20,11 +20,34 @@ async def test_stats_json_counts_every_queue_and_the_paused_flag(conveyor_cli: C
     stats = json.loads(result.stdout)
     assert set(stats["queues"]) == {"indexing", "ai-processing", "background"}
     background = stats["queues"]["background"]
-    assert background["waiting"] + background["prioritized"] == 2
+    assert background["waiting"] == 2
     assert (background["active"], background["failed"], background["paused"]) == (0, 0, False)
     assert stats["queues"]["indexing"]["delayed"] == 1
     assert stats["queues"]["ai-processing"]["paused"] is True
     assert stats["workers"] == []
+
+
+async def test_a_paused_queues_default_priority_jobs_are_waiting_in_stats_jobs_and_python(
+    conveyor_cli: Cli, app: Conveyor
+) -> None:
+    queue = app.queue("background")
+    await queue.pause()
+    ids = await app.add_bulk("background", [NewJob("echo", {"n": n}) for n in range(3)])  # default options
+
+    stats = json.loads((await conveyor_cli.arun("stats", "--json")).stdout)["queues"]["background"]
+    listed = json.loads((await conveyor_cli.ainvoke("jobs", "background", "-s", "waiting", "--json")).stdout)
+    shown = json.loads((await conveyor_cli.ainvoke("job", "background", ids[0], "--json")).stdout)
+    counts = await queue.counts()
+
+    assert (stats["waiting"], stats["prioritized"], stats["paused_jobs"], stats["paused"]) == (3, 3, 3, True)
+    assert [(job["id"], job["state"]) for job in listed] == [(job_id, "waiting") for job_id in ids]
+    assert shown["state"] == "waiting"
+    assert (counts.waiting, counts.prioritized, counts.paused_jobs, counts.pending) == (3, 3, 3, 3)
+    assert [job.id for job in await queue.jobs(JobState.WAITING)] == ids
+    table = (await conveyor_cli.ainvoke("stats")).stdout
+    assert "prioritized" not in table.lower()
+    row = next(line for line in table.splitlines() if "background" in line)
+    assert [cell.strip() for cell in row.split("│") if cell.strip()][1] == "3"  # the Waiting column
 
 
 def test_stats_table_lists_queues(conveyor_cli: Cli) -> None:

@@ -23,7 +23,6 @@ STATE_STYLES = {
     JobState.FAILED: "red",
     JobState.ACTIVE: "cyan",
     JobState.DELAYED: "yellow",
-    JobState.PAUSED: "yellow",
 }
 PREVIEW_CHARS = 60
 
@@ -109,8 +108,7 @@ def render_queues(counts: Mapping[str, QueueCounts]) -> Table:
     for name, c in counts.items():
         paused = Text("paused", style="yellow") if c.paused else Text("no")
         failed = Text(str(c.failed), style="red" if c.failed else "")
-        # Waiting counts every job ready to run, with or without a priority (BullMQ keeps those apart).
-        cells = (c.waiting + c.prioritized, c.delayed, c.active, c.completed)
+        cells = (c.waiting, c.delayed, c.active, c.completed)
         table.add_row(Text(name), *(str(n) for n in cells), failed, paused)
     return table
 

@@ -57,7 +57,14 @@ def new_job_id() -> str:
 
 
 class JobState(StrEnum):
-    """Where a job is. A job is in exactly one of these at any time."""
+    """Where a job is. A job reads as exactly one of WAITING, DELAYED, ACTIVE, COMPLETED, FAILED,
+    WAITING_CHILDREN or UNKNOWN at any time.
+
+    WAITING is every job waiting to run, wherever BullMQ keeps it: its `wait` list, its `prioritized` set
+    (where every job with a priority, the default one included, goes) and its legacy `paused` list. PRIORITIZED
+    and PAUSED are never a job's state: as filters they pick a part of the waiting jobs (those with a priority;
+    every waiting job of a paused queue).
+    """
 
     WAITING = "waiting"
     PRIORITIZED = "prioritized"
@@ -68,6 +75,15 @@ class JobState(StrEnum):
     PAUSED = "paused"
     WAITING_CHILDREN = "waiting-children"
     UNKNOWN = "unknown"
+
+
+WAITING_PARTS = frozenset({JobState.WAITING, JobState.PRIORITIZED, JobState.PAUSED})
+
+
+def shown_state(state: str) -> JobState:
+    """The state a job reads as, from a BullMQ state name: its waiting parts (`prioritized`, `paused`) are
+    WAITING."""
+    return JobState.WAITING if state in WAITING_PARTS else JobState(state)
 
 
 @dataclass(frozen=True, slots=True)
