@@ -144,6 +144,17 @@ async def test_retry_job_moves_a_failed_job_back(api: Api, api_app: Conveyor) ->
     assert code_of(again) == "JOB_STATE_CONFLICT"
 
 
+async def test_retry_history_numbers_the_runs_after_a_retry_1_then_2(api: Api, api_app: Conveyor) -> None:
+    [job_id] = await failed_jobs(api, api_app, 1)
+    await api.data('mutation($id: ID!) { retryJob(queue: "background", id: $id) { id } }', {"id": job_id})
+    queue = api_app.queue("background")
+    async with running_worker(api_app, "background"):
+        await wait_until(lambda: _in(queue, job_id, JobState.FAILED))
+    query = 'query($id: ID!) { job(queue: "background", id: $id) { retryHistory { attempt error } } }'
+    history = (await api.data(query, {"id": job_id}))["job"]["retryHistory"]
+    assert [(run["attempt"], "bad 0" in run["error"]) for run in history] == [(1, True), (2, True)]
+
+
 async def test_retry_jobs_by_ids_reports_each(api: Api, api_app: Conveyor) -> None:
     ids = await failed_jobs(api, api_app, 2)
     query = 'mutation($ids: [ID!]!) { retryJobs(queue: "background", ids: $ids) { succeeded failed { id code } } }'

@@ -7,7 +7,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -146,12 +146,24 @@ def _json(value: str | None, default: Any = None) -> Any:
 
 
 def parse_history(raw: str | None) -> list[AttemptRecord]:
-    """The retry history stored in a job hash (empty if it is malformed)."""
+    """The retry history stored in a job hash (empty if it is malformed), numbered by `numbered`."""
     items = _json(raw, [])
     try:
-        return [AttemptRecord.from_json(item) for item in items] if isinstance(items, list) else []
+        return numbered([AttemptRecord.from_json(item) for item in items]) if isinstance(items, list) else []
     except (AttributeError, TypeError, ValueError):
         return []
+
+
+def numbered(records: list[AttemptRecord]) -> list[AttemptRecord]:
+    """The records numbered across retries: a retry (`conveyor retry`) starts BullMQ's attempt count over, so
+    a record whose number does not follow the one before it is numbered right after it (runs 1, 2, 3, …)."""
+    result: list[AttemptRecord] = []
+    last = 0
+    for record in records:
+        number = record.attempt if record.attempt > last else last + 1
+        result.append(record if number == record.attempt else replace(record, attempt=number))
+        last = number
+    return result
 
 
 @dataclass(frozen=True, slots=True)
