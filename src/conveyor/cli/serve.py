@@ -170,17 +170,20 @@ def _raise_if_failed(tasks: Sequence[asyncio.Task[None]]) -> None:
 
 
 def _exit_if_handler_threads_stuck() -> None:
-    # Sync handlers run in the worker's thread pool. One still running after the grace period has had its
-    # job handed back to waiting, but Python cannot kill a thread, and at exit the interpreter joins every
-    # pool thread: the process would hang until that handler returns. Nothing is left to save (the job is
-    # back in Redis, the embedded server stopped), so end the process now instead.
+    # Sync handlers run in the worker's thread pool. The worker waits for one still running after the grace
+    # period unless stopped a second time; then its job is left to the stalled-job check, but Python cannot
+    # kill a thread, and at exit the interpreter joins every pool thread: the process would hang until that
+    # handler returns. Nothing is left to save (the embedded server is stopped), so end the process now.
     deadline = time.monotonic() + THREAD_EXIT_WAIT_S  # idle pool threads are only just leaving
     for thread in threading.enumerate():
         if thread is not threading.main_thread() and not thread.daemon:
             thread.join(max(0.0, deadline - time.monotonic()))
     stuck = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and not t.daemon]
     if stuck:
-        log.warning("exiting with %d job handler thread(s) still running (their jobs were handed back)", len(stuck))
+        log.warning(
+            "exiting with %d job handler thread(s) still running (the stalled-job check requeues their jobs)",
+            len(stuck),
+        )
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -352,6 +352,31 @@ class Queue:
         except JobNotInStateError as exc:
             raise JobStateError(f"Job {job_id!r} is not delayed, so it cannot be promoted.") from exc
 
+    @_redis_call(PARTLY_DONE)
+    async def promote_delayed(self, limit: int = 10_000) -> int:
+        """Run delayed jobs now (up to `limit`, soonest due first), each keeping its priority; returns how
+        many were promoted. A job that stopped being delayed meanwhile is skipped."""
+        promoted = 0
+        while promoted < limit:
+            ids = await self.client.zrange(self.keys.delayed, 0, min(500, limit - promoted) - 1)
+            if not ids:
+                break
+            for job_id in ids:
+                try:
+                    await self.scripts.promote(str(job_id))
+                except JobNotInStateError:
+                    continue
+                promoted += 1
+        return promoted
+
+    @_redis_call(PARTLY_DONE)
+    async def clean(self, state: JobState, grace_ms: int, limit: int = 10_000) -> list[str]:
+        """Delete up to `limit` completed or failed jobs that finished more than `grace_ms` ago (BullMQ's
+        `clean`); returns their ids. Dead letters are kept (they are copies)."""
+        if state not in (JobState.COMPLETED, JobState.FAILED):
+            raise JobStateError(f"Only completed or failed jobs are cleaned, not {state.value} ones.")
+        return await self.scripts.clean_jobs_in_set(state.value, self._now_ms() - grace_ms, limit)
+
     @_redis_call()
     async def remove(self, job_id: str) -> None:
         """Delete a job that is not active (cancel an active one instead)."""

@@ -47,6 +47,7 @@ SCRIPT_FILES = {
     "getStateV2": "getStateV2-8.lua",
     "reprocessJob": "reprocessJob-9.lua",
     "moveJobsToWait": "moveJobsToWait-8.lua",
+    "cleanJobsInSet": "cleanJobsInSet-3.lua",
     "moveJobFromActiveToWait": "moveJobFromActiveToWait-9.lua",
 }
 
@@ -378,6 +379,15 @@ class QueueScripts:
         prop = "failedReason" if state == "failed" else "returnvalue"
         args = [job_id, "RPUSH" if lifo else "LPUSH", prop, state, "1", "1"]
         raise_for_code(await self._run("reprocessJob", keys, args), job_id=job_id, command="reprocessJob")
+
+    async def clean_jobs_in_set(self, state: str, timestamp: int, limit: int) -> list[str]:
+        """Remove up to `limit` jobs of a finished `state` (completed, failed) that finished at or before
+        `timestamp` (ms), with their logs; returns their ids."""
+        k = self.keys
+        removed = await self._run(
+            "cleanJobsInSet", [k.of(state), k.events, k.repeat], [k.base, timestamp, limit, state]
+        )
+        return [str(job_id) for job_id in removed or []]
 
     async def move_jobs_to_wait(self, state: str, count: int, timestamp: int) -> bool:
         """Move up to `count` jobs of `state` (failed, completed, delayed) to waiting; True if more remain."""

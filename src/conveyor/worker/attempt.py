@@ -74,6 +74,12 @@ class ActiveJob:
         ctx = JobContext(info, runner.scripts, asyncio.get_running_loop())
         return cls(fetched.job_id, token, fetched.fields, checked.opts, ctx, checked)
 
+    @property
+    def log_fields(self) -> dict[str, Any]:
+        """`extra=` fields naming this job, for lines about it logged outside its attempt."""
+        info = self.ctx.job
+        return {"job_id": info.id, "queue": info.queue, "job_type": info.type, "attempt": info.attempt}
+
     def wait_s(self, now_ms: int) -> float:
         """Seconds from due time to start. Due time: when a retry became due, else creation plus the requested
         delay (BullMQ resets the hash's `delay` field on promotion, so the original comes from the options)."""
@@ -126,7 +132,7 @@ async def _no_handler(runner: QueueRunner, job: ActiveJob) -> Exception:
 def _malformed(runner: QueueRunner, job: ActiveJob, problem: str) -> MalformedJobError:
     log.error(
         "job %s of queue %s is malformed and fails without running: %s",
-        job.job_id, runner.queue.name, problem, extra={"job_id": job.job_id, "queue": runner.queue.name},
+        job.job_id, runner.queue.name, problem, extra=job.log_fields,
     )  # fmt: skip
     return MalformedJobError(
         f"malformed job hash: {problem}. It was failed without running; fix the producer that wrote it "

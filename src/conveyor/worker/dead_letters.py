@@ -175,14 +175,18 @@ class DeadLetterKeeper(WorkerHook):
                     letter = letter_from_attempt(end.job.queue, end.job, fields, end.error, now)
                     new = await letters.record(letter, alert=self.alerting)
             except REDIS_ERRORS as exc:
-                log.warning("could not record dead letter %s of %s (%s)", end.job.id, end.job.queue, exc)
+                log.warning(
+                    "could not record dead letter %s of %s (%s)", end.job.id, end.job.queue, exc, extra=fields_of(end)
+                )
                 await asyncio.sleep(0.2 * 2**attempt)
                 continue
             if new:
-                log.info("job %s of %s is a dead letter", end.job.id, end.job.queue)
+                log.info("job %s of %s is a dead letter", end.job.id, end.job.queue, extra=fields_of(end))
                 self._wake.set()
             return
-        log.error("gave up recording dead letter %s of %s; the sweep will", end.job.id, end.job.queue)
+        log.error(
+            "gave up recording dead letter %s of %s; the sweep will", end.job.id, end.job.queue, extra=fields_of(end)
+        )
 
     async def drain(self) -> None:
         """Wait for the copies still being written (tests, shutdown)."""
@@ -285,3 +289,8 @@ class DeadLetterKeeper(WorkerHook):
             digest = hmac.new(self.settings.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
             headers["X-Conveyor-Signature"] = f"sha256={digest}"
         return headers
+
+
+def fields_of(end: AttemptEnd) -> dict[str, str]:
+    """Log fields naming the job a line is about, so a line logged after its attempt is filed under it."""
+    return {"job_id": end.job.id, "queue": end.job.queue, "job_type": end.job.type}

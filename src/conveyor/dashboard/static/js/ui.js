@@ -13,14 +13,14 @@ export const STATES = [
 
 export const QUEUE_FIELDS = 'name waiting active completed failed delayed prioritized waitingChildren isPaused concurrency';
 
-/** A short-lived message; errors stay until dismissed. */
+/** A short-lived message; errors and warnings stay until dismissed. */
 export function toast(message, { kind = 'info' } = {}) {
   const box = document.getElementById('toasts');
   const close = h('button', { type: 'button', class: 'toast-close', 'aria-label': 'Dismiss' }, '×');
   const item = h('div', { class: `toast toast-${kind}` }, h('span', {}, message), close);
   close.addEventListener('click', () => item.remove());
   box.append(item);
-  if (kind !== 'error') setTimeout(() => item.remove(), 6000);
+  if (kind !== 'error' && kind !== 'warning') setTimeout(() => item.remove(), 6000);
 }
 
 /** An error as a sentence for people. */
