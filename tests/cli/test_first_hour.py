@@ -147,6 +147,7 @@ async def _first_hour(folders: Folders, project: Cli, elsewhere: Cli, myapp: Cli
     await _add_from_outside_the_project(elsewhere)
     user_worker = myapp.start("worker", "--app", "myapp:app")  # from its folder, no PYTHONPATH for it
     await _started(myapp, user_worker, "serving background")
+    assert "indexing" not in myapp.output(user_worker)  # it serves only the queue its app has handlers for
     emails = await _user_worker_beside_ups_worker(folders, elsewhere, up.pid, user_worker.pid)
     await _use_case_3_is_delayed(folders, elsewhere)
     held = await _paused_queue_waiting_agrees(elsewhere)
