@@ -26,7 +26,7 @@ from conveyor.queue.errors import (
     QueueBusyError,
 )
 from conveyor.queue.hooks import Enqueue, ProducerHooks
-from conveyor.queue.job import Job, JobState, new_job_id
+from conveyor.queue.job import Job, JobState, new_job_id, shown_state
 from conveyor.queue.options import JobOptions, bullmq_options
 from conveyor.redis.connection import decoding, describe_client
 from conveyor.redis.connection import redis_call as _redis_call
@@ -36,8 +36,11 @@ from conveyor.redis.script_errors import JobMissingError, JobNotInStateError, Qu
 from conveyor.redis.scripts import QueueScripts
 
 COUNT_STATES = ("wait", "paused", "active", "completed", "failed", "delayed", "prioritized", "waiting-children")
-LIST_STATES = {"waiting": "wait", "active": "active", "paused": "paused"}
-ZSET_STATES = {"completed": True, "failed": True, "delayed": False, "prioritized": False, "waiting-children": False}
+# Where BullMQ keeps waiting jobs, in the order they run: its `wait` list (and the legacy `paused` list, moved
+# back to `wait` on resume) before the `prioritized` set.
+WAITING_AREAS = ("wait", "paused", "prioritized")
+LIST_AREAS = ("wait", "paused", "active")
+NEWEST_FIRST_AREAS = ("completed", "failed")
 Clock = Callable[[], float]
 WRITTEN_NOTHING = "nothing was written"
 PARTLY_DONE = "it may be partly done; run it again"
@@ -71,7 +74,12 @@ class NewJob:
 
 @dataclass(frozen=True)
 class QueueCounts:
-    """Jobs per state in one queue, and whether it is paused."""
+    """Jobs per state in one queue, and whether it is paused.
+
+    `waiting` is every job waiting to run. `prioritized` and `paused_jobs` say how many of them have a
+    priority (every job added with default options does) and how many the pause holds back (all of them while
+    the queue is paused); the two parts may overlap.
+    """
 
     waiting: int
     active: int
@@ -81,11 +89,12 @@ class QueueCounts:
     prioritized: int
     waiting_children: int
     paused: bool
+    paused_jobs: int = 0
 
     @property
     def pending(self) -> int:
-        """Jobs not yet started (waiting, prioritized, delayed)."""
-        return self.waiting + self.prioritized + self.delayed
+        """Jobs not yet started (waiting, delayed)."""
+        return self.waiting + self.delayed
 
 
 class Queue:
@@ -205,30 +214,55 @@ class Queue:
         fields, logs = await pipe.execute()
         if not fields:
             raise JobNotFoundError(self.name, job_id)
-        state = JobState(await self.scripts.get_state(job_id))
-        if state is JobState.WAITING and await self.is_paused():
-            state = JobState.PAUSED
+        state = shown_state(await self.scripts.get_state(job_id))
         return Job.from_hash(self.name, job_id, fields, state, logs)
 
     @_redis_call()
     async def state_of(self, job_id: str) -> JobState:
-        """The state of a job (`unknown` if it does not exist)."""
-        return JobState(await self.scripts.get_state(job_id))
+        """The state of a job (`unknown` if it does not exist); see `JobState` for what reads as waiting."""
+        return shown_state(await self.scripts.get_state(job_id))
+
+    async def _areas(self, state: JobState) -> tuple[str, ...]:
+        """BullMQ's structures holding the jobs of `state` (see `JobState` for PRIORITIZED and PAUSED)."""
+        if state is JobState.WAITING or (state is JobState.PAUSED and await self.is_paused()):
+            return WAITING_AREAS
+        if state is JobState.PAUSED:
+            return ("paused",)  # the legacy paused list: jobs a resume has yet to move back
+        if state is JobState.UNKNOWN:
+            raise JobStateError(f"Cannot list jobs in state {state.value!r}.")
+        return (state.value,)
+
+    @_redis_call()
+    async def count_of(self, state: JobState) -> int:
+        """How many jobs `job_ids(state)` pages through."""
+        return sum(await self.scripts.get_counts(await self._areas(state)))
 
     @_redis_call()
     async def job_ids(self, state: JobState, start: int = 0, count: int = 50) -> list[str]:
-        """Ids of jobs in one state: oldest first for pending states, newest first for finished ones."""
+        """Ids of jobs in one state: in the order they will run for pending states (waiting ones before
+        prioritized ones, as workers take them), newest first for finished ones."""
+        areas = await self._areas(state)
+        sizes = await self.scripts.get_counts(areas)
+        ids: list[str] = []
+        for area, size in zip(areas, sizes, strict=True):
+            if len(ids) >= count:
+                break
+            if start >= size:
+                start -= size
+                continue
+            ids += await self._range(area, start, count - len(ids))
+            start = 0
+        return ids
+
+    async def _range(self, area: str, start: int, count: int) -> list[str]:
         end = start + count - 1
-        if state.value in LIST_STATES:
-            key = self.keys.of(LIST_STATES[state.value])
+        key = self.keys.of(area)
+        if area in LIST_AREAS:
             # BullMQ pushes new jobs on the left; the oldest (next to run) is at the right end.
             ids = await self.client.lrange(key, -end - 1, -start - 1)
             return [str(job_id) for job_id in reversed(ids)]
-        if state.value in ZSET_STATES:
-            key = self.keys.of(state.value)
-            ranged = await self.client.zrange(key, start, end, desc=ZSET_STATES[state.value])
-            return [str(job_id) for job_id in ranged]
-        raise JobStateError(f"Cannot list jobs in state {state.value!r}.")
+        ranged = await self.client.zrange(key, start, end, desc=area in NEWEST_FIRST_AREAS)
+        return [str(job_id) for job_id in ranged]
 
     @_redis_call()
     async def jobs(self, state: JobState, start: int = 0, count: int = 50) -> list[Job]:
@@ -238,15 +272,17 @@ class Queue:
         for job_id in ids:
             pipe.hgetall(self.keys.job(job_id))
         rows = await pipe.execute()
-        return [Job.from_hash(self.name, job_id, row, state) for job_id, row in zip(ids, rows, strict=True) if row]
+        shown = shown_state(state.value)
+        return [Job.from_hash(self.name, job_id, row, shown) for job_id, row in zip(ids, rows, strict=True) if row]
 
     @_redis_call()
     async def counts(self) -> QueueCounts:
-        """Jobs per state and the paused flag."""
+        """Jobs per state and the paused flag; see `QueueCounts` for what counts as waiting."""
         values = dict(zip(COUNT_STATES, await self.scripts.get_counts(COUNT_STATES), strict=True))
         paused = await self.is_paused()
+        waiting = sum(values[area] for area in WAITING_AREAS)
         return QueueCounts(
-            waiting=values["wait"] + values["paused"],
+            waiting=waiting,
             active=values["active"],
             completed=values["completed"],
             failed=values["failed"],
@@ -254,6 +290,7 @@ class Queue:
             prioritized=values["prioritized"],
             waiting_children=values["waiting-children"],
             paused=paused,
+            paused_jobs=waiting if paused else values["paused"],
         )
 
     @_redis_call()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
-from conveyor.queue.job import HISTORY_FIELD, QUEUED_AT_FIELD, AttemptRecord, parse_history
+from conveyor.queue.job import HISTORY_FIELD, QUEUED_AT_FIELD, AttemptRecord, numbered, parse_history
 from conveyor.queue.options import RATE_KEY_OPTION, keep_jobs
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.context import JobContext, JobInfo
@@ -253,7 +253,7 @@ def failure_fields(job: ActiveJob, error: BaseException, worker: str, now_ms: in
         failed_at=datetime.fromtimestamp(now_ms / 1000, UTC),
         worker=worker,
     )
-    history = [*parse_history(job.fields.get(HISTORY_FIELD)), entry]
+    history = numbered([*parse_history(job.fields.get(HISTORY_FIELD)), entry])
     stacks = [*_stacktraces(job.fields.get("stacktrace")), stack][-STACKTRACE_LIMIT:]
     return {
         "failedReason": reason,

@@ -3,8 +3,7 @@
 import { h } from './dom.js';
 
 export const STATES = [
-  { key: 'waiting', label: 'Waiting', field: 'waiting', states: ['WAITING', 'PAUSED'] },
-  { key: 'prioritized', label: 'Prioritized', field: 'prioritized', states: ['PRIORITIZED'] },
+  { key: 'waiting', label: 'Waiting', field: 'waiting', states: ['WAITING'] },
   { key: 'delayed', label: 'Delayed', field: 'delayed', states: ['DELAYED'] },
   { key: 'active', label: 'Active', field: 'active', states: ['ACTIVE'] },
   { key: 'completed', label: 'Completed', field: 'completed', states: ['COMPLETED'] },

@@ -24,7 +24,7 @@ const BULK = {
   remove: { label: 'Remove', field: 'removeJobs', done: 'removed' },
 };
 const BULK_BY_TAB = {
-  waiting: ['cancel', 'remove'], prioritized: ['cancel', 'remove'], delayed: ['promote', 'cancel', 'remove'],
+  waiting: ['cancel', 'remove'], delayed: ['promote', 'cancel', 'remove'],
   active: ['cancel'], completed: ['retry', 'remove'], failed: ['retry', 'remove'], 'waiting-children': ['cancel', 'remove'],
 };
 const SORTS = {
@@ -325,7 +325,7 @@ export function jobList(ctx, queue) {
     /** The first load: without a tab in the URL, open the first state that holds jobs. */
     start(q) {
       if (!chosenTab && q) {
-        const order = ['active', 'waiting', 'prioritized', 'delayed', 'failed', 'completed', 'waiting-children'];
+        const order = ['active', 'waiting', 'delayed', 'failed', 'completed', 'waiting-children'];
         state.tab = order.find((key) => q[STATES.find((s) => s.key === key).field] > 0) || 'waiting';
       }
       load();

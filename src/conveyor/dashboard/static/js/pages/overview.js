@@ -35,7 +35,7 @@ function card(queue) {
 }
 
 function pending(queue) {
-  return queue.waiting + queue.prioritized + queue.delayed + queue.active;
+  return queue.waiting + queue.delayed + queue.active;
 }
 
 export function render(ctx) {
