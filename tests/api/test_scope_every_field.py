@@ -20,6 +20,7 @@ from conveyor.api import TokenStore
 from conveyor.api.schema import build_schema
 from conveyor.queue.dlq import DeadLetters
 from conveyor.queue.schedules import Schedules
+from conveyor.queue.tenants import TenantStore, tenant_quotas
 from tests.advanced.conftest import advanced
 from tests.api.conftest import Api, running_worker
 from tests.support import running, wait_until
@@ -77,6 +78,12 @@ RULES: dict[str, tuple[Case, ...]] = {
     "Query.schedule": (refused('{ schedule(key: "b-schedule") { key } }'),),
     "Query.tenants": (refused("{ tenants { id } }"),),
     "Query.tenant": (refused('{ tenant(id: "acme") { id } }'),),
+    "Tenant.queues": (refused("{ tenants { queues { name } } }"),),
+    "Query.redisInfo": (refused("{ redisInfo { version } }"),),
+    "Mutation.cleanJobs": (
+        refused('mutation { cleanJobs(queue: "background", state: COMPLETED, olderThanMs: 0) { removed } }'),
+    ),
+    "Mutation.promoteDelayedJobs": (refused('mutation { promoteDelayedJobs(queue: "background") }'),),
     "Query.searchCode": (refused('{ searchCode(query: "queue") { file } }'),),
     "Queue.lastEventId": (refused('{ queue(name: "background") { lastEventId } }'),),
     "Job.logs": (refused('{ job(queue: "background", id: "b-job") { logs } }'),),
@@ -208,14 +215,16 @@ def errors_of(message: dict[str, Any]) -> list[dict[str, Any]]:
     return list((payload or {}).get("errors") or [])
 
 
-async def answer(api: Api, token: str, case: Case, seeded: Seed, subscription: bool) -> dict[str, Any]:
+async def answer(
+    api: Api, token: str, case: Case, seeded: Seed, subscription: bool, within: float = 10
+) -> dict[str, Any]:
     """The first answer to a case: the HTTP result, or the first websocket message's payload."""
     variables = {name: seeded.ids.get(key, key) for name, key in case.variables.items()}
     if not subscription:
         return await api.gql(case.document, variables, token=token)
     async with api.ws(token) as ws:
         await ws.subscribe(case.document, variables)
-        message = await ws.receive(within=10)
+        message = await ws.receive(within=within)
         return {"errors": errors_of(message), "data": (message.get("payload") or {}).get("data")}
 
 
@@ -263,5 +272,62 @@ async def test_a_token_scoped_to_one_queue_reaches_no_other_through_any_field(
         for name, cases in RULES.items()
         for case in cases
         if (problem := await check(api, token, name, case, seeded)) is not None
+    ]
+    assert not problems, "\n".join(problems)
+
+
+# -- tenants ------------------------------------------------------------------------------------------------
+# A tenant's token names queues as the deployment does ("background"), but each name means the tenant's own
+# queue. So every case of RULES, sent with an admin token of tenant `acme` (every queue of its namespace), must
+# leave the deployment's own queues unchanged and show none of what they hold: the same walk of the schema,
+# with the deployment's seed as the thing to keep out.
+
+
+async def state_of_deployment(app: Conveyor) -> Any:
+    """Everything of the deployment's own A and B that a tenant's mutation could have changed."""
+    return await state_of_b(app), await app.queue(A).counts()
+
+
+async def check_tenant(api: Api, token: str, name: str, case: Case, seeded: Seed) -> str | None:
+    """What is wrong with one case sent by a tenant's admin (None: nothing)."""
+    subscription = name.startswith("Subscription.") or "subscription" in case.document.split("{")[0]
+    before = await state_of_deployment(api.app)
+    try:
+        result = await answer(api, token, case, seeded, subscription, within=3)
+    except TimeoutError:  # a subscription of the tenant's (idle) namespace has nothing to say yet
+        result = {"data": None}
+    if await state_of_deployment(api.app) != before:
+        return f"{name}: a tenant's request changed the deployment's own queues: {case.document} -> {result}"
+    # The queue name and the tenant's own echo of a key it was sent are no leak; what only the seed holds is.
+    shown = [marker for marker in leaks(result, seeded) if marker not in (B, "b-schedule")]
+    if shown:
+        return f"{name}: a tenant's answer shows the deployment's {shown}: {result}"
+    return None
+
+
+@pytest.fixture
+async def tenant_token(api: Api, api_app: Conveyor) -> AsyncIterator[tuple[str, Seed]]:
+    """An admin token of tenant `acme`, with the deployment's own B (and A) seeded and a worker serving them."""
+    prefix = api_app.settings.conveyor_prefix
+    await TenantStore(api_app.client, prefix).save("acme", tenant_quotas())
+    token = (await TokenStore(api_app.client, prefix).create("acme admin", "admin", tenant="acme")).token
+    seeded = await seed(api, api_app)
+    seeded.ids["admin_token"] = next(
+        info.id for info in await TokenStore(api_app.client, prefix).list() if info.name == "test admin"
+    )
+    async with running_worker(api_app, A, B):
+        await wait_until(lambda: api_app.workers())
+        yield token, seeded
+
+
+async def test_a_tenants_token_reaches_nothing_of_the_deployment_through_any_field(
+    api: Api, tenant_token: tuple[str, Seed]
+) -> None:
+    token, seeded = tenant_token
+    problems = [
+        problem
+        for name, cases in RULES.items()
+        for case in cases
+        if (problem := await check_tenant(api, token, name, case, seeded)) is not None
     ]
     assert not problems, "\n".join(problems)

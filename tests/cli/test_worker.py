@@ -46,16 +46,20 @@ async def test_worker_processes_jobs_and_exits_0_on_sigterm_without_losing_a_job
     await wait_until(lambda: _live_workers(app, 1), timeout=30)
     queue = app.queue("background")
     await app.add_bulk("background", [NewJob("sleep", {"seconds": 0.1}) for _ in range(4)])
-    # Still running at SIGTERM: an async handler (cancelled) and a sync one (its thread cannot be stopped).
-    long_ids = await app.add_bulk("background", [NewJob("sleep", {"seconds": 600}), NewJob("block", {"seconds": 600})])
+    # Still running at SIGTERM: an async handler (cancelled and handed back) and a sync one, whose thread
+    # cannot be stopped: the worker waits for it rather than let the job run in two places at once.
+    sleeping, blocking = await app.add_bulk(
+        "background", [NewJob("sleep", {"seconds": 600}), NewJob("block", {"seconds": 4})]
+    )
     await wait_until(lambda: _counts_are(app, completed=4, active=2), timeout=30)
 
     proc.send_signal(signal.SIGTERM)
     assert await _exit_code(proc) == 0, conveyor_cli.output(proc)
     counts = await queue.counts()
-    assert (counts.completed, counts.active, counts.failed, counts.pending) == (4, 0, 0, 2)
-    for job_id in long_ids:
-        assert (await queue.get_job(job_id)).attempts_made == 0  # handed back, no attempt counted
+    assert (counts.completed, counts.active, counts.failed, counts.pending) == (5, 0, 0, 1)
+    assert (await queue.get_job(sleeping)).attempts_made == 0  # handed back, no attempt counted
+    assert (await queue.get_job(blocking)).state is JobState.COMPLETED  # finished here, once
+    assert "waiting for 1 sync handler(s)" in conveyor_cli.output(proc)
     assert await app.workers() == []
     assert "Redis: redis://:***@127.0.0.1" in conveyor_cli.output(proc)
 

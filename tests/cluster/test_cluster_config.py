@@ -7,6 +7,7 @@ import pytest
 from conveyor.config import ConfigError, load_settings
 from conveyor.redis.cluster import parse_cluster_nodes
 from conveyor.redis.connection import RedisTarget
+from conveyor.redis.replication import ReplicaWait
 
 
 def test_cluster_nodes_make_a_cluster_target() -> None:
@@ -37,3 +38,9 @@ def test_ipv6_nodes_in_brackets_are_parsed() -> None:
 
 def test_an_empty_node_list_counts_as_unset() -> None:
     assert load_settings(redis_cluster_nodes="").redis_cluster_nodes is None
+
+
+def test_durable_mode_is_refused_on_a_cluster() -> None:
+    settings = load_settings(redis_cluster_nodes="127.0.0.1:7000", conveyor_redis_wait_replicas=1)
+    with pytest.raises(ConfigError, match="not available on a Redis Cluster"):
+        ReplicaWait.from_settings(settings)

@@ -74,6 +74,7 @@ class Producer:
         self.app = app
         self.acked: dict[str, float] = {}  # job id -> when its add was acknowledged (unix time)
         self.failures = 0
+        self.last_failure: dict[str, float] = {}  # queue -> when an add to it last failed (unix time)
 
     async def add(self, queue: str, job_id: str) -> None:
         while True:
@@ -81,6 +82,7 @@ class Producer:
                 await self.app.add(queue, "ledger", {}, JobOptions(job_id=job_id), warn_unserved=False)
             except ConveyorError:
                 self.failures += 1
+                self.last_failure[queue] = time.time()
                 await asyncio.sleep(0.05)
                 continue
             self.acked[job_id] = time.time()
@@ -140,7 +142,8 @@ async def _produce_and_kill(app: Conveyor, cluster: TestCluster, victim_port: in
     runs = _ledger(ledger)
     on_killed = {job for job in acked if job.startswith("q0-")}
     after = [job for job in on_killed if producer.acked[job] > killed_at]
-    first_ack = min((producer.acked[job] for job in after), default=killed_at)
+    last_failure = producer.last_failure.get("q0", killed_at)
+    first_ack = min((at for job in after if (at := producer.acked[job]) > last_failure), default=killed_at)
     first_run = min((min(starts.get(job, [killed_at])) for job in after), default=killed_at)
     return {
         "jobs": len(acked),
@@ -149,7 +152,8 @@ async def _produce_and_kill(app: Conveyor, cluster: TestCluster, victim_port: in
         "lost_other_shards": sum(1 for job in acked - on_killed if not runs[job]),
         "duplicated_killed_shard": sum(1 for job in on_killed if runs[job] > 1),
         "duplicated_other_shards": sum(1 for job in acked - on_killed if runs[job] > 1),
-        # kill -> the first add to the killed shard's queue acknowledged again / the first such job started
+        # kill -> adds to the killed shard's queue acknowledged again (after the last failed one) / the first job
+        # added to it after the kill started
         "enqueue_resumed_s": round(first_ack - killed_at, 2),
         "serving_resumed_s": round(first_run - killed_at, 2),
     }

@@ -18,105 +18,28 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import threading
 import time
-from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from conveyor import Conveyor, JobContext, JobOptions, JobState, NewJob, load_settings
-from tests.support import blocked_clients, running, wait_until
+from conveyor import Conveyor, JobContext, JobState, load_settings
+from tests.faults.ledger import (
+    LOCK_MS,
+    QUEUE,
+    RECOVERY_S,
+    Ledger,
+    add_jobs,
+    assert_invariants,
+    fetchers_waiting,
+    start_worker,
+)
+from tests.support import running, wait_until
 from tests.worker.conftest import WorkerProcesses, state_is
 
-QUEUE = "background"
-LOCK_MS = 2000
-STALLED_INTERVAL_MS = 500
-# Longest a job that lost its worker waits: the lock lapses, then the stalled check marks it and requeues it on
-# its next round (two intervals); plus slack for a busy machine.
-RECOVERY_S = (LOCK_MS + 2 * STALLED_INTERVAL_MS) / 1000 + 3.0
 PICKUP_S = 2.0  # a new job waits at most this long for the healthy worker (it takes ~1 ms on an idle machine)
-MAX_RUNS = 2  # the documented bound on runs of one job under one freeze or crash of its worker
-
-
-@dataclass
-class Ledger:
-    """The ledger file the `ledger` handler appends to: one `<job id> <pid> <unix time>` line per run."""
-
-    path: Path
-
-    def runs(self) -> dict[str, list[tuple[int, float]]]:
-        runs: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                job_id, pid, at = line.split()
-                runs[job_id].append((int(pid), float(at)))
-        return runs
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    return Ledger(tmp_path / "ledger.txt")
-
-
-@pytest.fixture
-def workers(redis_url: str, ledger: Ledger) -> Iterator[WorkerProcesses]:
-    procs = WorkerProcesses(redis_url)
-    yield procs
-    for proc in procs.procs:  # a stopped process cannot act on SIGTERM
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-    procs.stop_all()
-
-
-def start_worker(workers: WorkerProcesses, ledger: Ledger, concurrency: int) -> subprocess.Popen[bytes]:
-    return workers.start(
-        QUEUE,
-        concurrency=concurrency,
-        TEST_LEDGER=str(ledger.path),
-        CONVEYOR_LOCK_DURATION_MS=str(LOCK_MS),
-        CONVEYOR_STALLED_INTERVAL_MS=str(STALLED_INTERVAL_MS),
-    )
-
-
-async def fetchers_waiting(app: Conveyor, count: int) -> bool:
-    return await blocked_clients(app.client, at_least=count)
-
-
-async def add_jobs(app: Conveyor, count: int, seconds: float) -> dict[str, float]:
-    """Add `count` ledger jobs (5 attempts each); returns each id with the time it was added."""
-    added: dict[str, float] = {}
-    jobs = [NewJob("ledger", {"seconds": seconds}, JobOptions(attempts=5)) for _ in range(count)]
-    at = time.time()
-    for job_id in await app.add_bulk(QUEUE, jobs):
-        added[job_id] = at
-    return added
-
-
-async def all_finished(app: Conveyor, count: int) -> bool:
-    counts = await app.queue(QUEUE).counts()
-    return counts.completed + counts.failed >= count
-
-
-async def assert_invariants(app: Conveyor, ledger: Ledger, added: dict[str, float]) -> dict[str, int]:
-    """0 lost, none failed (in particular none for stalling too often), at most MAX_RUNS runs of one job.
-    Returns how many jobs ran how many times."""
-    await wait_until(lambda: all_finished(app, len(added)), timeout=RECOVERY_S + 20)
-    queue = app.queue(QUEUE)
-    failed = [await queue.get_job(job_id) for job_id in await queue.job_ids(JobState.FAILED, count=1000)]
-    assert not failed, [(job.id, job.failed_reason) for job in failed]
-    runs = ledger.runs()
-    never_ran = [job_id for job_id in added if not runs.get(job_id)]
-    assert not never_ran, f"completed without a run in the ledger: {never_ran}"
-    histogram: dict[int, int] = defaultdict(int)
-    for job_id in added:
-        histogram[len(runs[job_id])] += 1
-    assert max(histogram) <= MAX_RUNS, dict(histogram)
-    return dict(histogram)
 
 
 def assert_nothing_stale_ran(ledger: Ledger, frozen_pid: int, resumed_at: float) -> None:

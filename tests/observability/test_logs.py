@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 
-from conveyor import Conveyor, JobState
+from conveyor import Conveyor, JobContext, JobState
 from conveyor.observability import configure_logging, instrument
+from conveyor.worker.hooks import AttemptEnd, WorkerHook
 from tests.worker.conftest import running, state_is, wait_until
 
 log = logging.getLogger("tests.observability.handlers")
+ended_log = logging.getLogger("tests.observability.hooks")
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
@@ -115,3 +117,41 @@ def test_format_and_level_come_from_the_environment(monkeypatch: pytest.MonkeyPa
     log.info("hidden")
     log.warning("shown")
     assert [line["message"] for line in _lines(stream)] == ["shown"]
+
+
+async def test_every_line_carries_the_job_it_was_logged_for_across_fetch_next_and_prefetch(app: Conveyor) -> None:
+    @app.handler("background", "echo")
+    async def echo(payload: dict[str, Any], ctx: JobContext) -> None:
+        log.info("running %s", ctx.job.id)
+        if payload["n"] % 7 == 0:
+            raise ValueError(f"job {ctx.job.id} fails on purpose")
+
+    class EndLogger(WorkerHook):
+        def attempt_ended(self, end: AttemptEnd) -> None:  # runs after the attempt, outside its log context
+            ended_log.info("attempt of %s ended", end.job.id)
+
+    stream = io.StringIO()
+    configure_logging("json", "INFO", stream=stream)
+    instrument(app)
+    app.hooks.append(EndLogger())
+    queue = app.queue("background")
+    ids = [await app.add("background", "echo", {"n": n}) for n in range(120)]  # a backlog: fetch-next and prefetch
+    async with running(app.worker(["background"], {"background": 4})):
+        await wait_until(lambda: _all_finished(queue, ids), timeout=30)
+    lines = _lines(stream)
+    assert len([line for line in lines if line["logger"] == log.name]) == len(ids)
+    dead_letters = [line for line in lines if line["message"].endswith("is a dead letter")]
+    assert len(dead_letters) == len(range(0, 120, 7))
+    # Every line that names a job (the handler's, and the worker's own after the attempt) is filed under it.
+    named = [line for line in lines if line["logger"] != ended_log.name]
+    wrong = [line for line in named if any(i in line["message"] and i != line.get("job_id") for i in ids)]
+    assert wrong == []
+    # A line logged between attempts, naming no job by its fields, carries none, not the job that ran before.
+    ended = [line for line in lines if line["logger"] == ended_log.name]
+    assert len(ended) == len(ids)
+    assert [line for line in ended if line.get("job_id") not in (None, line["message"].split()[2])] == []
+
+
+async def _all_finished(queue: Any, ids: list[str]) -> bool:
+    states = [await queue.state_of(job_id) for job_id in ids]
+    return all(state in (JobState.COMPLETED, JobState.FAILED) for state in states)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -58,7 +59,31 @@ def create_app() -> Conveyor:
             await asyncio.sleep(float(payload.get("seconds", 0.02)))
             return os.getpid()
 
+        @app.handler(queue, "poison")
+        def poison_job(payload: dict[str, Any], ctx: JobContext) -> int:
+            """Kills the worker process that runs it, as a segfault in a C extension would."""
+            note_start(ctx.job.id)
+            os.kill(os.getpid(), signal.SIGKILL)
+            return 0
+
+        @app.handler(queue, "ledger-block")
+        def ledger_block_job(payload: dict[str, Any], ctx: JobContext) -> int:
+            """A sync handler that ignores cancellation; a job's rerun takes `rerun_seconds` instead."""
+            again = ran_before(ctx.job.id)
+            note_start(ctx.job.id)
+            time.sleep(float(payload.get("rerun_seconds" if again else "seconds", 1.0)))
+            return os.getpid()
+
     return app
+
+
+def ran_before(job_id: str) -> bool:
+    """True if the ledger has a run of this job already."""
+    try:
+        with open(os.environ["TEST_LEDGER"]) as ledger:
+            return any(line.split()[0] == job_id for line in ledger)
+    except FileNotFoundError:
+        return False
 
 
 def note_start(job_id: str) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
-from conveyor.queue.job import HISTORY_FIELD, QUEUED_AT_FIELD, AttemptRecord, parse_history
+from conveyor.queue.job import HISTORY_FIELD, QUEUED_AT_FIELD, AttemptRecord, numbered, parse_history
 from conveyor.queue.options import RATE_KEY_OPTION, keep_jobs
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.context import JobContext, JobInfo
@@ -74,6 +74,12 @@ class ActiveJob:
         ctx = JobContext(info, runner.scripts, asyncio.get_running_loop())
         return cls(fetched.job_id, token, fetched.fields, checked.opts, ctx, checked)
 
+    @property
+    def log_fields(self) -> dict[str, Any]:
+        """`extra=` fields naming this job, for lines about it logged outside its attempt."""
+        info = self.ctx.job
+        return {"job_id": info.id, "queue": info.queue, "job_type": info.type, "attempt": info.attempt}
+
     def wait_s(self, now_ms: int) -> float:
         """Seconds from due time to start. Due time: when a retry became due, else creation plus the requested
         delay (BullMQ resets the hash's `delay` field on promotion, so the original comes from the options)."""
@@ -126,7 +132,7 @@ async def _no_handler(runner: QueueRunner, job: ActiveJob) -> Exception:
 def _malformed(runner: QueueRunner, job: ActiveJob, problem: str) -> MalformedJobError:
     log.error(
         "job %s of queue %s is malformed and fails without running: %s",
-        job.job_id, runner.queue.name, problem, extra={"job_id": job.job_id, "queue": runner.queue.name},
+        job.job_id, runner.queue.name, problem, extra=job.log_fields,
     )  # fmt: skip
     return MalformedJobError(
         f"malformed job hash: {problem}. It was failed without running; fix the producer that wrote it "
@@ -225,6 +231,13 @@ async def _finished(
             raise
         # The script fails on the next job's hash only after finishing this one: fail that one as malformed.
         fetched = await taken_despite(runner.scripts, job.token, exc, besides=job.job_id)
+    if not fetched.replicated:  # durable mode: the outcome stands on the master; nothing to undo, only to say
+        wait = runner.scripts.replica_wait
+        log.warning(
+            "job %s of %s %s on the master, but not acknowledged by %s: if the master fails now, the job is "
+            "run again", job.job_id, runner.queue.name, target, wait.describe() if wait else "the replicas",
+            extra={"job_id": job.job_id, "queue": runner.queue.name},
+        )  # fmt: skip
     return fetched if fetched.job_id else None
 
 
@@ -240,7 +253,7 @@ def failure_fields(job: ActiveJob, error: BaseException, worker: str, now_ms: in
         failed_at=datetime.fromtimestamp(now_ms / 1000, UTC),
         worker=worker,
     )
-    history = [*parse_history(job.fields.get(HISTORY_FIELD)), entry]
+    history = numbered([*parse_history(job.fields.get(HISTORY_FIELD)), entry])
     stacks = [*_stacktraces(job.fields.get("stacktrace")), stack][-STACKTRACE_LIMIT:]
     return {
         "failedReason": reason,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +39,16 @@ class JobContext:
         self.job = info
         self.cancelled = threading.Event()
         self.cancel_requested = False  # set by the runtime when someone cancels the job
+        self.thread: Future[Any] | None = None  # a sync handler's run in the worker's thread pool
         self._scripts = scripts
         self._loop = loop
         self._outbox: asyncio.Queue[tuple[str, Any]] | None = None  # made on first use: most jobs never log
         self._writer: asyncio.Task[None] | None = None
+
+    @property
+    def in_thread(self) -> bool:
+        """True while a sync handler of this job runs in a thread: Python cannot interrupt it."""
+        return self.thread is not None and not self.thread.done()
 
     def progress(self, value: int | float | dict[str, Any]) -> None:
         """Report progress: a number (e.g. percent) or a JSON object."""

@@ -36,7 +36,7 @@ from redis.exceptions import RedisError
 
 from conveyor.queue.dlq import DeadLetter, DeadLetterNotFoundError, DeadLetters
 from conveyor.queue.dlq_alerts import AlertOutbox, ClaimedAlert
-from conveyor.queue.job import AttemptRecord, Job, JobState
+from conveyor.queue.job import AttemptRecord, Job, JobState, numbered
 from conveyor.queue.queue import Queue
 from conveyor.worker.context import JobInfo
 from conveyor.worker.hooks import AttemptEnd, AttemptStart, WorkerHook
@@ -90,7 +90,7 @@ def letter_from_attempt(
     return replace(
         letter,
         failed_reason=reason,
-        history=[*letter.history, record],
+        history=numbered([*letter.history, record]),
         stacktrace=[*previous, stack],
         attempts_made=info.attempt,
         worker=info.worker,
@@ -174,14 +174,18 @@ class DeadLetterKeeper(WorkerHook):
                     letter = letter_from_attempt(end.job.queue, end.job, fields, end.error, now)
                     new = await letters.record(letter, alert=self.alerting)
             except REDIS_ERRORS as exc:
-                log.warning("could not record dead letter %s of %s (%s)", end.job.id, end.job.queue, exc)
+                log.warning(
+                    "could not record dead letter %s of %s (%s)", end.job.id, end.job.queue, exc, extra=fields_of(end)
+                )
                 await asyncio.sleep(0.2 * 2**attempt)
                 continue
             if new:
-                log.info("job %s of %s is a dead letter", end.job.id, end.job.queue)
+                log.info("job %s of %s is a dead letter", end.job.id, end.job.queue, extra=fields_of(end))
                 self._wake.set()
             return
-        log.error("gave up recording dead letter %s of %s; the sweep will", end.job.id, end.job.queue)
+        log.error(
+            "gave up recording dead letter %s of %s; the sweep will", end.job.id, end.job.queue, extra=fields_of(end)
+        )
 
     async def drain(self) -> None:
         """Wait for the copies still being written (tests, shutdown)."""
@@ -284,3 +288,8 @@ class DeadLetterKeeper(WorkerHook):
             digest = hmac.new(self.settings.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
             headers["X-Conveyor-Signature"] = f"sha256={digest}"
         return headers
+
+
+def fields_of(end: AttemptEnd) -> dict[str, str]:
+    """Log fields naming the job a line is about, so a line logged after its attempt is filed under it."""
+    return {"job_id": end.job.id, "queue": end.job.queue, "job_type": end.job.type}

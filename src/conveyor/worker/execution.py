@@ -70,10 +70,10 @@ async def run_attempt(
                 return await batcher.submit(args[0], ctx)
             if handler.is_async:
                 return await handler.func(*args)
-            loop = asyncio.get_running_loop()
             # Carry the job's context variables (log fields, trace span) into the handler's thread.
             call = functools.partial(contextvars.copy_context().run, handler.func, *args)
-            return await loop.run_in_executor(executor, call)
+            ctx.thread = executor.submit(call)  # a shutdown waits for it: a thread cannot be stopped
+            return await asyncio.wrap_future(ctx.thread)
     except TimeoutError:
         if not limit.expired():
             raise  # the handler's own TimeoutError

@@ -38,14 +38,17 @@ async def lock_still_ours(scripts: QueueScripts, job: ActiveJob, lock_ms: int, n
     try:
         lost = await scripts.extend_locks([job.job_id], [job.token], lock_ms)
     except CONNECTION_FAILURES as exc:
-        log.warning("job %s: could not check its lock before starting it (%s); not running it here", job.job_id, exc)
+        log.warning(
+            "job %s: could not check its lock before starting it (%s); not running it here",
+            job.job_id, exc, extra=job.log_fields,
+        )  # fmt: skip
         return False  # unverified: the stalled check requeues it if the lock lapses
     if lost:
         log.warning(
             "job %s of %s: its lock lapsed before it started (this process was stopped or stalled for %.1f s); "
             "another worker has it now, so it does not run here",
             job.job_id, job.ctx.job.queue, now - job.lock_since,
-            extra={"job_id": job.job_id, "queue": job.ctx.job.queue},
+            extra=job.log_fields,
         )  # fmt: skip
         return False
     job.lock_since = now

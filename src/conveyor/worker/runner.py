@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 import uuid
@@ -107,6 +108,9 @@ class QueueRunner:
         self._just_fetched = False
         self._backlog = True  # finishing jobs fetch the next one while the queue has a backlog
         self._slot_tasks: set[asyncio.Task[None]] = set()
+        # Slot tasks start from the runner's context, not from the attempt that passed them a slot: a slot
+        # started inside an attempt would otherwise log every later line with that attempt's job fields.
+        self._slot_context = contextvars.copy_context()
         self._batchers: dict[str, Batcher] = {}
         self._ready: deque[ActiveJob] = deque()  # prefetched: active and locked in Redis, not started yet
         self._incoming = 0  # prefetches in flight
@@ -311,7 +315,9 @@ class QueueRunner:
 
     def _start(self, job: ActiveJob) -> None:
         """Run `job` in a new slot task; the caller has taken the slot."""
-        task = asyncio.create_task(self._run_slot(job), name=f"slot:{self.queue.name}")
+        task = asyncio.create_task(
+            self._run_slot(job), name=f"slot:{self.queue.name}", context=self._slot_context.copy()
+        )
         job.task = task  # from now on a shutdown waits for it (through its grace period), even before it runs
         self._slot_tasks.add(task)
         task.add_done_callback(self._slot_tasks.discard)
@@ -380,12 +386,14 @@ class QueueRunner:
                 raise
             cast("asyncio.Task[None]", asyncio.current_task()).uncancel()
         except ScriptError as exc:
-            log.warning("job %s of %s lost before it finished: %s", job.job_id, self.queue.name, exc)
+            log.warning("job %s of %s lost before it finished: %s", job.job_id, self.queue.name, exc,
+                        extra=job.log_fields)  # fmt: skip
         except CONNECTION_FAILURES as exc:
             log.error("job %s of %s: Redis unavailable at finish (%s); the stalled check will requeue it",
-                      job.job_id, self.queue.name, exc)  # fmt: skip
+                      job.job_id, self.queue.name, exc, extra=job.log_fields)  # fmt: skip
         except Exception:  # a bug or a script that errored on the job's hash: this slot keeps serving
-            log.exception("job %s of %s: its outcome could not be recorded", job.job_id, self.queue.name)
+            log.exception("job %s of %s: its outcome could not be recorded", job.job_id, self.queue.name,
+                          extra=job.log_fields)  # fmt: skip
         finally:
             self._forget(job)
             self.processed += 1
@@ -443,6 +451,7 @@ class QueueRunner:
             fetched = await self._take(token, self.now_ms())
         except (ScriptError, ResponseError, *CONNECTION_FAILURES) as exc:
             log.warning("queue %s: prefetch failed (%s)", self.queue.name, exc)
+            self._backlog = False  # no more prefetching until a fetch finds a backlog again (not one per job)
             return
         finally:
             self._incoming -= 1
@@ -480,6 +489,19 @@ class QueueRunner:
             job.task.cancel()
         return True
 
+    def in_threads(self) -> list[ActiveJob]:
+        """Jobs whose sync handler still runs in a thread (it cannot be interrupted)."""
+        return [job for job in self.active.values() if job.ctx.in_thread and job.task is not None]
+
+    def abandon(self, jobs: list[ActiveJob]) -> None:
+        """Stop waiting for these jobs' threads: their locks are no longer renewed, nothing is recorded for
+        them here, and the stalled-job check requeues them once their locks lapse."""
+        for job in jobs:
+            job.handed_back = True  # its task ends quietly
+            self._forget(job)
+            if job.task is not None:
+                job.task.cancel()
+
     def holds(self, job_id: str, token: str) -> bool:
         """True while this runner runs (or has prefetched) the job under that lock token and has not begun to
         record its outcome: a lock deleted by that recording is no loss."""
@@ -488,11 +510,16 @@ class QueueRunner:
 
     async def hand_back(self) -> int:
         """Return every still-running job to waiting without counting an attempt (end of a shutdown grace
-        period), and every prefetched one. Returns how many were handed back."""
+        period), and every prefetched one. Returns how many were handed back.
+
+        A sync handler running in a thread is not handed back: the thread cannot be stopped, and the job would
+        run in two places at once. Its job stays here, its lock renewed, until the thread returns (see
+        `in_threads`)."""
         if self._prefetching:
             await asyncio.wait(self._prefetching, timeout=5)
         self._ready.clear()
-        jobs = [job for job in self.active.values() if not job.finishing]  # finishing ones are being stored
+        # Finishing ones are being stored.
+        jobs = [job for job in self.active.values() if not job.finishing and not job.ctx.in_thread]
         for job in jobs:
             job.handed_back = True
             job.ctx.cancelled.set()

@@ -57,7 +57,10 @@ class Worker:
     """Runs the given queues, each with its own concurrency, in this process's event loop.
 
     Graceful shutdown (`request_stop`, SIGTERM, SIGINT): stop fetching, let active jobs finish within the
-    grace period, then hand the rest back to waiting. No job is lost and none is counted as failed.
+    grace period, then hand the rest back to waiting. No job is lost and none is counted as failed. A sync
+    handler still running in a thread then is waited for (a thread cannot be stopped, and handing its job back
+    would run it twice at once): its lock stays renewed and its outcome is recorded when it returns. A second
+    stop request ends that wait; those jobs are then requeued by the stalled-job check once their locks lapse.
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class Worker:
             # leader is replaced within about 30 s (ticks are fired by timers, not by this period).
             self._duties += [dead_letters.run, Scheduler(client, served, clock=clock, lock_ms=30_000).run]
         self._stop = asyncio.Event()
+        self._force = asyncio.Event()  # a second stop request: stop waiting for handler threads
         self._duties_done = asyncio.Event()
         self._started = now_utc(clock)
 
@@ -150,7 +154,9 @@ class Worker:
         return client
 
     def request_stop(self) -> None:
-        """Begin a graceful shutdown (safe to call more than once)."""
+        """Begin a graceful shutdown; a second call during the shutdown stops waiting for sync handlers."""
+        if self._stop.is_set():
+            self._force.set()
         self._stop.set()
 
     def install_signal_handlers(self) -> None:
@@ -182,6 +188,7 @@ class Worker:
         handed = sum([await runner.hand_back() for runner in self.runners])
         if handed:
             log.warning("handed %d unfinished job(s) back to waiting", handed)
+        await self._wait_for_handler_threads()
         await asyncio.wait(fetchers, timeout=5)
         self._duties_done.set()
         for task in [*fetchers, *duties]:
@@ -195,6 +202,26 @@ class Worker:
             await client.aclose()
         self.executor.shutdown(wait=False, cancel_futures=True)
         log.info("worker %s stopped", self.name)
+
+    async def _wait_for_handler_threads(self) -> None:
+        in_threads = {runner: runner.in_threads() for runner in self.runners}
+        tasks = [job.task for jobs in in_threads.values() for job in jobs if job.task is not None]
+        if not tasks:
+            return
+        log.warning(
+            "waiting for %d sync handler(s) still running after the grace period: a thread cannot be stopped, "
+            "so their jobs finish here (stop again to leave them to the stalled-job check instead)",
+            len(tasks),
+        )
+        force = asyncio.create_task(self._force.wait())
+        finished = asyncio.create_task(asyncio.wait(tasks))  # cancelling it leaves the jobs' tasks alone
+        await asyncio.wait([finished, force], return_when=asyncio.FIRST_COMPLETED)
+        force.cancel()
+        finished.cancel()
+        if self._force.is_set():
+            for runner, jobs in in_threads.items():
+                runner.abandon([job for job in jobs if job.task is not None and not job.task.done()])
+            await asyncio.wait(tasks, timeout=5)
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
