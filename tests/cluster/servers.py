@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,8 +191,8 @@ def _serves(client: SyncRedis, slot: int) -> bool:
     return False
 
 
-def _wait(predicate: object, deadline: float, what: str) -> None:
-    assert callable(predicate)
+def _wait(predicate: Callable[[], bool], deadline: float, what: str) -> None:
+    last: Exception | None = None
     while True:
         try:
             if predicate():

@@ -1,5 +1,6 @@
 """Conveyor on a Redis Cluster: each queue's keys in one slot, queues spread over the shards, and the core path
-(enqueue, bulk enqueue, a worker that runs, retries, delays and prioritises jobs) working end to end."""
+(enqueue, bulk enqueue, a worker that runs the jobs) working end to end. The rest of the worker (retries, delays,
+priorities, limits) is covered by the single-server suites run again on the cluster (test_suites.py)."""
 
 from __future__ import annotations
 

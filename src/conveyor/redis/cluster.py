@@ -21,9 +21,11 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.cluster import ClusterPipeline as AsyncClusterPipeline
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.client import Redis as SyncRedis
 from redis.cluster import ClusterNode as SyncClusterNode
+from redis.cluster import ClusterPipeline as SyncClusterPipeline
 from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError, SlotNotCoveredError
@@ -73,7 +75,7 @@ def sync_cluster_client(nodes: tuple[tuple[str, int], ...], options: dict[str, A
 
 def is_cluster(client: object) -> bool:
     """Whether `client` is a Redis Cluster client (asyncio or sync, or a pipeline of one)."""
-    return isinstance(client, AsyncRedisCluster | SyncRedisCluster) or type(client).__name__ == "ClusterPipeline"
+    return isinstance(client, AsyncRedisCluster | SyncRedisCluster | AsyncClusterPipeline | SyncClusterPipeline)
 
 
 async def refresh_topology(client: Redis) -> None:
