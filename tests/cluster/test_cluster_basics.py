@@ -8,8 +8,9 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 
-from conveyor import Conveyor, JobContext, JobState, NewJob
+from conveyor import Conveyor, JobContext, JobState, NewJob, SyncConveyor, load_settings
 from conveyor.redis.cluster import is_cluster
+from conveyor.redis.connection import RedisTarget
 from conveyor.redis.keys import QueueKeys
 from tests.cluster.servers import TestCluster
 from tests.support import running, wait_until
@@ -60,3 +61,20 @@ async def test_jobs_added_one_by_one_and_in_bulk_run_on_a_cluster(cluster_app: C
     assert sorted(ran) == sorted([one, *bulk])
     job = await cluster_app.queue("indexing").get_job(one)
     assert job.result == 1
+
+
+def test_the_sync_facade_and_the_sync_client_work_on_a_cluster(cluster_nodes: str) -> None:
+    facade = SyncConveyor(Conveyor(load_settings(redis_cluster_nodes=cluster_nodes)))
+    try:
+        job_id = facade.add("background", "anything", {"n": 1})
+        assert facade.get_job("background", job_id).data == {"n": 1}
+    finally:
+        facade.close()
+    target = RedisTarget.from_settings(load_settings(redis_cluster_nodes=cluster_nodes))
+    assert target is not None
+    client = target.sync_client()
+    try:
+        assert is_cluster(client)
+        assert client.exists("bull:{background}:" + job_id) == 1
+    finally:
+        client.close()
