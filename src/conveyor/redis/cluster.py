@@ -61,6 +61,9 @@ def async_cluster_client(nodes: tuple[tuple[str, int], ...], options: dict[str, 
         startup_nodes=[ClusterNode(host, port) for host, port in nodes],
         # A pool per node big enough for a worker's concurrent calls: an exhausted pool raises, never waits.
         max_connections=1000,
+        # Mid-failover a node may report a slot map with a hole. Accept it: a command to the hole then raises
+        # SlotNotCoveredError, a passing failure (CLUSTER_FAILURES), rather than every refresh failing outright.
+        require_full_coverage=False,
         **options,
     )
     return cast(Redis, client)
