@@ -15,6 +15,8 @@ import pytest
 from conveyor import Conveyor, load_settings
 from tests.advanced.conftest import register_handlers
 from tests.advanced.test_tenants import tenants  # noqa: F401 (the tenant suite's fixture)
+from tests.api.conftest import api, start_api  # noqa: F401 (the API suite's fixtures, serving `api_app`)
+from tests.api.worker_app import register_handlers as register_api_handlers
 from tests.cluster.servers import TestCluster
 from tests.queue.conftest import Gate, gate, register_test_handlers  # noqa: F401 (the queue suite's fixture)
 
@@ -63,6 +65,17 @@ async def app(request: pytest.FixtureRequest, cluster_nodes: str) -> AsyncIterat
     yield conveyor
     if suite_gate is not None:
         suite_gate.open()
+    await conveyor.close()
+
+
+@pytest.fixture
+async def api_app(cluster_nodes: str) -> AsyncIterator[Conveyor]:
+    """The API suite's app (its handlers and payload model), on the cluster."""
+    conveyor = register_api_handlers(
+        Conveyor(load_settings(redis_cluster_nodes=cluster_nodes, conveyor_shutdown_grace_s=2))
+    )
+    await conveyor.connect()
+    yield conveyor
     await conveyor.close()
 
 
