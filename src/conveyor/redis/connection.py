@@ -19,8 +19,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 # Submodule imports only: ruff would file a bare `import redis` as first-party, because of tests/redis/.
 from redis.asyncio.client import Redis
-from redis.asyncio.connection import Connection as AsyncConnection
-from redis.asyncio.connection import UnixDomainSocketConnection as AsyncUnixDomainSocketConnection
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelConnectionPool
@@ -32,7 +30,6 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
-from redis.utils import HIREDIS_AVAILABLE
 
 from conveyor.config.errors import ConfigError
 from conveyor.config.settings import Settings
@@ -46,7 +43,7 @@ from conveyor.redis.errors import (
     RedisVersionError,
     typed_error,
 )
-from conveyor.redis.packing import ENCODING_ERRORS, pack_command
+from conveyor.redis.packing import ENCODING_ERRORS, pack_with_hiredis
 from conveyor.redis.registry import ServerRegistry
 from conveyor.redis.server_binary import MIN_REDIS_VERSION, is_supported_version, parse_redis_version
 
@@ -166,7 +163,7 @@ class RedisTarget:
         else:
             client = Redis(host=self.host or "localhost", port=self.port, single_connection_client=blocking, **options)
         _enforce(client.connection_pool.connection_kwargs, blocking=blocking)
-        _pack_with_hiredis(client)
+        pack_with_hiredis(client)
         return client
 
     def sync_client(self, *, name: str | None = None) -> SyncRedis:
@@ -467,37 +464,6 @@ async def _eviction_policy(client: Redis, warnings: list[str]) -> str | None:
         "noeviction: any other policy can silently evict jobs when memory fills up."
     )
     return None
-
-
-def _hiredis_pack(args: tuple[Any, ...]) -> list[bytes]:
-    # Like redis-py's packer, split a multi-word command name ("CLIENT INFO") into its words.
-    if isinstance(args[0], str) and " " in args[0]:
-        args = (*args[0].split(), *args[1:])
-    return [pack_command(args)]
-
-
-class _HiredisPackingConnection(AsyncConnection):
-    """A TCP connection that packs commands with hiredis' C packer (same bytes on the wire)."""
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        return _hiredis_pack(args)
-
-
-class _HiredisPackingUnixConnection(AsyncUnixDomainSocketConnection):
-    """A unix-socket connection that packs commands with hiredis' C packer."""
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        return _hiredis_pack(args)
-
-
-def _pack_with_hiredis(client: Redis) -> None:
-    """redis-py's sync connections pack commands with hiredis when it is installed, its asyncio ones in Python.
-    Every job costs a script call with a dozen arguments, so the worker's and producer's hot path uses the C
-    packer too (TLS and Sentinel connections keep redis-py's own)."""
-    pool = client.connection_pool
-    swap = {AsyncConnection: _HiredisPackingConnection, AsyncUnixDomainSocketConnection: _HiredisPackingUnixConnection}
-    if HIREDIS_AVAILABLE and pool.connection_class in swap:
-        pool.connection_class = swap[pool.connection_class]
 
 
 def _async_retry() -> AsyncRetry:
