@@ -4,7 +4,7 @@ from the command line.
 Mount in `conveyor.cli.main`:
 
     cli.command()(index_commands.index)
-    cli.command()(index_commands.search)
+    cli.command(context_settings=index_commands.SEARCH_CONTEXT)(index_commands.search)
     cli.add_typer(index_commands.ai_cli, name="ai")
 """
 
@@ -29,7 +29,7 @@ from conveyor.cli.options import AppOption, JsonOption, open_app
 from conveyor.cli.output import print_json, say, stderr, stdout
 from conveyor.cli.session import connected
 from conveyor.errors import ConveyorError
-from conveyor.indexer import CodeIndex, IndexerSettings, start_full_index
+from conveyor.indexer import CodeIndex, IndexerSettings, SearchMode, SearchQueryError, start_full_index
 from conveyor.indexer.languages import PARSED_LANGUAGES, detect_language
 from conveyor.indexer.walker import walk_repository
 from conveyor.indexer.watch import ChangeWatcher
@@ -39,6 +39,8 @@ POLL_S = 0.2
 NO_WORKER_HINT_S = 3.0
 FINISHED = (JobState.COMPLETED, JobState.FAILED)
 BULK = 500
+# `conveyor search -send` searches for "-send": an unknown option-like word is the query, not an error.
+SEARCH_CONTEXT = {"ignore_unknown_options": True}
 
 IndexOption = Annotated[
     Path | None,
@@ -136,8 +138,17 @@ async def _watch(app: Conveyor, root: Path, index_path: Path) -> None:
 
 @cli_command
 def search(
-    query: Annotated[str, typer.Argument(help="Words, identifiers (camelCase and snake_case are split) or both.")],
+    query: Annotated[
+        str,
+        typer.Argument(
+            help='Words and identifiers (camelCase and snake_case are split), "quoted phrases", or with --mode '
+            "a substring or regex. A query starting with - is fine (`conveyor search -send`, or after `--`)."
+        ),
+    ],
     limit: Annotated[int, typer.Option(min=1, max=500, help="Number of hits.")] = 20,
+    mode: Annotated[
+        SearchMode, typer.Option("--mode", help="lexical (words), phrase, substring, or regex (Python syntax).")
+    ] = SearchMode.LEXICAL,
     index_file: IndexOption = None,
     json_out: JsonOption = False,
     app_spec: AppOption = None,
@@ -147,9 +158,11 @@ def search(
     path = _index_path(app, index_file)
     if not path.exists():
         raise UsageError(f"No index at {path}: run `conveyor index PATH` first (or pass --index).")
-    code_index = CodeIndex(path)
+    code_index = CodeIndex(path, search_timeout_s=IndexerSettings().conveyor_search_timeout_s, create=False)
     try:
-        hits = code_index.search(query, limit)
+        hits = code_index.search(query, limit, mode=mode)
+    except SearchQueryError as exc:
+        raise UsageError(str(exc)) from exc
     finally:
         code_index.close()
     if json_out:
