@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markdown import Markdown
@@ -90,14 +90,25 @@ async def _index(app: Conveyor, root: Path, watch: bool, force: bool, index_path
         job = await _follow_full_index(app, job_id, f"Indexing {_shown(str(root))}")
         if job.state is JobState.FAILED:
             raise JobFailedError(f"Indexing failed (job {job_id}): {job.failed_reason}")
-        result = job.result or {}
-        say(
-            f"Indexed {result.get('done', 0)} file(s); {result.get('unchanged', 0)} unchanged, "
-            f"{result.get('removed', 0)} removed, {result.get('failed', 0)} failed. Index: {index_path}",
-            style="green",
-        )
+        say(index_summary(job.result or {}) + f" Index: {index_path}", style="green")
         if watch:
             await _watch(app, root, index_path)
+
+
+SUMMARIZED = ("indexed", "unchanged", "removed", "failed")
+
+
+def index_summary(result: dict[str, Any]) -> str:
+    """One line for a full index's result: files re-parsed, unchanged, removed and failed, then every other
+    outcome that occurred (`2 unreadable, 1 symlink-loop, 3 binary, 1 vanished`)."""
+    outcomes: dict[str, int] = result.get("outcomes") or {}
+    indexed = result.get("indexed", result.get("done", 0))
+    line = (
+        f"Indexed {indexed} file(s); {result.get('unchanged', 0)} unchanged, {result.get('removed', 0)} removed, "
+        f"{result.get('failed', 0)} failed."
+    )
+    others = [f"{count} {outcome}" for outcome, count in outcomes.items() if outcome not in SUMMARIZED and count]
+    return line + (f" Also: {', '.join(others)}." if others else "")
 
 
 async def _follow_full_index(app: Conveyor, job_id: str, label: str) -> Job:

@@ -1,10 +1,11 @@
 """Fan-out and fan-in without BullMQ flows: a parent job adds children, then waits for all of them.
 
-Children record how they ended in a Redis hash owned by their parent (child id → `done` | `failed`). Writing
-a field is idempotent, so a child that runs twice (a retry after a lost lock) is counted once. The parent
-polls the hash at a modest interval and reports progress. Outcomes a child cannot record itself — killed by
-a timeout, dropped after too many stalls, removed by hand — are found by asking the queue for the state of
-children that stay unaccounted for while nothing progresses.
+Children record how they ended in a Redis hash owned by their parent (child id → outcome, e.g. `indexed` or
+`unreadable`). Writing a field is idempotent, so a child that runs twice (a retry after a lost lock) is
+counted once. The parent polls the hash's length (O(1) in Redis and in the parent, however many children)
+at a modest interval, reports progress, and reads the outcomes once, at the end. Outcomes a child cannot
+record itself — killed by a timeout, dropped after too many stalls, removed by hand — are found by asking the
+queue for the state of children that stay unaccounted for while nothing progresses.
 
 The parent occupies one slot of its queue while it waits, so the queue needs a concurrency of at least 2
 (the `indexing` queue's default is 5).
@@ -66,6 +67,10 @@ class FanoutTracker:
         written, _ = await pipe.execute()
         return bool(written)
 
+    async def finished(self) -> int:
+        """How many children have recorded an outcome."""
+        return int(await self.client.hlen(self.key))
+
     async def outcomes(self) -> dict[str, str]:
         """Every recorded child and how it ended."""
         raw = await self.client.hgetall(self.key)  # the client decodes responses: keys and values are str
@@ -95,11 +100,15 @@ class FanoutProgress:
         return 100 if self.total == 0 else int(100 * self.finished / self.total)
 
 
-def count(children: Mapping[str, str], outcomes: Mapping[str, str]) -> FanoutProgress:
-    """Progress of `children` (child id → item) given the recorded outcomes."""
-    done = sum(1 for child in children if outcomes.get(child) == DONE)
-    failed = sum(1 for child in children if outcomes.get(child) in (FAILED, LOST))
-    return FanoutProgress(len(children), done, failed)
+def count(
+    children: Mapping[str, str], outcomes: Mapping[str, str], failures: frozenset[str] = frozenset()
+) -> FanoutProgress:
+    """Progress of `children` (child id → item) given the recorded outcomes: `failed`, `lost` and any of
+    `failures` count as failed, every other recorded outcome as done."""
+    failed_outcomes = failures | {FAILED, LOST}
+    recorded = [outcomes[child] for child in children if child in outcomes]
+    failed = sum(1 for outcome in recorded if outcome in failed_outcomes)
+    return FanoutProgress(len(children), len(recorded) - failed, failed)
 
 
 async def wait_for_children(
@@ -109,25 +118,31 @@ async def wait_for_children(
     *,
     poll_s: float,
     report: Callable[[FanoutProgress], None],
+    failures: frozenset[str] = frozenset(),
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, str]:
     """Poll until every child has ended, calling `report` whenever progress changes; returns the outcomes.
 
-    Cancellation of the waiting task (timeout, cancel) propagates; children keep running and recording.
+    While children run, progress counts finished ones as `done` (one HLEN per poll); the split into done and
+    failed is exact in the last report. Cancellation of the waiting task (timeout, cancel) propagates;
+    children keep running and recording.
     """
-    last: FanoutProgress | None = None
-    last_change = clock()
+    total, last_finished, last_change = len(children), -1, clock()
     while True:
-        outcomes = await tracker.outcomes()
-        progress = count(children, outcomes)
-        if progress != last:
-            report(progress)
-            last, last_change = progress, clock()
-        if progress.finished >= progress.total:
-            return outcomes
-        if clock() - last_change >= RECONCILE_AFTER_S:
-            await reconcile(queue, tracker, [c for c in children if c not in outcomes])
-            last_change = clock()
+        finished = await tracker.finished()
+        if finished != last_finished:
+            last_finished, last_change = finished, clock()
+            report(FanoutProgress(total, min(finished, total), 0))
+        stalled = clock() - last_change >= RECONCILE_AFTER_S
+        if finished >= total or stalled:  # (the hash may hold children of an earlier run of the parent)
+            outcomes = await tracker.outcomes()
+            progress = count(children, outcomes, failures)
+            if progress.finished >= total:
+                report(progress)
+                return outcomes
+            if stalled:
+                await reconcile(queue, tracker, [c for c in children if c not in outcomes])
+                last_change = clock()
         await asyncio.sleep(poll_s)
 
 

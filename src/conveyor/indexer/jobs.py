@@ -1,5 +1,11 @@
 """The indexer's jobs on the `indexing` queue: `index-file`, `full-index` (fans out `index-file` children and
-waits for them) and `remove-file`. `register(app)` adds their handlers to an application."""
+waits for them) and `remove-file`. `register(app)` adds their handlers to an application.
+
+Every per-file problem is an outcome (see `conveyor.indexer.outcomes`): skipped files complete their job, and
+failures (`unreadable`, `symlink-loop`) fail it at once with a non-retryable error, since running again
+would meet the same file. A `full-index` result counts every outcome exactly (`outcomes`), together with the
+files the walk skipped and the ones left alone because their size and mtime had not changed.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,8 @@ import asyncio
 import dataclasses
 import logging
 import threading
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +23,21 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from conveyor.app import Conveyor, JobContext
 from conveyor.indexer.errors import NotARepositoryError
 from conveyor.indexer.fanout import (
-    DONE,
     FAILED,
+    LOST,
     FanoutProgress,
     FanoutTracker,
     child_job_id,
     fanout_key,
     wait_for_children,
 )
+from conveyor.indexer.outcomes import FAILURES, INDEXED, UNCHANGED, VANISHED
 from conveyor.indexer.settings import IndexerSettings
 from conveyor.indexer.store import CodeIndex, IndexOutcome
 from conveyor.indexer.walker import RepoFile, absolute, walk_repository
 from conveyor.queue.options import JobOptions
 from conveyor.queue.queue import NewJob
+from conveyor.worker.errors import NonRetryableError
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +81,14 @@ class RemoveFileRequest(BaseModel):
 
 @dataclass(frozen=True)
 class FullIndexPlan:
-    """What a full index has to do: files to (re)index, how many are unchanged, which left the index."""
+    """What a full index has to do: files to (re)index, how many are unchanged, which left the index, and how
+    many files the walk skipped, by outcome (`binary`, `symlink`, `unreadable`, …)."""
 
     root: Path
     changed: list[RepoFile]
     unchanged: int
     removed: list[str]
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
 class OpenIndexes:
@@ -116,11 +127,14 @@ def plan_full_index(index: CodeIndex, root: Path, *, force: bool = False) -> Ful
     root = root.expanduser().resolve()
     if not root.is_dir():
         raise NotARepositoryError(root)
-    files = list(walk_repository(root, max_file_bytes=index.max_file_bytes))
+    skipped: Counter[str] = Counter()
+    files = list(
+        walk_repository(root, max_file_bytes=index.max_file_bytes, skipped=lambda _, why: skipped.update([why]))
+    )
     known = index.known_files(root)
     removed = index.prune(root, {str(f.path) for f in files})
     changed = [f for f in files if force or not _same(known.get(str(f.path)), f)]
-    return FullIndexPlan(root, changed, len(files) - len(changed), removed)
+    return FullIndexPlan(root, changed, len(files) - len(changed), removed, dict(skipped))
 
 
 def _same(record: Any, found: RepoFile) -> bool:
@@ -133,7 +147,7 @@ def index_settled(index: CodeIndex, path: Path, *, force: bool = False) -> Index
     for _ in range(SETTLE_ROUNDS):
         try:
             current = path.resolve().stat().st_mtime_ns
-        except OSError:
+        except (OSError, RuntimeError):  # gone, or a symlink loop: the outcome already says so
             current = None
         if outcome.mtime_ns is None or current == outcome.mtime_ns:
             break
@@ -153,7 +167,8 @@ class IndexingJobs:
         return FanoutTracker(self.app.client, fanout_key(self.app.settings.conveyor_prefix, queue, parent))
 
     async def index_file(self, request: IndexFileRequest, ctx: JobContext) -> dict[str, Any]:
-        """`index-file`: index one file; a child of a `full-index` also records how it ended."""
+        """`index-file`: index one file; a child of a `full-index` also records how it ended. A file that
+        cannot be read fails the job without retries."""
         try:
             index = self.indexes.get(request.index)
             outcome = await asyncio.to_thread(index_settled, index, Path(request.path), force=request.force)
@@ -162,7 +177,9 @@ class IndexingJobs:
                 await self.tracker(ctx.job.queue, request.parent).record(ctx.job.id, FAILED)
             raise
         if request.parent:
-            await self.tracker(ctx.job.queue, request.parent).record(ctx.job.id, DONE)
+            await self.tracker(ctx.job.queue, request.parent).record(ctx.job.id, outcome.status)
+        if outcome.status in FAILURES:
+            raise NonRetryableError(f"{outcome.path} was not indexed: {outcome.status} (retrying would not help)")
         return dataclasses.asdict(outcome)
 
     async def full_index(self, request: FullIndexRequest, ctx: JobContext) -> dict[str, Any]:
@@ -179,13 +196,9 @@ class IndexingJobs:
         tracker = self.tracker(ctx.job.queue, ctx.job.id)
         poll_s = self.indexes.settings.conveyor_index_poll_s
         queue = self.app.queue(ctx.job.queue)
-        outcomes = await wait_for_children(queue, tracker, children, poll_s=poll_s, report=report)
+        outcomes = await wait_for_children(queue, tracker, children, poll_s=poll_s, report=report, failures=FAILURES)
         await tracker.discard()
-        failed = sorted(path for child, path in children.items() if outcomes.get(child) != DONE)
-        final = FanoutProgress(len(children), len(children) - len(failed), len(failed))
-        result: dict[str, Any] = _progress(final, plan)
-        result.update(root=str(plan.root), index=str(index.path), failedFiles=failed[:MAX_REPORTED_FAILURES])
-        return result
+        return _result(plan, children, outcomes, index.path)
 
     async def remove_file(self, request: RemoveFileRequest) -> dict[str, Any]:
         """`remove-file`: take a file out of the index."""
@@ -217,6 +230,27 @@ def register(app: Conveyor, settings: IndexerSettings | None = None) -> None:
     app.handler(QUEUE, INDEX_FILE, payload=IndexFileRequest)(jobs.index_file)
     app.handler(QUEUE, FULL_INDEX, payload=FullIndexRequest)(jobs.full_index)
     app.handler(QUEUE, REMOVE_FILE, payload=RemoveFileRequest)(jobs.remove_file)
+
+
+def _result(plan: FullIndexPlan, children: dict[str, str], outcomes: dict[str, str], index: Path) -> dict[str, Any]:
+    """The full index's result: progress keys, plus `outcomes` counting how every file ended (children by
+    their recorded outcome, files the walk skipped by why, and `unchanged` including the ones never enqueued)."""
+    ended = Counter(outcomes.get(child, LOST) for child in children)
+    failed_outcomes = FAILURES | {FAILED, LOST}
+    failed = sorted(path for child, path in children.items() if outcomes.get(child, LOST) in failed_outcomes)
+    tallies = Counter(plan.skipped) + ended
+    tallies[UNCHANGED] += plan.unchanged
+    result: dict[str, Any] = _progress(FanoutProgress(len(children), len(children) - len(failed), len(failed)), plan)
+    result.update(
+        indexed=ended[INDEXED],
+        unchanged=tallies[UNCHANGED],
+        vanished=ended[VANISHED],
+        outcomes={outcome: n for outcome, n in sorted(tallies.items()) if n},
+        root=str(plan.root),
+        index=str(index),
+        failedFiles=failed[:MAX_REPORTED_FAILURES],
+    )
+    return result
 
 
 def _progress(progress: FanoutProgress, plan: FullIndexPlan) -> dict[str, int]:

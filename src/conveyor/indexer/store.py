@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -22,15 +24,16 @@ from pathlib import Path
 
 from conveyor.indexer.budget import DEFAULT_SEARCH_TIMEOUT_S, SearchBudget
 from conveyor.indexer.errors import IndexMissingError, IndexUnavailableError
-from conveyor.indexer.generated import looks_generated
+from conveyor.indexer.generated import looks_generated, looks_minified
 from conveyor.indexer.grep import text_search
 from conveyor.indexer.hits import Hit
 from conveyor.indexer.languages import detect_language
+from conveyor.indexer.outcomes import BINARY, INDEXED, MINIFIED, NOT_A_FILE, UNCHANGED, outcome_of_error
 from conveyor.indexer.query import SearchMode, parse_query
 from conveyor.indexer.search import word_search
 from conveyor.indexer.symbols import Symbol, extract_symbols
 from conveyor.indexer.text import chunk_lines, identifier_terms, split_identifier
-from conveyor.indexer.walker import DEFAULT_MAX_FILE_BYTES, SNIFF_BYTES, is_binary, looks_indexable
+from conveyor.indexer.walker import DEFAULT_MAX_FILE_BYTES, SNIFF_BYTES, absolute, is_binary, skip_reason
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +73,8 @@ GRAMS_TABLE = "CREATE VIRTUAL TABLE chunk_grams USING fts5(body, content='chunk_
 
 @dataclass(frozen=True, slots=True)
 class IndexOutcome:
-    """What `index_file` did: `indexed`, `unchanged` (same content hash), `removed` (file gone) or `skipped`
-    (binary or too large; any earlier entry is removed)."""
+    """What `index_file` did: `status` is one of the outcomes of `conveyor.indexer.outcomes` (`indexed`,
+    `unchanged`, `vanished`, a reason it was skipped, or a failure such as `unreadable`)."""
 
     path: str
     status: str
@@ -182,34 +185,47 @@ class CodeIndex:
     def index_file(self, path: Path, *, force: bool = False) -> IndexOutcome:
         """Index one file; unchanged content (same SHA-256) is skipped unless `force`.
 
-        A file that no longer exists, or became binary or too large, leaves the index.
+        Every per-file problem is an outcome, not an exception (see `conveyor.indexer.outcomes`): a file that
+        vanished, cannot be read, is a symlink loop, or is (now) binary, empty, too large or minified is not
+        indexed, and any earlier entry of it leaves the index.
         """
-        path = path.resolve()
-        key = str(path)
-        try:
-            info = path.stat()
-            if not looks_indexable(path, info.st_size, self.max_file_bytes):
-                self.remove(path)
-                return IndexOutcome(key, "skipped")
-            data = path.read_bytes()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            self.remove(path)
-            return IndexOutcome(key, "removed")
-        if is_binary(data[:SNIFF_BYTES]):
-            self.remove(path)
-            return IndexOutcome(key, "skipped")
-        digest = hashlib.sha256(data).hexdigest()
-        language = detect_language(path)
-        if not force and self._unchanged(key, digest, info.st_mtime_ns):
-            return IndexOutcome(key, "unchanged", language, mtime_ns=info.st_mtime_ns)
-        symbols = extract_symbols(data, language)
+        read = self._read(path)
+        if isinstance(read, IndexOutcome):
+            self.remove(read.path)
+            return read
+        key, info, data = read
         text = data.decode("utf-8", "replace")
+        if looks_minified(Path(key), text):
+            self.remove(key)
+            return IndexOutcome(key, MINIFIED)
+        digest = hashlib.sha256(data).hexdigest()
+        language = detect_language(key)
+        if not force and self._unchanged(key, digest, info.st_mtime_ns):
+            return IndexOutcome(key, UNCHANGED, language, mtime_ns=info.st_mtime_ns)
+        symbols = extract_symbols(data, language)
+        generated = looks_generated(Path(key), text)
         lines = text.count("\n") + 1
-        record = FileRecord(
-            key, language, digest, info.st_size, info.st_mtime_ns, lines, time.time(), looks_generated(path, text)
-        )
+        record = FileRecord(key, language, digest, info.st_size, info.st_mtime_ns, lines, time.time(), generated)
         self._store(record, symbols, chunk_lines(text))
-        return IndexOutcome(key, "indexed", language, len(symbols), info.st_mtime_ns)
+        return IndexOutcome(key, INDEXED, language, len(symbols), info.st_mtime_ns)
+
+    def _read(self, path: Path) -> tuple[str, os.stat_result, bytes] | IndexOutcome:
+        """The file's key, stat and bytes, or the outcome that says why it is not indexed."""
+        key = _key(path)
+        try:
+            resolved = path.resolve()
+            info = resolved.stat()
+            if not stat.S_ISREG(info.st_mode):
+                return IndexOutcome(key, NOT_A_FILE)
+            reason = skip_reason(resolved, info.st_size, self.max_file_bytes)
+            if reason is not None:
+                return IndexOutcome(key, reason)
+            data = resolved.read_bytes()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: Python 3.11's resolve() meeting a symlink loop
+            return IndexOutcome(key, outcome_of_error(exc))
+        if is_binary(data[:SNIFF_BYTES]):
+            return IndexOutcome(key, BINARY)
+        return key, info, data
 
     def _unchanged(self, key: str, digest: str, mtime_ns: int) -> bool:
         with self._lock:
@@ -255,7 +271,7 @@ class CodeIndex:
 
     def remove(self, path: Path | str) -> str | None:
         """Take a file out of the index; returns its path if it was indexed."""
-        key = str(Path(path).resolve())
+        key = _key(Path(path))
         with self._write() as db:
             row = db.execute("SELECT id FROM files WHERE path = ?", (key,)).fetchone()
             if row is None:
@@ -352,6 +368,14 @@ class CodeIndex:
         for path in gone:
             self.remove(path)
         return gone
+
+
+def _key(path: Path) -> str:
+    """The stored key of a path: resolved, or only made absolute when it cannot be resolved (a loop)."""
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):
+        return str(absolute(path))
 
 
 def _delete_content(db: sqlite3.Connection, file_id: int) -> None:
