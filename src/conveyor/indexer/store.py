@@ -140,15 +140,23 @@ class CodeIndex:
             raise IndexUnavailableError(path, str(exc)) from exc
 
     def _upgrade(self) -> None:
-        """Bring an index written by an earlier version up to this schema (once; concurrent openers queue)."""
+        """Bring an index written by an earlier version up to this schema (once; concurrent openers queue, and
+        an index that is up to date is only read, so a read-only one still opens)."""
+        if not self._outdated(self._db):
+            return
         with self._write() as db:
-            columns = {row[1] for row in db.execute("PRAGMA table_info(files)")}
-            if "generated" not in columns:
+            if "generated" not in {row[1] for row in db.execute("PRAGMA table_info(files)")}:
                 db.execute("ALTER TABLE files ADD COLUMN generated INTEGER NOT NULL DEFAULT 0")
             if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunk_grams'").fetchone() is None:
                 db.execute(GRAMS_TABLE)
                 # FTS5's 'rebuild' cannot read an FTS5 content table; copying the rows does the same.
                 db.execute("INSERT INTO chunk_grams (rowid, body) SELECT rowid, body FROM chunk_text")
+
+    @staticmethod
+    def _outdated(db: sqlite3.Connection) -> bool:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(files)")}
+        grams = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunk_grams'").fetchone()
+        return "generated" not in columns or grams is None
 
     def close(self) -> None:
         """Close the database connection."""
