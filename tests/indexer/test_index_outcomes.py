@@ -12,7 +12,8 @@ import pytest
 
 from conveyor import Conveyor, JobState
 from conveyor.cli.index_commands import index_summary
-from conveyor.indexer import jobs
+from conveyor.indexer import fullindex
+from conveyor.indexer.fullindex import follow_full_index
 from conveyor.indexer.store import CodeIndex
 from conveyor.indexer.walker import walk_repository
 from tests.indexer.helpers import running, wait_until
@@ -95,9 +96,12 @@ def test_the_walk_reports_what_it_skips_and_why(tmp_path: Path) -> None:
 
 
 async def _run(app: Conveyor, job_type: str, data: dict[str, Any]) -> Any:
+    """Run a job to its end (a full index: to the end of its batches); returns the job holding the result."""
     queue = app.queue("indexing")
     async with running(app.worker(["indexing"])):
         job_id = await app.add("indexing", job_type, data)
+        if job_type == "full-index":
+            return await follow_full_index(app, "indexing", job_id, poll_s=0.05)
 
         async def finished() -> bool:
             return await queue.state_of(job_id) in (JobState.COMPLETED, JobState.FAILED)
@@ -131,14 +135,14 @@ async def test_full_index_counts_every_outcome_exactly(
     (repo / UNREADABLE_NAME).write_text("x = 1\n")
     doomed = repo / "doomed.py"
     doomed.write_text("def short_lived():\n    pass\n")
-    plan = jobs.plan_full_index
+    plan = fullindex.plan_full_index
 
-    def plan_then_delete(*args: Any, **kwargs: Any) -> jobs.FullIndexPlan:
+    def plan_then_delete(*args: Any, **kwargs: Any) -> fullindex.FullIndexPlan:
         planned = plan(*args, **kwargs)
         doomed.unlink()  # deleted after the walk saw it, before its child runs
         return planned
 
-    monkeypatch.setattr(jobs, "plan_full_index", plan_then_delete)
+    monkeypatch.setattr(fullindex, "plan_full_index", plan_then_delete)
     job = await _run(app, "full-index", {"root": str(repo)})
     assert job.state is JobState.COMPLETED, job.failed_reason
     result = job.result

@@ -30,6 +30,7 @@ from conveyor.cli.output import print_json, say, stderr, stdout
 from conveyor.cli.session import connected
 from conveyor.errors import ConveyorError
 from conveyor.indexer import CodeIndex, IndexerSettings, SearchMode, SearchQueryError, start_full_index
+from conveyor.indexer.fullindex import full_index_status
 from conveyor.indexer.languages import PARSED_LANGUAGES, detect_language
 from conveyor.indexer.walker import walk_repository
 from conveyor.indexer.watch import ChangeWatcher
@@ -112,19 +113,17 @@ def index_summary(result: dict[str, Any]) -> str:
 
 
 async def _follow_full_index(app: Conveyor, job_id: str, label: str) -> Job:
-    queue = app.queue("indexing")
     started, hinted = time.monotonic(), False
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=stderr(), transient=True) as progress:
         bar = progress.add_task(label, total=None)
         while True:
-            job = await queue.get_job(job_id)
-            if isinstance(job.progress, dict) and "total" in job.progress:
-                finished = int(job.progress.get("done", 0)) + int(job.progress.get("failed", 0))
-                progress.update(bar, total=int(job.progress["total"]), completed=finished)
-            if job.state in FINISHED:
-                return job
-            if not hinted and time.monotonic() - started > NO_WORKER_HINT_S and job.state is not JobState.ACTIVE:
+            status = await full_index_status(app, "indexing", job_id)
+            if status.total is not None:
+                progress.update(bar, total=status.total, completed=status.done)
+            if status.ended:
+                return status.job
+            if not hinted and time.monotonic() - started > NO_WORKER_HINT_S and status.job.state is not JobState.ACTIVE:
                 hinted = await _hint_if_no_worker(app)
             await asyncio.sleep(POLL_S)
 

@@ -15,15 +15,14 @@ INDEX_FILENAME = "index.sqlite"
 
 class IndexerSettings(BaseSettings):
     """`CONVEYOR_INDEX_PATH` (default `<CONVEYOR_DATA_DIR>/index.sqlite`), `CONVEYOR_INDEX_MAX_FILE_BYTES`
-    (larger files are not indexed), `CONVEYOR_INDEX_POLL_S` (how often a `full-index` job checks on its
-    children), `CONVEYOR_INDEX_WATCH_DEBOUNCE_MS` (how long after a file's last save watch mode indexes it) and
-    `CONVEYOR_SEARCH_TIMEOUT_S` (how long one search may run before it is stopped with an error)."""
+    (larger files are not indexed), `CONVEYOR_INDEX_WATCH_DEBOUNCE_MS` (how long after a file's last save
+    watch mode indexes it) and `CONVEYOR_SEARCH_TIMEOUT_S` (how long one search may run before it is stopped
+    with an error)."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     conveyor_index_path: Path | None = None
     conveyor_index_max_file_bytes: int = Field(default=DEFAULT_MAX_FILE_BYTES, gt=0)
-    conveyor_index_poll_s: float = Field(default=0.5, gt=0, le=60)
     conveyor_index_watch_debounce_ms: int = Field(default=500, ge=0, le=60_000)
     conveyor_search_timeout_s: float = Field(default=DEFAULT_SEARCH_TIMEOUT_S, gt=0, le=600)
 
