@@ -55,16 +55,17 @@ def _exact_name_hits(db: sqlite3.Connection, text: str, limit: int) -> list[Hit]
     wanted = text.strip()
     if not _NAME_LIKE.fullmatch(wanted):
         return []
+    name = wanted.rsplit(".", 1)[-1]  # `Filter.filter` is looked up by `filter`, then its qualified name checked
     rows = db.execute(
         "SELECT f.path, s.start_line, s.qualified, s.kind, s.signature, s.name, f.generated "
-        "FROM symbols s JOIN files f ON f.id = s.file_id "
-        "WHERE s.name = ? COLLATE NOCASE OR s.qualified = ? COLLATE NOCASE LIMIT ?",
-        (wanted, wanted, limit * 3),
+        "FROM symbols s JOIN files f ON f.id = s.file_id WHERE s.name = ? COLLATE NOCASE LIMIT ?",
+        (name, limit * 20 if "." in wanted else limit * 3),
     ).fetchall()
     return [
         Hit(path, line, qualified, rank(_tier(name, qualified, wanted, 0.0), EXACT_RELEVANCE, generated=bool(gen)),
             signature[:MAX_SNIPPET], kind)
         for path, line, qualified, kind, signature, name, gen in rows
+        if "." not in wanted or qualified.lower() == wanted.lower()
     ]  # fmt: skip
 
 

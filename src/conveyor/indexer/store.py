@@ -64,7 +64,6 @@ CREATE TABLE IF NOT EXISTS symbols (
 );
 CREATE INDEX IF NOT EXISTS symbols_by_file ON symbols(file_id, start_line);
 CREATE INDEX IF NOT EXISTS symbols_by_name ON symbols(name COLLATE NOCASE);
-CREATE INDEX IF NOT EXISTS symbols_by_qualified ON symbols(qualified COLLATE NOCASE);
 CREATE VIRTUAL TABLE IF NOT EXISTS symbol_text USING fts5(terms, signature, doc);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_text USING fts5(body, terms);
 """
