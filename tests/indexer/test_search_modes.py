@@ -174,3 +174,7 @@ def test_an_index_from_before_trigrams_is_upgraded(tmp_path: Path, index: CodeIn
     reopened = CodeIndex(index.path)
     assert _lines(reopened.search("ion_po", mode="substring")) == [6, 7]
     reopened.close()
+
+
+def test_a_substring_with_emoji_is_found(index: CodeIndex, source: Path) -> None:
+    assert _lines(index.search("# 🚀 launch", mode="substring")) == [6]

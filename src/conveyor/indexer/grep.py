@@ -2,10 +2,11 @@
 line by line.
 
 `chunk_grams` indexes the same blocks as `chunk_text` (it reads their text from it: an external-content FTS5
-table) with the trigram tokenizer, so any run of three or more characters — in any script, emoji included, and
-punctuation such as `send(` — finds its blocks through the index. Those candidate blocks are then checked line
-by line with the query's patterns (phrase word boundaries, the regex itself). A literal shorter than three
-characters has no trigram: its blocks are found by a scan, which the search's time limit bounds.
+table) with the trigram tokenizer, so a `LIKE` for any run of three or more characters — in any script, emoji
+included, and punctuation such as `send(` — finds its blocks through the index (case-insensitively for ASCII
+letters). Those candidate blocks are then checked line by line with the query's patterns (phrase word
+boundaries, the regex itself). A literal without three consecutive characters other than `%` and `_` has no
+trigram to look up: its blocks are found by a scan, which the search's time limit bounds.
 
 Hits are content lines; a line where a definition starts ranks above one inside it, and generated files rank
 last. At most `MAX_CANDIDATE_BLOCKS` blocks are read and `HITS_PER_LIMIT` times the limit of hits gathered, so
@@ -49,12 +50,11 @@ def text_search(
 
 def _candidates(db: sqlite3.Connection, query: SearchQuery) -> Iterator[tuple[int, str]]:
     conditions, parameters = [], []
-    grams = [literal for literal in query.literals if len(literal) >= MIN_GRAM]
-    if grams:
-        conditions.append("chunk_grams MATCH ?")
-        parameters.append(" AND ".join('"' + literal.replace('"', '""') + '"' for literal in grams))
     for literal in query.literals:
-        if len(literal) < MIN_GRAM:  # no trigram to look up: a scan, bounded by the search's time limit
+        if _indexable(literal):  # `%` and `_` act as wildcards: a superset of candidates, whose lines are checked
+            conditions.append("body LIKE ?")
+            parameters.append(f"%{literal}%")
+        else:  # no trigram to look up: a scan, bounded by the search's time limit
             conditions.append("instr(body, ?) > 0")
             parameters.append(literal)
     words = fts_query(list(query.terms))
@@ -65,6 +65,12 @@ def _candidates(db: sqlite3.Connection, query: SearchQuery) -> Iterator[tuple[in
     cursor = db.execute(sql, (*parameters, MAX_CANDIDATE_BLOCKS))
     for rowid, body in cursor:
         yield int(rowid), str(body)
+
+
+def _indexable(literal: str) -> bool:
+    """Whether the trigram index can narrow a literal: three characters or more, none outside Unicode's basic
+    plane (SQLite 3.40's trigram LIKE misses matches of emoji and other 4-byte characters)."""
+    return len(literal) >= MIN_GRAM and all(ord(ch) <= 0xFFFF for ch in literal)
 
 
 def _matching_lines(body: str, query: SearchQuery) -> Iterator[tuple[int, str]]:

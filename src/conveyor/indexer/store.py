@@ -67,7 +67,11 @@ CREATE INDEX IF NOT EXISTS symbols_by_name ON symbols(name COLLATE NOCASE);
 CREATE VIRTUAL TABLE IF NOT EXISTS symbol_text USING fts5(terms, signature, doc);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_text USING fts5(body, terms);
 """
-GRAMS_TABLE = "CREATE VIRTUAL TABLE chunk_grams USING fts5(body, content='chunk_text', tokenize='trigram')"
+# detail=none: no positions, a third smaller and faster to write; LIKE still narrows through it, and candidate
+# lines are verified anyway.
+GRAMS_TABLE = (
+    "CREATE VIRTUAL TABLE chunk_grams USING fts5(body, content='chunk_text', tokenize='trigram', detail='none')"
+)
 
 
 @dataclass(frozen=True, slots=True)
