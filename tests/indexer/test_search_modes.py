@@ -15,7 +15,7 @@ from conveyor.indexer.budget import SearchBudget
 from conveyor.indexer.query import MAX_QUERY_CHARS, MAX_TERMS
 from conveyor.indexer.store import CodeIndex
 
-SOURCE = '''# 日本語のコメント: 接続を開く
+SOURCE = '''# 日本語のコメント: 接続を開く、テスト用
 class Müller:
     """Grüße from the connection pool."""
 
@@ -178,3 +178,8 @@ def test_an_index_from_before_trigrams_is_upgraded(tmp_path: Path, index: CodeIn
 
 def test_a_substring_with_emoji_is_found(index: CodeIndex, source: Path) -> None:
     assert _lines(index.search("# 🚀 launch", mode="substring")) == [6]
+
+
+def test_a_word_inside_a_run_of_japanese_is_found(index: CodeIndex, source: Path) -> None:
+    """Japanese has no spaces between words: `スト用` is inside the token `テスト用`, not at its start."""
+    assert _lines(index.search("スト用")) == [1]

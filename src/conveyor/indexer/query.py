@@ -93,6 +93,18 @@ def parse_query(text: str, mode: SearchMode | str = SearchMode.LEXICAL) -> Searc
     return _lexical_query(stripped)
 
 
+def inside_words(query: SearchQuery) -> SearchQuery | None:
+    """For a word query with non-ASCII words, the same words searched as substrings (the word index matches
+    words from their start, and scripts without spaces, like Japanese, glue many words into one token:
+    `日本語` is inside `テスト日本語の`); None when every word is ASCII."""
+    inside = [term for term in query.terms if not term.isascii()]
+    if query.mode is not SearchMode.LEXICAL or not query.is_lexical or not inside:
+        return None
+    ascii_terms = tuple(term for term in query.terms if term.isascii())
+    patterns = tuple(re.compile(re.escape(term), re.IGNORECASE) for term in inside)
+    return SearchQuery(query.text, query.mode, terms=ascii_terms, literals=tuple(inside), patterns=patterns)
+
+
 def words_of(text: str) -> list[str]:
     """The searchable words of a text: runs of Unicode letters, digits and underscores with at least one
     letter or digit, in order, without repeats."""

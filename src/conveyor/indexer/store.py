@@ -29,7 +29,7 @@ from conveyor.indexer.grep import text_search
 from conveyor.indexer.hits import Hit
 from conveyor.indexer.languages import detect_language
 from conveyor.indexer.outcomes import BINARY, INDEXED, MINIFIED, NOT_A_FILE, UNCHANGED, outcome_of_error
-from conveyor.indexer.query import SearchMode, parse_query
+from conveyor.indexer.query import SearchMode, inside_words, parse_query
 from conveyor.indexer.search import word_search
 from conveyor.indexer.symbols import Symbol, extract_symbols
 from conveyor.indexer.text import chunk_lines, identifier_terms, split_identifier
@@ -343,9 +343,13 @@ class CodeIndex:
         parsed = parse_query(query, mode)  # refused before any work when out of bounds
         budget = SearchBudget(self.search_timeout_s)
         with self._lock, budget.guarding(self._db):
-            if parsed.is_lexical:
-                return word_search(self._db, parsed, limit, chunk_bits=CHUNK_BITS)
-            return text_search(self._db, parsed, limit, chunk_bits=CHUNK_BITS, budget=budget)
+            if not parsed.is_lexical:
+                return text_search(self._db, parsed, limit, chunk_bits=CHUNK_BITS, budget=budget)
+            hits = word_search(self._db, parsed, limit, chunk_bits=CHUNK_BITS)
+            inside = None if hits else inside_words(parsed)
+            if inside is None:
+                return hits
+            return text_search(self._db, inside, limit, chunk_bits=CHUNK_BITS, budget=budget)
 
     def stats(self) -> IndexStats:
         """Counts of files and symbols, and the database's size on disk."""
