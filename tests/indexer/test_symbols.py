@@ -147,3 +147,32 @@ def test_a_python_signature_stops_before_the_comments_that_open_the_body() -> No
     source = b"def handler(event, context):  # entry point\n    # Leading comment of the body\n    return event\n"
     (symbol,) = extract_symbols(source, "python")
     assert symbol.signature == "def handler(event, context)"
+
+
+@pytest.mark.parametrize(
+    ("language", "source", "expected"),
+    [
+        (
+            "go",
+            b"package x\ntype ID string\ntype Alias = map[string]int\ntype Pair[T any] struct{ a T }\n"
+            b"func f() { const local = 1 }\nconst (\n\tA = iota\n\tB\n)\n",
+            [("type", "ID"), ("type", "Alias"), ("struct", "Pair"), ("function", "f"), ("constant", "A"),
+             ("constant", "B")],
+        ),
+        (
+            "rust",
+            b"macro_rules! square { ($x:expr) => { $x * $x }; }\npub type Res<T> = Result<T, E>;\n"
+            b"pub const MAX: u32 = 3;\nstatic NAME: &str = \"x\";\nunion U { a: u32 }\n",
+            [("macro", "square"), ("type", "Res"), ("constant", "MAX"), ("constant", "NAME"), ("struct", "U")],
+        ),
+        (
+            "java",
+            b"public @interface Marker { String value(); }\npublic record Point(int x, int y) { Point { } }\n",
+            [("interface", "Marker"), ("class", "Point"), ("constructor", "Point.Point")],
+        ),
+    ],
+)  # fmt: skip
+def test_type_aliases_constants_macros_and_annotations_are_symbols(
+    language: str, source: bytes, expected: list[tuple[str, str]]
+) -> None:
+    assert [(s.kind, s.qualified) for s in extract_symbols(source, language)] == expected

@@ -59,7 +59,8 @@ EXTENSIONS: dict[str, str] = {
 }
 FILENAMES: dict[str, str] = {"Dockerfile": "dockerfile", "Makefile": "make", "CMakeLists.txt": "cmake"}
 
-# What a query capture means. Every pattern captures the definition node as `@<kind>` and its name as `@name`;
+# What a query capture means. Every pattern captures the definition node as `@<kind>` and its name as `@name`
+# (a node captured by several patterns takes the kind of the first);
 # `@owner` names what a definition outside any other belongs to (`Foo` of `Foo.prototype.bar = function`), and
 # captures starting with `_` only serve predicates.
 _JS_FUNCTION = "[(function_expression) (arrow_function) (generator_function)]"
@@ -115,6 +116,9 @@ QUERIES: dict[str, str] = {
 (method_declaration name: (field_identifier) @name) @method
 (type_spec name: (type_identifier) @name type: (struct_type)) @struct
 (type_spec name: (type_identifier) @name type: (interface_type)) @interface
+(type_spec name: (type_identifier) @name) @type
+(type_alias name: (type_identifier) @name) @type
+(source_file (const_declaration (const_spec name: (identifier) @name) @constant))
 """,
     "rust": """
 (function_item name: (identifier) @name) @function
@@ -124,6 +128,11 @@ QUERIES: dict[str, str] = {
 (trait_item name: (type_identifier) @name) @trait
 (impl_item type: (_) @name) @impl
 (mod_item name: (identifier) @name) @module
+(macro_definition name: (identifier) @name) @macro
+(type_item name: (type_identifier) @name) @type
+(union_item name: (type_identifier) @name) @struct
+(const_item name: (identifier) @name) @constant
+(static_item name: (identifier) @name) @constant
 """,
     "java": """
 (class_declaration name: (identifier) @name) @class
@@ -132,6 +141,8 @@ QUERIES: dict[str, str] = {
 (record_declaration name: (identifier) @name) @class
 (method_declaration name: (identifier) @name) @method
 (constructor_declaration name: (identifier) @name) @constructor
+(compact_constructor_declaration name: (identifier) @name) @constructor
+(annotation_type_declaration name: (identifier) @name) @interface
 """,
 }
 QUERIES["tsx"] = QUERIES["typescript"]

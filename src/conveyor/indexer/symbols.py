@@ -67,7 +67,9 @@ def extract_symbols(source: bytes, language: str | None) -> list[Symbol]:
 
 def _definitions(matches: list[tuple[int, dict[str, list[Node]]]], source: bytes) -> list[_Definition]:
     found: dict[int, _Definition] = {}
-    for _, captures in matches:
+    # A node several patterns capture takes its kind from the first of them in the query (Go's `struct` before
+    # the catch-all `type`).
+    for _, captures in sorted(matches, key=lambda match: match[0]):
         names = captures.get("name") or []
         kinds = [key for key in captures if key not in ("name", "owner") and not key.startswith("_")]
         if not names or not kinds:
