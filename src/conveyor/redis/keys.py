@@ -192,10 +192,6 @@ class ConveyorKeys:
         """Key set while a cancellation request for an active job is pending (survives missed messages)."""
         return f"{self.prefix}:conveyor:cancel:{queue}:{job_id}"
 
-    def fanout(self, queue: str, parent_id: str) -> str:
-        """Hash of a parent job's finished children (child id -> done/failed/lost), for fan-out progress."""
-        return f"{self.prefix}:conveyor:fanout:{queue}:{parent_id}"
-
     def rate_group(self, group: str) -> str:
         """Counter of jobs started in the current window of a rate-limit group (expires with the window)."""
         return f"{self.prefix}:conveyor:rate:{group}"
