@@ -94,10 +94,11 @@ async def test_second_full_index_enqueues_only_changes_and_drops_deleted_files(
     index.close()
 
 
-async def test_full_index_of_a_missing_folder_fails_saying_why(app: Conveyor, tmp_path: Path) -> None:
+async def test_full_index_of_a_missing_folder_fails_at_once_saying_why(app: Conveyor, tmp_path: Path) -> None:
     job = await _run_full_index(app, tmp_path / "nowhere")
     assert job.state is JobState.FAILED
     assert "not a directory" in (job.failed_reason or "")
+    assert job.attempts_made == 1  # not retried: the folder would not appear by trying again
 
 
 async def test_index_file_accepts_the_designs_payload_and_remove_file_takes_it_out(

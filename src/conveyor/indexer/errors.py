@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conveyor.app import NonRetryableError
 from conveyor.errors import ConveyorError
 
 
@@ -22,8 +23,8 @@ class GrammarUnavailableError(IndexerError):
         )
 
 
-class NotARepositoryError(IndexerError):
-    """`full-index` was given something that is not a directory."""
+class NotARepositoryError(IndexerError, NonRetryableError):
+    """`full-index` was given something that is not a directory (not retried: it would not become one)."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(f"Cannot index {root}: it is not a directory. Pass the root folder of a repository.")

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from conveyor.app import Conveyor, JobContext
+from conveyor.app import Conveyor, JobContext, NonRetryableError
 from conveyor.indexer.fullindex import (
     FULL_INDEX_SUMMARY,
     INDEX_BATCH,
@@ -31,7 +31,6 @@ from conveyor.indexer.outcomes import FAILURES
 from conveyor.indexer.planning import FullIndexPlan, index_settled, plan_full_index
 from conveyor.indexer.settings import IndexerSettings
 from conveyor.indexer.walker import absolute
-from conveyor.worker.errors import NonRetryableError
 
 __all__ = [
     "FULL_INDEX",
