@@ -230,19 +230,25 @@ class FullIndexStatus:
     total: int | None = None
 
 
+def _finished(job: Job) -> bool:
+    """Completed or failed, with what it stored in that step (`Queue.get_job` reads the hash and the state in
+    two round trips, so a job seen finishing may come without its result or failure reason)."""
+    return job.state in (JobState.COMPLETED, JobState.FAILED) and job.finished_at is not None
+
+
 async def full_index_status(app: Conveyor, queue_name: str, job_id: str) -> FullIndexStatus:
     """The status of the full index started as `job_id`."""
     queue = app.queue(queue_name)
     job = await queue.get_job(job_id)
-    if job.state is JobState.FAILED or job.state is not JobState.COMPLETED:
-        return FullIndexStatus(job, job.state is JobState.FAILED)
+    if not _finished(job) or job.state is JobState.FAILED:
+        return FullIndexStatus(job, _finished(job))
     result = job.result if isinstance(job.result, dict) else {}
     total = int(result.get("total", 0))
     summary_id = result.get("summaryJob")
     if not summary_id:
         return FullIndexStatus(job, True, total, total)
     summary = await queue.get_job(str(summary_id))
-    if summary.state in (JobState.COMPLETED, JobState.FAILED):
+    if _finished(summary):
         return FullIndexStatus(summary, True, total, total)
     children = await Flows.of(app).children(queue_name, str(summary_id))
     done = sum(
