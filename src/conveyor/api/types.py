@@ -198,6 +198,10 @@ class WorkerNode:
     processed: int
     started_at: datetime
     last_beat: datetime
+    runtime: str = strawberry.field(
+        default="conveyor",
+        description="`conveyor`, or `bullmq` for a Node BullMQ worker (seen by its connection: no pid, counts 0).",
+    )
 
     @classmethod
     def of(cls, info: WorkerInfo, visible: set[str]) -> WorkerNode:
@@ -218,6 +222,7 @@ class WorkerNode:
             processed=info.processed,
             started_at=info.started_at,
             last_beat=info.last_beat,
+            runtime=info.runtime,
         )
 
 

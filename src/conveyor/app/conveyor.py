@@ -25,6 +25,7 @@ from conveyor.redis.lane import close_lane
 from conveyor.worker.batching import Batch
 from conveyor.worker.handler import Handler
 from conveyor.worker.hooks import WorkerHook
+from conveyor.worker.node_workers import node_workers
 from conveyor.worker.registry import WorkerInfo, WorkerRegistry, advertised_types
 from conveyor.worker.sandbox import Sandbox, importable_name
 from conveyor.worker.worker import Worker, WorkerConfig
@@ -286,7 +287,7 @@ class Conveyor:
     async def _advertised_types(self) -> dict[str, set[str]]:
         now = time.monotonic()
         if self._advertised is None or now - self._advertised[0] >= ADVERTISED_TTL_S:
-            self._advertised = (now, advertised_types(await self.workers()))
+            self._advertised = (now, advertised_types(await self.workers(node=False)))
         return self._advertised[1]
 
     async def _log_if_unserved(self, queue: str, job_types: Collection[str]) -> None:
@@ -328,13 +329,15 @@ class Conveyor:
             self.client,
             [(self.queue(n), overrides.get(n, self.queue_settings[n].concurrency)) for n in names],
             self.lookup,
-            lambda: target.client(blocking=True, name="conveyor-blocking"),
+            lambda name="conveyor-blocking": target.client(blocking=True, name=name),
             config,
             hooks=[*self.hooks, *hooks],
             job_types=self.job_types,
         )
 
-    async def workers(self) -> list[WorkerInfo]:
-        """Every live worker process."""
-        registry = WorkerRegistry(self.client, self.queue(self.queue_names[0]).conveyor_keys, ttl_s=0)
-        return await registry.list()
+    async def workers(self, *, node: bool = True) -> list[WorkerInfo]:
+        """Every live worker process: Conveyor's, then (unless `node=False`) Node BullMQ workers of this Redis,
+        marked `runtime="bullmq"` (found by their connection names, as BullMQ's `getWorkers` finds them)."""
+        keys = self.queue(self.queue_names[0]).conveyor_keys
+        own = await WorkerRegistry(self.client, keys, ttl_s=0).list()
+        return own + (await node_workers(self.client, keys.prefix, own, time.time) if node else [])

@@ -121,10 +121,11 @@ def render_workers(workers: Sequence[WorkerInfo]) -> Table:
     for column in ("Name", "Host", "PID", "Queues", "Active", "Processed", "Started", "Last beat"):
         table.add_column(column, justify="right" if column in ("PID", "Processed") else "left")
     for worker in workers:
+        node = worker.runtime != "conveyor"
         table.add_row(
-            Text(worker.name),
+            Text(worker.name) + (Text(" (Node BullMQ)", style="cyan") if node else Text("")),
             Text(worker.host),
-            str(worker.pid),
+            "-" if node else str(worker.pid),
             Text(", ".join(f"{name}={n}" for name, n in worker.queues.items())),
             Text(", ".join(f"{name}={n}" for name, n in worker.active.items() if n) or "-"),
             str(worker.processed),

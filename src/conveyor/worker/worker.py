@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from conveyor.config import RateLimit
 from conveyor.queue.queue import Queue
+from conveyor.redis.client_names import bullmq_worker_name
 from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.keys import ConveyorKeys
 from conveyor.worker.dead_letters import DeadLetterKeeper
@@ -68,7 +69,7 @@ class Worker:
         client: Redis,
         queues: Sequence[tuple[Queue, int]],
         lookup: HandlerLookup,
-        make_blocking_client: Callable[[], Redis],
+        make_blocking_client: Callable[..., Redis],
         config: WorkerConfig | None = None,
         clock: Callable[[], float] = time.time,
         hooks: Sequence[WorkerHook] = (),
@@ -76,7 +77,9 @@ class Worker:
     ) -> None:
         """`job_types` (queue -> the types `lookup` has handlers for) is what the worker advertises to the
         others, so a job it takes without having a handler for it goes to one that does (see
-        `conveyor.worker.routing`)."""
+        `conveyor.worker.routing`). `make_blocking_client(name=...)` makes a client whose connection has that
+        CLIENT SETNAME name: each queue's fetch connection is named as BullMQ names a worker's, so Node
+        `Queue.getWorkers()` and Bull Board list this worker (`conveyor.redis.client_names`)."""
         self.client = client
         self.config = config or WorkerConfig()
         self.id = uuid.uuid4().hex[:12]
@@ -121,7 +124,7 @@ class Worker:
         return [
             QueueRunner(
                 queue,
-                self._blocking_client(),
+                self._blocking_client(bullmq_worker_name(queue.keys.prefix, queue.name, self.name)),
                 lookup,
                 self.executor,
                 self._runner_config(queue, concurrency),
@@ -148,8 +151,8 @@ class Worker:
             prefetch=concurrency // 4 if defaults.prefetch is None else defaults.prefetch,
         )
 
-    def _blocking_client(self) -> Redis:
-        client = self._make_blocking()
+    def _blocking_client(self, name: str | None = None) -> Redis:
+        client = self._make_blocking() if name is None else self._make_blocking(name=name)
         self._blocking.append(client)
         return client
 
