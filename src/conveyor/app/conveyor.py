@@ -159,6 +159,14 @@ class Conveyor:
             await client.aclose()
             raise
         self._client = client
+        await self._apply_configured_limits()
+
+    async def _apply_configured_limits(self) -> None:
+        """Write the queue-wide limits this configuration sets, so they hold from the first producer or command
+        that has it, not only once a worker starts; limits it does not set stay as Redis holds them."""
+        for name, settings in self.queue_settings.items():
+            if settings.rate_limit is not None or settings.global_concurrency is not None:
+                await self.queue(name).apply_limits(settings.rate_limit, settings.global_concurrency)
 
     async def close(self) -> None:
         """Close connections. An embedded server this object started keeps running only if others use it."""

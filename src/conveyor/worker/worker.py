@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from redis.asyncio import Redis
 
@@ -170,8 +170,7 @@ class Worker:
 
     async def run(self) -> None:
         """Serve until `request_stop`, then shut down gracefully."""
-        for runner in self.runners:  # queue-wide limits live in Redis, for every worker (Node ones too)
-            await runner.queue.apply_limits(runner.queue.defaults.rate_limit, runner.queue.defaults.global_concurrency)
+        await self._apply_limits()
         # Duties (lock renewal above all) outlive the stop request: they end only after the grace period.
         duties = [asyncio.create_task(duty(self._duties_done)) for duty in self._duties]
         fetchers = [asyncio.create_task(runner.run(), name=f"fetch:{runner.queue.name}") for runner in self.runners]
@@ -180,6 +179,16 @@ class Worker:
             await self._stop.wait()
         finally:
             await self._shutdown(fetchers, duties)
+
+    async def _apply_limits(self) -> None:
+        """Write the configured queue-wide limits (they live in Redis, for every worker, Node ones too), leaving
+        those not configured as they are; a queue-wide concurrency in force, whoever set it, changes how the
+        queue's runner fetches."""
+        for runner in self.runners:
+            defaults = runner.queue.defaults
+            in_force = await runner.queue.apply_limits(defaults.rate_limit, defaults.global_concurrency)
+            if in_force.global_concurrency is not None and not runner.config.global_concurrency:
+                runner.config = replace(runner.config, global_concurrency=True)
 
     async def _shutdown(self, fetchers: list[asyncio.Task[None]], duties: list[asyncio.Task[None]]) -> None:
         for runner in self.runners:
