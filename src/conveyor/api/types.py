@@ -39,7 +39,9 @@ class AttemptNode:
     attempt: int
     error: str
     stacktrace: str
-    failed_at: datetime
+    failed_at: datetime | None = strawberry.field(
+        description="When it failed; null for an attempt of a Node BullMQ worker before the last (not recorded)."
+    )
     worker: str
 
     @classmethod

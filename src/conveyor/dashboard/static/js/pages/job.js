@@ -25,7 +25,7 @@ function timeline(job) {
   const events = [['Created', job.createdAt]];
   if (job.delayedUntil) events.push(['Delayed until', job.delayedUntil]);
   if (job.deadline) events.push(['Deadline', job.deadline]);
-  for (const attempt of job.retryHistory) {
+  for (const attempt of job.retryHistory.filter((a) => a.failedAt)) { // a Node attempt may have no time
     events.push([`Attempt ${attempt.attempt} failed${attempt.worker ? ` on ${attempt.worker}` : ''}`, attempt.failedAt]);
   }
   if (job.processedAt) events.push([`Attempt ${Math.max(job.attempts, 1)} started`, job.processedAt]);
