@@ -74,3 +74,7 @@ class EnqueueUnconfirmedError(RedisUnavailableError):
             f"({shown}; see `job_ids`) is safe: an id that exists adds nothing)",
         )
         self.job_ids = job_ids
+
+
+class UnsupportedLayoutError(QueueError):
+    """The queue was last written by a BullMQ release whose key layout Conveyor cannot run (e.g. bullmq 4.x)."""

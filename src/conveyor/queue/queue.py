@@ -27,6 +27,7 @@ from conveyor.queue.errors import (
 )
 from conveyor.queue.hooks import Enqueue, ProducerHooks
 from conveyor.queue.job import Job, JobState, new_job_id
+from conveyor.queue.layout import check_layout
 from conveyor.queue.limits import QueueLimits, disagreements
 from conveyor.queue.options import JobOptions, bullmq_options
 from conveyor.redis.connection import decoding, describe_client
@@ -267,6 +268,15 @@ class Queue:
         names = ("max", "duration", "concurrency")
         values = await self.client.hmget(self.keys.meta, list(names))
         return QueueLimits.from_meta({name: str(value) for name, value in zip(names, values, strict=True) if value})
+
+    async def check_layout(self) -> None:
+        """Refuse a queue last written by an unsupported Node bullmq release (see `conveyor.queue.layout`).
+
+        Raises:
+            UnsupportedLayoutError: e.g. a queue of bullmq 4.x.
+        """
+        version = await self.client.hget(self.keys.meta, "version")
+        check_layout(self.name, None if version is None else str(version))
 
     async def remove_limits(self, *, rate_limit: bool = False, global_concurrency: bool = False) -> None:
         """Delete the queue-wide rate limit and/or concurrency from Redis (as Node's `removeGlobalRateLimit`

@@ -170,7 +170,7 @@ class Worker:
 
     async def run(self) -> None:
         """Serve until `request_stop`, then shut down gracefully."""
-        await self._apply_limits()
+        await self._prepare_queues()
         # Duties (lock renewal above all) outlive the stop request: they end only after the grace period.
         duties = [asyncio.create_task(duty(self._duties_done)) for duty in self._duties]
         fetchers = [asyncio.create_task(runner.run(), name=f"fetch:{runner.queue.name}") for runner in self.runners]
@@ -180,10 +180,12 @@ class Worker:
         finally:
             await self._shutdown(fetchers, duties)
 
-    async def _apply_limits(self) -> None:
-        """Write the configured queue-wide limits (they live in Redis, for every worker, Node ones too), leaving
-        those not configured as they are; a queue-wide concurrency in force, whoever set it, changes how the
-        queue's runner fetches."""
+    async def _prepare_queues(self) -> None:
+        """Refuse a queue of an unsupported BullMQ layout (`UnsupportedLayoutError`), then write the configured
+        queue-wide limits (they live in Redis, for every worker, Node ones too), leaving those not configured as
+        they are; a queue-wide concurrency in force, whoever set it, changes how the queue's runner fetches."""
+        for runner in self.runners:
+            await runner.queue.check_layout()
         for runner in self.runners:
             defaults = runner.queue.defaults
             in_force = await runner.queue.apply_limits(defaults.rate_limit, defaults.global_concurrency)
