@@ -69,6 +69,9 @@ def install(package: str) -> NodeBullmq:
         (staging / ".installed").touch()
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
+        for stale in target.parent.glob(f"{package}-*"):  # installs of older lock files
+            if stale != target and (stale / ".installed").exists():
+                shutil.rmtree(stale, ignore_errors=True)
     for script in NODE_DIR.glob("*.mjs"):
         shutil.copy(script, target / script.name)
     version = json.loads((target / "node_modules" / "bullmq" / "package.json").read_text())["version"]
