@@ -3,17 +3,34 @@ bullmq 4.x (its `Queue` records `bullmq:4.x.y` in the meta hash, as written here
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from conveyor import Conveyor
 from conveyor.queue.errors import UnsupportedLayoutError
 from conveyor.queue.layout import check_layout, node_major
 from tests.queue.conftest import QUEUE, running
+from tests.queue.node_env import install, run_node
 
 
 async def test_a_worker_refuses_a_queue_last_written_by_bullmq_4(app: Conveyor) -> None:
     await app.client.hset(f"bull:{QUEUE}:meta", mapping={"opts.maxLenEvents": 10000, "version": "bullmq:4.18.3"})
     with pytest.raises(UnsupportedLayoutError, match=r"bullmq:4\.18\.3.*Upgrade the Node processes"):
+        await app.worker([QUEUE]).run()
+
+
+async def test_a_worker_refuses_a_queue_a_real_node_bullmq_4_producer_wrote(app: Conveyor, redis_url: str) -> None:
+    node = install("bullmq-4")  # an unsupported release, outside the matrix
+    await asyncio.to_thread(run_node, node, redis_url, "add.mjs", QUEUE, "ok", "{}")
+    with pytest.raises(UnsupportedLayoutError, match=rf"Node bullmq:{node.version}"):
+        await app.worker([QUEUE]).run()
+
+
+async def test_a_worker_refuses_a_queue_without_version_whose_newest_jobs_bullmq_4_ran(app: Conveyor) -> None:
+    await app.client.hset(f"bull:{QUEUE}:7", mapping={"name": "ok", "data": "{}", "attemptsMade": 1})
+    await app.client.zadd(f"bull:{QUEUE}:completed", {"7": 1})
+    with pytest.raises(UnsupportedLayoutError, match="attemptsMade"):
         await app.worker([QUEUE]).run()
 
 

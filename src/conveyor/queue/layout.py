@@ -3,7 +3,8 @@
 Every Node BullMQ `Queue` records `<library>:<version>` in the queue's meta hash (field `version`) when it is
 created. bullmq 4.x keeps a job's attempts in `attemptsMade` where 5.x and later keep `atm`, and its scripts
 differ in the markers that wake workers: run beside it, a Conveyor worker misses adds and stalls, so it refuses
-to start instead. Python bullmq and Conveyor record no version; a queue without one is taken as supported.
+to start instead. Python bullmq and Conveyor record no version: for a queue without one, the newest finished
+jobs tell (a 4.x worker leaves `attemptsMade` and no `atm`).
 """
 
 from __future__ import annotations
@@ -11,12 +12,28 @@ from __future__ import annotations
 import logging
 import re
 
+from redis.asyncio import Redis
+
 from conveyor.queue.errors import UnsupportedLayoutError
+from conveyor.redis.keys import QueueKeys
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_MAJORS = (5, 6)  # Node bullmq majors tested against (see the README's version table)
 _VERSION = re.compile(r"^bullmq:(\d+)\.")
+
+
+async def recorded_version(client: Redis, keys: QueueKeys) -> str | None:
+    """The queue's meta `version`; without one, `bullmq:4.x` when its newest finished job was run by bullmq 4.x."""
+    version = await client.hget(keys.meta, "version")
+    if version is not None:
+        return str(version)
+    newest = [*await client.zrange(keys.failed, -1, -1), *await client.zrange(keys.completed, -1, -1)]
+    for job_id in newest:
+        has_legacy, has_atm = await client.hmget(keys.job(str(job_id)), ["attemptsMade", "atm"])
+        if has_legacy is not None and has_atm is None:
+            return "bullmq:4.x (no version recorded; its newest finished jobs hold attemptsMade, not atm)"
+    return None
 
 
 def node_major(version: str | None) -> int | None:

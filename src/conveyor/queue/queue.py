@@ -27,7 +27,7 @@ from conveyor.queue.errors import (
 )
 from conveyor.queue.hooks import Enqueue, ProducerHooks
 from conveyor.queue.job import Job, JobState, new_job_id
-from conveyor.queue.layout import check_layout
+from conveyor.queue.layout import check_layout, recorded_version
 from conveyor.queue.limits import QueueLimits, disagreements
 from conveyor.queue.options import JobOptions, bullmq_options
 from conveyor.redis.connection import decoding, describe_client
@@ -275,8 +275,7 @@ class Queue:
         Raises:
             UnsupportedLayoutError: e.g. a queue of bullmq 4.x.
         """
-        version = await self.client.hget(self.keys.meta, "version")
-        check_layout(self.name, None if version is None else str(version))
+        check_layout(self.name, await recorded_version(self.client, self.keys))
 
     async def remove_limits(self, *, rate_limit: bool = False, global_concurrency: bool = False) -> None:
         """Delete the queue-wide rate limit and/or concurrency from Redis (as Node's `removeGlobalRateLimit`
