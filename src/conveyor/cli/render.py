@@ -65,7 +65,7 @@ def render_job(job: Job) -> RenderableType:
     if job.failed_reason:
         parts.append(Panel(Text(job.failed_reason), title="Error", title_align="left", border_style="red"))
     for record in job.history:
-        at = when(record.failed_at, precise=True)
+        at = when(record.failed_at, precise=True) if record.failed_at else "(time not recorded by BullMQ)"
         title = f"Attempt {record.attempt} failed {at} on {escape(record.worker or '?')}"
         body = Group(Text(record.error, style="red"), Text(record.stacktrace.rstrip(), style="dim"))
         parts.append(Panel(body, title=title, title_align="left", border_style="red"))
