@@ -67,6 +67,8 @@ async def bullmq_worker_connections(client: Redis, prefix: str) -> list[BullmqWo
         rows = await client.client_list()
     except ResponseError:
         return []
+    if not isinstance(rows, list):  # e.g. a cluster client's per-node answer: not supported (see above)
+        return []
     found = []
     for row in rows:
         parsed = parse_bullmq_worker_name(prefix, str(row.get("name", "")))
