@@ -67,8 +67,11 @@ def install(package: str) -> NodeBullmq:
             stderr = getattr(exc, "stderr", b"") or b""
             pytest.skip(f"npm could not install {package} (offline?): {stderr.decode(errors='replace')[-300:]}")
         (staging / ".installed").touch()
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        if (target / ".installed").exists():  # another test process installed it meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
         for stale in target.parent.glob(f"{package}-*"):  # installs of older lock files
             if stale != target and (stale / ".installed").exists():
                 shutil.rmtree(stale, ignore_errors=True)
