@@ -26,3 +26,11 @@ async def test_a_command_with_a_configured_limit_writes_it(conveyor_cli: Cli, ap
     assert rows["indexing"]["in_force"] == {"rate_limit": {"max": 5, "duration_ms": 2000}, "global_concurrency": None}
     assert rows["indexing"]["configured"] == rows["indexing"]["in_force"]
     assert await app.client.hgetall("bull:indexing:meta") == {"max": "5", "duration": "2000"}
+
+
+async def test_limits_can_be_removed_from_redis(conveyor_cli: Cli, app: Conveyor) -> None:
+    await app.client.hset("bull:indexing:meta", mapping={"max": 7, "duration": 1000, "concurrency": 2})
+    removed = await conveyor_cli.ainvoke("limits", "indexing", "--remove-rate-limit")
+    assert removed.exit_code == 0, removed.output
+    assert await app.client.hgetall("bull:indexing:meta") == {"concurrency": "2"}
+    assert (await conveyor_cli.ainvoke("limits", "--remove-concurrency")).exit_code == 2  # which queue?

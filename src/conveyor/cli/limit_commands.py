@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from conveyor.app import Conveyor
-from conveyor.cli.errors import cli_command, run_async
+from conveyor.cli.errors import UsageError, cli_command, run_async
 from conveyor.cli.options import AppOption, JsonOption, TenantOption, open_app
 from conveyor.cli.output import print_json, stdout
 from conveyor.cli.session import check_tenant, connected
@@ -21,6 +21,8 @@ LimitsRow = tuple[str, QueueLimits, QueueLimits]  # queue, in force, configured
 @cli_command
 def limits(
     queue: Annotated[str | None, typer.Argument(help="One queue (default: every configured queue).")] = None,
+    remove_rate_limit: Annotated[bool, typer.Option(help="Delete QUEUE's rate limit from Redis first.")] = False,
+    remove_concurrency: Annotated[bool, typer.Option(help="Delete QUEUE's global concurrency first.")] = False,
     as_json: JsonOption = False,
     tenant: TenantOption = None,
     app_spec: AppOption = None,
@@ -28,18 +30,24 @@ def limits(
     """Show each queue's queue-wide rate limit and global concurrency in force in Redis (enforced for every
     worker, Node BullMQ ones included), and whether this configuration sets them or they were set elsewhere
     (Node `setGlobalRateLimit` / `setGlobalConcurrency`, another deployment). Connecting writes the configured
-    ones first."""
+    ones first, so a limit removed here that the configuration sets comes back with the next command or worker
+    that has it: remove it from CONVEYOR_QUEUES too."""
+    if (remove_rate_limit or remove_concurrency) and queue is None:
+        raise UsageError("Name the QUEUE whose limits to remove.")
     app = open_app(app_spec, *([queue] if queue else []))
     check_tenant(tenant)
-    rows = run_async(_read(app, tenant, queue))
+    removing = {"rate_limit": remove_rate_limit, "global_concurrency": remove_concurrency}
+    rows = run_async(_read(app, tenant, queue, removing))
     if as_json:
         print_json([{"queue": q, "in_force": now.to_dict(), "configured": conf.to_dict()} for q, now, conf in rows])
         return
     stdout().print(_table(rows))
 
 
-async def _read(app: Conveyor, tenant: str | None, queue: str | None) -> list[LimitsRow]:
+async def _read(app: Conveyor, tenant: str | None, queue: str | None, removing: dict[str, bool]) -> list[LimitsRow]:
     async with connected(app, tenant) as view:
+        if queue is not None and any(removing.values()):
+            await view.queue(queue).remove_limits(**removing)
         names = [queue] if queue else view.queue_names
         rows = []
         for name in names:
