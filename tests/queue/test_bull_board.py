@@ -63,7 +63,7 @@ async def test_bull_board_shows_a_running_conveyor_worker(
         [workers] = await board(node_bullmq, redis_url, ["get", f"{BASE}/workers"])
     assert workers["status"] == 200, workers
     [seen] = workers["body"]["workers"]  # Bull Board shows the name after `:w:`, the address and the age
-    assert seen["name"] == worker.name
+    assert seen["name"] == f"conveyor@{worker.name}"
     assert seen["addr"]
     assert "age" in seen
 

@@ -26,13 +26,13 @@ async def test_node_get_workers_lists_a_running_conveyor_worker_once_per_queue(
         listed = await node_sees(node_bullmq, redis_url, QUEUE)
     assert len(listed) == 1
     assert listed[0]["name"] == QUEUE
-    assert listed[0]["rawname"].endswith(f":w:{worker.name}")
+    assert listed[0]["rawname"].endswith(f":w:conveyor@{worker.name}")
     assert {"addr", "age", "idle"} <= set(listed[0])
     assert await node_sees(node_bullmq, redis_url, QUEUE) == []  # gone once it stopped
 
 
 async def _named_connections(app: Conveyor, worker_name: str) -> bool:
-    return any(row.get("name", "").endswith(f":w:{worker_name}") for row in await app.client.client_list())
+    return any(row.get("name", "").endswith(f":w:conveyor@{worker_name}") for row in await app.client.client_list())
 
 
 async def test_conveyor_lists_a_running_node_worker_marked_as_bullmq(
@@ -43,7 +43,7 @@ async def test_conveyor_lists_a_running_node_worker_marked_as_bullmq(
             workers = await app.workers()
         after = await app.workers()
     by_runtime = {w.runtime: w for w in workers}
-    assert len(workers) == 2, workers  # our worker (from its registry record, not again from its connection)
+    assert len(workers) == 2, workers  # ours from its registry record (not again from its connection), and Node's
     node = by_runtime["bullmq"]
     assert (node.name, node.queues, node.pid) == ("node-a", {QUEUE: 0}, 0)
     assert node.host

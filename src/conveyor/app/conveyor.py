@@ -348,4 +348,4 @@ class Conveyor:
         marked `runtime="bullmq"` (found by their connection names, as BullMQ's `getWorkers` finds them)."""
         keys = self.queue(self.queue_names[0]).conveyor_keys
         own = await WorkerRegistry(self.client, keys, ttl_s=0).list()
-        return own + (await node_workers(self.client, keys.prefix, own, time.time) if node else [])
+        return own + (await node_workers(self.client, keys.prefix, time.time) if node else [])

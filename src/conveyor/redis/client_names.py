@@ -2,9 +2,11 @@
 
 BullMQ has no worker registry: a Node worker names its blocking connection `<prefix>:<base64(queue)>` (or
 `<prefix>:<base64(queue)>:w:<worker name>`) with CLIENT SETNAME, and `Queue.getWorkers()` (hence Bull Board)
-lists the connections of CLIENT LIST with such a name. Conveyor names its fetch connections the same way, so
-Node tools see its workers, and reads the same names to see theirs. CLIENT LIST describes one server: on a Redis
-Cluster a worker is seen only through the node its connection is on.
+lists the connections of CLIENT LIST with such a name. Conveyor names its fetch connections the same way, with
+the worker name marked `conveyor@<worker name>` (so Node tools see its workers as Conveyor's, and Conveyor never
+takes one of its own connections for a Node worker, even while a worker shuts down), and reads the same names to
+see Node's. CLIENT LIST describes one server: on a Redis Cluster a worker is seen only through the node its
+connection is on.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 _UNSAFE = re.compile(r"\s")  # CLIENT SETNAME refuses spaces and newlines
+CONVEYOR_MARK = "conveyor@"  # starts the worker name of a Conveyor worker's connection
 
 
 @dataclass(frozen=True)
@@ -33,14 +36,15 @@ class BullmqWorkerConnection:
 
 
 def bullmq_worker_name(prefix: str, queue: str, worker_name: str) -> str:
-    """The connection name of a worker of `queue` named `worker_name`, as a Node BullMQ Worker sets it."""
+    """The connection name of the Conveyor worker `worker_name` serving `queue`, as a Node BullMQ Worker names
+    its own: the name BullMQ shows is `conveyor@<worker name>` (whitespace replaced, which SETNAME refuses)."""
     encoded = base64.b64encode(queue.encode()).decode()
-    return f"{prefix}:{encoded}:w:{safe_worker_name(worker_name)}"
+    return f"{prefix}:{encoded}:w:{CONVEYOR_MARK}{_UNSAFE.sub('_', worker_name)}"
 
 
-def safe_worker_name(worker_name: str) -> str:
-    """The worker name as it can appear in a connection name (whitespace replaced)."""
-    return _UNSAFE.sub("_", worker_name)
+def is_conveyor_worker(worker_name: str) -> bool:
+    """Whether a worker name parsed from a connection name is a Conveyor worker's."""
+    return worker_name.startswith(CONVEYOR_MARK)
 
 
 def parse_bullmq_worker_name(prefix: str, name: str) -> tuple[str, str] | None:

@@ -1,31 +1,28 @@
 """Node BullMQ workers in Conveyor's worker list, found the way BullMQ's `Queue.getWorkers()` finds them.
 
 A Node worker has no heartbeat record: it is a connection named `<prefix>:<base64(queue)>[:w:<name>]` (see
-`conveyor.redis.client_names`). Conveyor's own workers name their fetch connections the same way, so those whose
-name is a live Conveyor worker's are left out (they are listed from the registry, with their full record).
+`conveyor.redis.client_names`). Conveyor's own workers name their fetch connections the same way with the name
+marked `conveyor@…`; those are left out (they are listed from the registry, with their full record).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from datetime import timedelta
 
 from redis.asyncio import Redis
 
-from conveyor.redis.client_names import BullmqWorkerConnection, bullmq_worker_connections, safe_worker_name
+from conveyor.redis.client_names import BullmqWorkerConnection, bullmq_worker_connections, is_conveyor_worker
 from conveyor.worker.registry import WorkerInfo, now_utc
 
 NODE_RUNTIME = "bullmq"
 
 
-async def node_workers(
-    client: Redis, prefix: str, conveyor_workers: Collection[WorkerInfo], clock: Callable[[], float]
-) -> list[WorkerInfo]:
+async def node_workers(client: Redis, prefix: str, clock: Callable[[], float]) -> list[WorkerInfo]:
     """One entry per Node BullMQ worker connection under `prefix` (a Node worker serves one queue), marked
     `runtime="bullmq"`. Concurrency, active jobs and processed counts are not published by Node: shown as 0."""
-    own = {safe_worker_name(worker.name) for worker in conveyor_workers}
     connections = await bullmq_worker_connections(client, prefix)
-    return [_info(c, clock) for c in connections if c.worker_name not in own]
+    return [_info(c, clock) for c in connections if not is_conveyor_worker(c.worker_name)]
 
 
 def _info(connection: BullmqWorkerConnection, clock: Callable[[], float]) -> WorkerInfo:
