@@ -24,6 +24,7 @@ NODE_DIR = Path(__file__).parent / "node"
 MATRIX = ("bullmq-5", "bullmq-6")
 INSTALL_TIMEOUT_S = 240
 RUN_TIMEOUT_S = 30
+QUIET = ("--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
 
 
 @dataclass(frozen=True)
@@ -43,35 +44,21 @@ def cache_root() -> Path:
     return Path(base) / "conveyor-tests" / "node"
 
 
+_unreachable: list[str] = []  # why npm failed, once it has: the other package dirs are skipped at once
+
+
 def install(package: str) -> NodeBullmq:
     """`tests/queue/node/<package>` installed (or found installed) in the cache, with the scripts copied in."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
+    npm = shutil.which("npm")
+    if shutil.which("node") is None or npm is None:
         pytest.skip("the Node BullMQ matrix needs node and npm on PATH")
     source = NODE_DIR / package
     lock = (source / "package-lock.json").read_bytes()
     target = cache_root() / f"{package}-{hashlib.sha256(lock).hexdigest()[:16]}"
     if not (target / ".installed").exists():
-        staging = target.with_name(f"{target.name}.{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy(source / name, staging / name)
-        try:
-            subprocess.run(
-                [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
-                cwd=staging, check=True, capture_output=True, timeout=INSTALL_TIMEOUT_S,
-            )  # fmt: skip
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            shutil.rmtree(staging, ignore_errors=True)
-            stderr = getattr(exc, "stderr", b"") or b""
-            pytest.skip(f"npm could not install {package} (offline?): {stderr.decode(errors='replace')[-300:]}")
-        (staging / ".installed").touch()
-        if (target / ".installed").exists():  # another test process installed it meanwhile
-            shutil.rmtree(staging, ignore_errors=True)
-        else:
-            shutil.rmtree(target, ignore_errors=True)
-            staging.rename(target)
+        if _unreachable:
+            pytest.skip(_unreachable[0])
+        _npm_ci(npm, source, target)
         for stale in target.parent.glob(f"{package}-*"):  # installs of older lock files
             if stale != target and (stale / ".installed").exists():
                 shutil.rmtree(stale, ignore_errors=True)
@@ -79,6 +66,32 @@ def install(package: str) -> NodeBullmq:
         shutil.copy(script, target / script.name)
     version = json.loads((target / "node_modules" / "bullmq" / "package.json").read_text())["version"]
     return NodeBullmq(target, version)
+
+
+def _npm_ci(npm: str, source: Path, target: Path) -> None:
+    """Install `source`'s lock into `target` (staged beside it, then renamed), or skip the test saying why."""
+    staging = target.with_name(f"{target.name}.{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(source / name, staging / name)
+    try:
+        subprocess.run(
+            [npm, "ci", "--prefer-offline", "--fetch-retry-maxtimeout=15000", *QUIET],
+            cwd=staging, check=True, capture_output=True, timeout=INSTALL_TIMEOUT_S,
+        )  # fmt: skip
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        lines = (getattr(exc, "stderr", b"") or b"").decode(errors="replace").splitlines() or [str(exc)]
+        reason = " / ".join(line for line in lines if " code " in line or "errno" in line) or lines[0]
+        _unreachable.append(f"npm could not install {source.name} (is the npm registry reachable?): {reason[:300]}")
+        pytest.skip(_unreachable[0])
+    (staging / ".installed").touch()
+    if (target / ".installed").exists():  # another test process installed it meanwhile
+        shutil.rmtree(staging, ignore_errors=True)
+    else:
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
 
 
 def run_node(env: NodeBullmq, redis_url: str, *args: str) -> str:
