@@ -154,9 +154,9 @@ def merged_history(fields: dict[str, str]) -> list[AttemptRecord]:
     if not theirs:
         return ours
     made = _int(fields.get("atm") or fields.get("attemptsMade"))
-    free = [n for n in range(1, max(made, len(ours) + len(theirs)) + 1) if n not in {r.attempt for r in ours}]
-    numbers = free[-len(theirs) :]
-    last = max(numbers[-1], *(r.attempt for r in ours)) if ours else numbers[-1]
+    taken = {record.attempt for record in ours}
+    numbers = [n for n in range(1, max(made, len(ours) + len(theirs)) + 1) if n not in taken][-len(theirs) :]
+    last = max(numbers[-1], *taken)
     at = from_ms(fields.get("finishedOn") or fields.get("processedOn"))
     records = [
         AttemptRecord(
