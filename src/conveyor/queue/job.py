@@ -156,7 +156,7 @@ def merged_history(fields: dict[str, str]) -> list[AttemptRecord]:
     made = _int(fields.get("atm") or fields.get("attemptsMade"))
     taken = {record.attempt for record in ours}
     numbers = [n for n in range(1, max(made, len(ours) + len(theirs)) + 1) if n not in taken][-len(theirs) :]
-    last = max(numbers[-1], *taken)
+    last = max([numbers[-1], *taken])
     at = from_ms(fields.get("finishedOn") or fields.get("processedOn"))
     records = [
         AttemptRecord(
