@@ -98,8 +98,8 @@ async def test_a_flow_added_through_the_api_reads_back_as_a_tree(api: Api, api_a
     root = (await api.data(FLOW, {"flow": flow}, token="operator"))["addFlow"]
     assert root["state"] == "WAITING_CHILDREN"
     assert sorted((c["queue"], c["state"], c["parent"]["id"]) for c in root["children"]) == [
-        ("ai-processing", "PRIORITIZED", root["id"]),
-        ("indexing", "PRIORITIZED", root["id"]),
+        ("ai-processing", "WAITING", root["id"]),
+        ("indexing", "WAITING", root["id"]),
     ]
     worker, _, _ = advanced(api_app.worker(["background", "indexing", "ai-processing"]))
     async with running(worker):
@@ -113,7 +113,7 @@ async def test_a_chain_added_through_the_api_runs_in_order(api: Api, api_app: Co
     chain = """mutation($steps: [FlowJobInput!]!) { addChain(steps: $steps) { id queue state } }"""
     steps = [{"queue": "indexing", "type": "ok"}, {"queue": "background", "type": "ok"}]
     first, last = (await api.data(chain, {"steps": steps}, token="operator"))["addChain"]
-    assert (first["queue"], first["state"], last["state"]) == ("indexing", "PRIORITIZED", "WAITING_CHILDREN")
+    assert (first["queue"], first["state"], last["state"]) == ("indexing", "WAITING", "WAITING_CHILDREN")
     parent = await api.data(
         'query($id: ID!) { job(queue: "indexing", id: $id) { parent { id } } }', {"id": first["id"]}
     )

@@ -118,7 +118,7 @@ async def test_schedule_add_is_idempotent_and_list_and_remove_work(app: Conveyor
     first = await conveyor.run(*args, "--tz", "Europe/Paris", "--data", '{"full": true}', "--json")
     assert first.exit_code == 0, first.output
     again = await conveyor.run(*args, "--tz", "Europe/Paris", "--data", '{"full": true}', "--json")
-    assert json.loads(again.output) == json.loads(first.output)
+    assert json.loads(again.stdout) == json.loads(first.stdout)  # stderr: no live worker handles "ok"
     listed = json.loads((await conveyor.run("schedule", "list", "--json")).output)
     assert [(s["key"], s["cron"], s["tz"], s["data"]) for s in listed] == [
         ("nightly", "0 0 3 * * *", "Europe/Paris", {"full": True})

@@ -23,7 +23,7 @@ def ms(*args: int, tz: object = UTC) -> int:
 
 async def job_ids(app: Conveyor, queue: str = "background") -> list[str]:
     found: list[str] = []
-    for state in (JobState.WAITING, JobState.PRIORITIZED, JobState.ACTIVE, JobState.COMPLETED, JobState.FAILED):
+    for state in (JobState.WAITING, JobState.ACTIVE, JobState.COMPLETED, JobState.FAILED):
         found.extend(await app.queue(queue).job_ids(state, 0, 1000))
     return sorted(found)
 

@@ -58,7 +58,7 @@ async def test_a_tenants_worker_runs_only_that_tenants_jobs(
         workers = await acme.workers()
         assert [w.name for w in workers] == [worker.name]
         assert await globex.workers() == []
-    assert await globex.queue("background").state_of(globex_id) is JobState.PRIORITIZED
+    assert await globex.queue("background").state_of(globex_id) is JobState.WAITING
 
 
 async def test_the_waiting_jobs_quota_refuses_jobs_beyond_it(tenants: tuple[TenantConveyor, TenantConveyor]) -> None:

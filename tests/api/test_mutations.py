@@ -46,7 +46,7 @@ async def test_design_use_case_1_distributed_file_indexing(api: Api, api_app: Co
     )
     job = await api_app.queue("indexing").get_job(result["addJob"]["id"])
     assert job.data == {"filePath": "src/index.ts"}
-    assert result["addJob"]["state"] == "PRIORITIZED"  # a named priority (normal by default) is a BullMQ priority
+    assert result["addJob"]["state"] == "WAITING"  # in BullMQ's prioritized set (normal priority), still waiting
 
 
 async def test_design_use_case_2_batch_ai_processing_with_priority_2(api: Api, api_app: Conveyor) -> None:
@@ -139,9 +139,20 @@ async def test_retry_job_moves_a_failed_job_back(api: Api, api_app: Conveyor) ->
     assert "bad 0" in detail["job"]["failedReason"]
     retry = 'mutation($id: ID!) { retryJob(queue: "background", id: $id) { id state } }'
     retried = await api.data(retry, {"id": job_id})
-    assert retried["retryJob"]["state"] in ("WAITING", "PRIORITIZED")
+    assert retried["retryJob"]["state"] == "WAITING"
     again = await api.gql(retry, {"id": job_id})
     assert code_of(again) == "JOB_STATE_CONFLICT"
+
+
+async def test_retry_history_numbers_the_runs_after_a_retry_1_then_2(api: Api, api_app: Conveyor) -> None:
+    [job_id] = await failed_jobs(api, api_app, 1)
+    await api.data('mutation($id: ID!) { retryJob(queue: "background", id: $id) { id } }', {"id": job_id})
+    queue = api_app.queue("background")
+    async with running_worker(api_app, "background"):
+        await wait_until(lambda: _in(queue, job_id, JobState.FAILED))
+    query = 'query($id: ID!) { job(queue: "background", id: $id) { retryHistory { attempt error } } }'
+    history = (await api.data(query, {"id": job_id}))["job"]["retryHistory"]
+    assert [(run["attempt"], "bad 0" in run["error"]) for run in history] == [(1, True), (2, True)]
 
 
 async def test_retry_jobs_by_ids_reports_each(api: Api, api_app: Conveyor) -> None:
@@ -174,7 +185,7 @@ async def test_promote_job_runs_a_delayed_job_now(api: Api) -> None:
     job = await add(api, "background", "ok", delay=60_000)
     promote = 'mutation($id: ID!) { promoteJob(queue: "background", id: $id) { state } }'
     promoted = await api.data(promote, {"id": job["id"]})
-    assert promoted["promoteJob"]["state"] == "PRIORITIZED"
+    assert promoted["promoteJob"]["state"] == "WAITING"
     again = await api.gql(promote, {"id": job["id"]})
     assert code_of(again) == "JOB_STATE_CONFLICT"
 
@@ -201,7 +212,7 @@ async def test_cancel_pending_job_removes_it(api: Api, api_app: Conveyor) -> Non
     job = await add(api)
     query = 'mutation($id: ID!) { cancelJob(queue: "background", id: $id) { jobId previousState removed } }'
     result = (await api.data(query, {"id": job["id"]}))["cancelJob"]
-    assert result == {"jobId": job["id"], "previousState": "PRIORITIZED", "removed": True}
+    assert result == {"jobId": job["id"], "previousState": "WAITING", "removed": True}
     assert await api_app.queue("background").state_of(job["id"]) is JobState.UNKNOWN
 
 

@@ -128,11 +128,11 @@ async def test_list_pages_stay_stable_while_jobs_come_and_go(api: Api, api_app: 
     assert set(ids) - gone <= set(seen)
 
 
-async def test_waiting_jobs_of_a_paused_queue_are_paused(api: Api, api_app: Conveyor) -> None:
+async def test_waiting_jobs_of_a_paused_queue_are_waiting_and_paused(api: Api, api_app: Conveyor) -> None:
     ids = await add_to_wait_list(api_app.queue("background"), 3)
     await api.data('mutation { pauseQueue(name: "background") }')
     assert await all_pages(api, 2, states=["PAUSED"]) == ids
-    assert await all_pages(api, 2, states=["WAITING"]) == []
+    assert await all_pages(api, 2, states=["WAITING"]) == ids
 
 
 async def test_pagination_while_a_worker_moves_jobs(api: Api, api_app: Conveyor) -> None:
@@ -189,3 +189,19 @@ async def test_page_size_is_limited(api: Api) -> None:
     assert code_of(await api.gql(PAGE, {"q": "background", "first": 0})) == "LIMIT_EXCEEDED"
     result = await api.gql('{ recentJobs(queueName: "background", limit: 1000) { id } }')
     assert code_of(result) == "LIMIT_EXCEEDED"
+
+
+async def test_a_paused_queues_default_priority_jobs_read_as_waiting_everywhere(api: Api, api_app: Conveyor) -> None:
+    await api.data('mutation { pauseQueue(name: "background") }')
+    ids = [(await add(api))["id"] for _ in range(3)]  # default options: BullMQ's prioritized set
+    counts = await api_app.queue("background").counts()
+    data = await api.data(
+        '{ queue(name: "background") { waiting prioritized paused isPaused }'
+        ' recentJobs(queueName: "background") { id state } }'
+    )
+    assert data["queue"] == {"waiting": 3, "prioritized": 3, "paused": 3, "isPaused": True}
+    assert (counts.waiting, counts.prioritized, counts.paused_jobs) == (3, 3, 3)
+    assert await all_pages(api, 2, states=["WAITING"]) == ids
+    assert {job["state"] for job in data["recentJobs"]} == {"WAITING"}
+    listed = await page(api, 10, states=["WAITING"])
+    assert {edge["node"]["state"] for edge in listed["edges"]} == {"WAITING"}

@@ -14,11 +14,13 @@ async def test_queues_and_queue_report_counts(api: Api) -> None:
     await add(api)
     await add(api, delay=60_000)
     await api.data('mutation { pauseQueue(name: "background") }')
-    data = await api.data("{ queues { name prioritized delayed waiting active completed failed isPaused concurrency }}")
+    data = await api.data(
+        "{ queues { name prioritized paused delayed waiting active completed failed isPaused concurrency }}"
+    )
     background = next(q for q in data["queues"] if q["name"] == "background")
     assert background == {
-        "name": "background", "prioritized": 1, "delayed": 1, "waiting": 0, "active": 0, "completed": 0,
-        "failed": 0, "isPaused": True, "concurrency": 2,
+        "name": "background", "prioritized": 1, "paused": 1, "delayed": 1, "waiting": 1, "active": 0,
+        "completed": 0, "failed": 0, "isPaused": True, "concurrency": 2,
     }  # fmt: skip
     one = await api.data('{ queue(name: "background") { name delayed } }')
     assert one["queue"] == {"name": "background", "delayed": 1}

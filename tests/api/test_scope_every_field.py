@@ -78,6 +78,12 @@ RULES: dict[str, tuple[Case, ...]] = {
     "Query.schedule": (refused('{ schedule(key: "b-schedule") { key } }'),),
     "Query.tenants": (refused("{ tenants { id } }"),),
     "Query.tenant": (refused('{ tenant(id: "acme") { id } }'),),
+    "Tenant.queues": (refused("{ tenants { queues { name } } }"),),
+    "Query.redisInfo": (refused("{ redisInfo { version } }"),),
+    "Mutation.cleanJobs": (
+        refused('mutation { cleanJobs(queue: "background", state: COMPLETED, olderThanMs: 0) { removed } }'),
+    ),
+    "Mutation.promoteDelayedJobs": (refused('mutation { promoteDelayedJobs(queue: "background") }'),),
     "Query.searchCode": (refused('{ searchCode(query: "queue") { file } }'),),
     "Queue.lastEventId": (refused('{ queue(name: "background") { lastEventId } }'),),
     "Job.logs": (refused('{ job(queue: "background", id: "b-job") { logs } }'),),

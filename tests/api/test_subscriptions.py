@@ -41,7 +41,7 @@ async def test_job_progress_from_a_worker_in_another_process(api: Api, worker_pr
     async with api.ws("viewer") as ws:
         op = await ws.subscribe(PROGRESS, {"id": job["id"]})
         first = await ws.next_data(op)
-        assert first["jobProgress"]["state"] == "PRIORITIZED"
+        assert first["jobProgress"]["state"] == "WAITING"
         worker_processes.start("background")
         updates = [m["jobProgress"] for m in await collect_until_complete(ws, op)]
     progress = [u["progress"] for u in updates]

@@ -61,7 +61,7 @@ def test_add_returns_an_id_and_get_job_reads_the_job_back(conveyor: SyncConveyor
     job_id = conveyor.add(QUEUE, "index-file", {"filePath": "src/a.ts"}, priority="high", attempts=2)
     job = conveyor.get_job(QUEUE, job_id)
     assert (job.id, job.type, job.data) == (job_id, "index-file", {"filePath": "src/a.ts"})
-    assert (job.priority, job.max_attempts, job.state) == (2, 2, JobState.PRIORITIZED)
+    assert (job.priority, job.max_attempts, job.state) == (2, 2, JobState.WAITING)
 
 
 def test_the_facade_connects_on_first_use_and_close_stops_its_thread(redis_url: str) -> None:
@@ -156,7 +156,7 @@ def test_pause_and_resume_show_in_counts(conveyor: SyncConveyor) -> None:
 def test_promote_remove_cancel_and_clear_manage_jobs(conveyor: SyncConveyor) -> None:
     delayed = conveyor.add(QUEUE, "ok", delay_ms=60_000)
     conveyor.promote(QUEUE, delayed)
-    assert conveyor.get_job(QUEUE, delayed).state is JobState.PRIORITIZED
+    assert conveyor.get_job(QUEUE, delayed).state is JobState.WAITING
     conveyor.remove(QUEUE, delayed)
     assert conveyor.cancel(QUEUE, conveyor.add(QUEUE, "ok", delay_ms=60_000)) is JobState.DELAYED
     conveyor.add(QUEUE, "ok")
@@ -214,7 +214,7 @@ async def test_retry_through_the_facade_moves_a_failed_job_back(async_app: Conve
         await wait_until(lambda: state_is(queue, job_id, JobState.FAILED))
     await asyncio.to_thread(conveyor.retry, QUEUE, job_id)
     job = await asyncio.to_thread(conveyor.get_job, QUEUE, job_id)
-    assert (job.state, job.attempts_made) == (JobState.PRIORITIZED, 0)
+    assert (job.state, job.attempts_made) == (JobState.WAITING, 0)
 
 
 def test_close_cancels_a_call_still_waiting_for_redis() -> None:

@@ -27,7 +27,7 @@ def test_add_prints_the_new_id_and_job_shows_the_job_with_its_options(conveyor_c
     assert shown.exit_code == 0, shown.output
     job = json.loads(shown.stdout)
     assert (job["id"], job["type"], job["data"]) == ("index-src", "echo", {"filePath": "src/index.ts"})
-    assert job["state"] in ("waiting", "prioritized")
+    assert job["state"] == "waiting"
     assert (job["priority"], job["max_attempts"]) == (2, 4)
     assert job["options"]["backoff"] == {"type": "fixed", "delay": 250, "jitter": 0.0}
     assert job["options"]["timeout"] == 5000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from conveyor import Conveyor, JobState, NewJob
 from tests.cli.conftest import Cli, wait_until
 
@@ -65,3 +67,26 @@ async def test_jobs_of_a_user_app_beside_the_standard_worker_all_run_on_the_user
     assert (await queue.counts()).failed == 0
     results = [(await queue.get_job(job_id)).result for job_id in ids]
     assert results == ["sent"] * 8
+
+
+async def test_schedule_add_of_a_type_no_live_worker_handles_saves_it_and_warns_naming_the_type(
+    conveyor_cli: Cli, app: Conveyor
+) -> None:
+    added = await conveyor_cli.arun(
+        "schedule", "add", "beat", "--queue", "background", "--type", "ping", "--every-ms", "60000"
+    )
+    assert added.returncode == 0, added.stderr
+    assert "Warning: No live worker handles job type 'ping' on queue 'background'" in added.stderr
+    listed = await conveyor_cli.arun("schedule", "list", "--json")
+    assert [schedule["key"] for schedule in json.loads(listed.stdout)] == ["beat"]
+
+
+async def test_schedule_add_of_a_type_a_live_worker_handles_does_not_warn(conveyor_cli: Cli, app: Conveyor) -> None:
+    conveyor_cli.start("worker", "--queues", "background")
+    await wait_until(lambda: _live_workers(app, 1), timeout=30)
+    added = await conveyor_cli.arun(
+        "schedule", "add", "prune", "--queue", "background", "--type", "remove-old-jobs", "--data", "{}",
+        "--every-ms", "3600000",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "Warning" not in added.stderr

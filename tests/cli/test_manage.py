@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from conveyor import Conveyor, JobOptions, JobState, NewJob
-from tests.cli.conftest import Cli
+from conveyor.queue.queue import Queue
+from tests.cli.conftest import Cli, wait_until
 
 
 async def test_pause_and_resume_flip_the_paused_flag(conveyor_cli: Cli, app: Conveyor) -> None:
@@ -79,3 +81,25 @@ def test_operations_on_a_missing_job_exit_1(conveyor_cli: Cli) -> None:
         result = conveyor_cli.invoke(command, "background", "no-such-job")
         assert result.exit_code == 1, (command, result.output)
         assert "No job 'no-such-job' in queue 'background'" in result.stderr, command
+
+
+async def test_job_after_retry_labels_the_runs_attempt_1_and_attempt_2(
+    conveyor_cli: Cli, app: Conveyor, tmp_path: Path
+) -> None:
+    queue = app.queue("background")
+    job_id = await app.add("background", "fail-unless-file", {"path": str(tmp_path / "missing")})
+    conveyor_cli.start("worker", "--queues", "background")
+    await wait_until(lambda: _state_is(queue, job_id, JobState.FAILED), timeout=30)
+    retried = await conveyor_cli.arun("retry", "background", job_id)
+    assert retried.returncode == 0, retried.stderr
+    await wait_until(lambda: _state_is(queue, job_id, JobState.FAILED), timeout=30)
+
+    shown = await conveyor_cli.arun("job", "background", job_id, "--json")
+    assert [run["attempt"] for run in json.loads(shown.stdout)["history"]] == [1, 2]
+    text = (await conveyor_cli.arun("job", "background", job_id)).stdout
+    assert "Attempt 1 failed" in text
+    assert "Attempt 2 failed" in text
+
+
+async def _state_is(queue: Queue, job_id: str, state: JobState) -> bool:
+    return await queue.state_of(job_id) is state

@@ -44,8 +44,8 @@ async def test_add_jobs_and_stats_with_tenant_touch_only_the_tenants_queues(
 
     stats = json.loads((await conveyor_cli.arun("stats", "--tenant", "acme", "--json")).stdout)
     main_stats = json.loads((await conveyor_cli.arun("stats", "--json")).stdout)
-    assert stats["queues"]["background"]["prioritized"] + stats["queues"]["background"]["waiting"] == 1
-    assert main_stats["queues"]["background"]["prioritized"] + main_stats["queues"]["background"]["waiting"] == 0
+    assert stats["queues"]["background"]["waiting"] == 1
+    assert main_stats["queues"]["background"]["waiting"] == 0
 
 
 async def test_conveyor_tenant_variable_acts_like_the_option(

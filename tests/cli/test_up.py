@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -205,3 +206,20 @@ async def test_up_serves_the_api_on_the_port_given_with_port(embedded_cli: Cli) 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
         await wait_until(lambda: _healthy(http), timeout=20, interval=0.1)
     await _stop(embedded_cli, up)
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+async def test_up_whose_api_cannot_bind_after_redis_started_stops_that_redis(embedded_cli: Cli, processes: str) -> None:
+    # Port 0 skips the up-front port check, so the bind fails only in the API server, after Redis started:
+    # 192.0.2.1 (TEST-NET-1) is never an address of this host.
+    data_dir = Path(embedded_cli.env["CONVEYOR_DATA_DIR"])
+    result = await embedded_cli.arun("up", "--host", "192.0.2.1", "--port", "0", "--processes", processes)
+    assert result.returncode == 3, result.stderr
+    started = re.search(r"embedded, pid (\d+), started by this process", result.stdout)
+    assert started is not None, result.stdout  # Redis was started before the API failed
+    assert not _alive(int(started.group(1)))
+    assert not (data_dir / "redis.json").exists()
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    assert "could not start on 192.0.2.1:0" in errors[0]
+    assert "Traceback" not in result.stderr

@@ -23,10 +23,11 @@ async def test_counts_update_live_while_a_worker_processes_jobs(
 
     await dashboard.app.add_bulk("background", [NewJob("sleep", {"seconds": 0.1}) for _ in range(12)])
     await expect(card.locator("[data-warning]")).to_have_text("12 jobs are waiting but no worker serves this queue.")
+    await expect(card.locator('[data-field="waiting"]')).to_have_text("12")  # default priority: still waiting
 
     worker_processes.start("background")
     await expect(card.locator('[data-field="completed"]')).to_have_text("12", timeout=30_000)
-    for state in ("waiting", "prioritized", "active"):
+    for state in ("waiting", "active"):
         await expect(card.locator(f'[data-field="{state}"]')).to_have_text("0")
     await expect(card.locator("[data-workers]")).to_contain_text("1 worker")
     await expect(card.locator("[data-warning]")).to_be_hidden()

@@ -70,7 +70,7 @@ async def test_pause_stops_processing(
     assert await dashboard.app.queue("background").is_paused()
 
     await dashboard.app.add_bulk("background", [NewJob("ok", {}) for _ in range(5)])
-    await expect(page.locator('[data-count="prioritized"]')).to_have_text("5")
+    await expect(page.locator('[data-count="waiting"]')).to_have_text("5")  # paused, default priority: waiting
     await page.wait_for_timeout(1500)  # a running worker would have finished them by now
     counts = await dashboard.app.queue("background").counts()
     assert (counts.completed, counts.active) == (0, 0)
@@ -106,7 +106,7 @@ async def test_clearing_needs_the_queue_name_typed(dashboard: Dashboard, browsin
     await confirm.click()
     await expect(page.locator(".toast")).to_contain_text("Cleared background")
     counts = await dashboard.app.queue("background").counts()
-    assert counts.waiting + counts.prioritized == 0
+    assert counts.waiting == 0
 
 
 async def test_search_by_failed_reason_and_time_range(
@@ -135,9 +135,9 @@ async def test_state_tabs_work_with_the_keyboard(dashboard: Dashboard, browsing:
     await expect(waiting).to_have_attribute("aria-selected", "true")
     await waiting.focus()
     await page.keyboard.press("ArrowRight")
-    prioritized = page.get_by_role("tab", name="Prioritized")
-    await expect(prioritized).to_have_attribute("aria-selected", "true")
-    await expect(prioritized).to_be_focused()
+    delayed = page.get_by_role("tab", name="Delayed")
+    await expect(delayed).to_have_attribute("aria-selected", "true")
+    await expect(delayed).to_be_focused()
     await page.keyboard.press("End")
     await expect(page.get_by_role("tab", name="Waiting for children")).to_be_focused()
     assert "tab=waiting-children" in page.url

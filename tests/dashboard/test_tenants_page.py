@@ -5,6 +5,7 @@ from __future__ import annotations
 from playwright.async_api import expect
 
 from conveyor.api import TokenStore
+from conveyor.app.tenants import TenantConveyor
 from conveyor.queue.tenants import TenantStore
 from tests.dashboard.conftest import Browsing, Dashboard, StartDashboard
 
@@ -96,3 +97,21 @@ async def test_the_tenants_page_works_under_a_url_prefix(start_dashboard: StartD
     inside = f"http://127.0.0.1:{dashboard.port}/ops/conveyor/"
     outside = [url for url in browsing.requests if not url.startswith((inside, inside.replace("http", "ws", 1)))]
     assert not outside, f"requests outside the prefix: {outside}"
+
+
+async def test_an_admin_sees_a_tenants_queues_with_their_counts(dashboard: Dashboard, browsing: Browsing) -> None:
+    await _store(dashboard).save("acme")
+    acme = TenantConveyor(dashboard.app, "acme")
+    for n in range(3):
+        await acme.add("background", "ok", {"n": n}, delay_ms=600_000)
+    await dashboard.app.add("background", "ok", {}, delay_ms=600_000)  # the deployment's own: not acme's
+    page = await browsing.open(dashboard, role="admin", route="#/tenants")
+    button = page.get_by_role("button", name="Queues of tenant acme")
+    await button.click()
+    await expect(button).to_have_attribute("aria-expanded", "true")
+    queues = page.locator(".tenant-queues-table")
+    await expect(queues.locator('tr[data-queue="background"] [data-field="delayed"]')).to_have_text("3")
+    await expect(queues.locator('tr[data-queue="indexing"] [data-field="delayed"]')).to_have_text("0")
+    await browsing.screenshot("tenant-queues")
+    await button.click()
+    await expect(queues).to_have_count(0)

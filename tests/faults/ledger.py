@@ -89,4 +89,5 @@ async def assert_invariants(
     for job_id in added:
         histogram[len(runs[job_id])] += 1
     assert max(histogram) <= MAX_RUNS, dict(histogram)
+    print(f"ledger: {len(added)} jobs, runs per job {dict(histogram)}")  # shown with -rP: the README's figures
     return dict(histogram)

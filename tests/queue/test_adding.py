@@ -32,7 +32,7 @@ async def test_add_returns_an_id_and_the_job_reads_back_with_state_data_type_and
     assert job.queue == QUEUE
     assert job.type == "ok"
     assert job.data == {"filePath": "src/index.ts", "n": [1, 2.5, None]}
-    assert job.state is JobState.PRIORITIZED  # every Conveyor job has a priority; `normal` is 3
+    assert job.state is JobState.WAITING  # in BullMQ's prioritized set (`normal` is 3), still waiting
     assert job.priority == 2
     assert job.options["attempts"] == 4
     assert job.max_attempts == 4

@@ -58,12 +58,12 @@ async def test_counts_report_every_state_and_the_paused_flag(
         await queue.pause()
         paused = await queue.counts()
         gate.open()
-    assert (counts.waiting, counts.active, counts.completed, counts.failed) == (1, 1, 1, 1)
+    assert (counts.waiting, counts.active, counts.completed, counts.failed) == (2, 1, 1, 1)  # waiting: both
     assert (counts.delayed, counts.prioritized, counts.waiting_children) == (1, 1, 1)
-    assert counts.pending == 3
+    assert (counts.pending, counts.paused_jobs) == (3, 0)
     assert not counts.paused
     assert paused.paused
-    assert paused.waiting == 1  # a paused queue's waiting jobs still count as waiting
+    assert (paused.waiting, paused.prioritized, paused.paused_jobs) == (2, 1, 2)  # a paused queue's still wait
 
 
 async def test_counts_of_an_empty_queue_are_zero(app: Conveyor) -> None:
@@ -137,10 +137,10 @@ async def test_get_job_of_a_failed_job_has_the_reason_and_attempt_history(app: C
     assert "RuntimeError" in job.history[0].error + job.history[0].stacktrace
 
 
-async def test_waiting_job_of_a_paused_queue_reads_as_paused(app: Conveyor, stock_queue: BullQueue) -> None:
+async def test_waiting_job_of_a_paused_queue_reads_as_waiting(app: Conveyor, stock_queue: BullQueue) -> None:
     job = await stock_queue.add("ok", {})
     queue = app.queue(QUEUE)
     await queue.pause()
-    assert (await queue.get_job(job.id)).state is JobState.PAUSED
+    assert (await queue.get_job(job.id)).state is JobState.WAITING
     await queue.resume()
     assert (await queue.get_job(job.id)).state is JobState.WAITING

@@ -10,7 +10,7 @@ from conveyor import Conveyor, JobState
 from conveyor.queue.errors import JobNotFoundError, JobStateError, QueueBusyError
 from tests.queue.conftest import QUEUE, Gate, finish, running, state_is, wait_until
 
-PENDING = (JobState.WAITING, JobState.PRIORITIZED)
+PENDING = (JobState.WAITING,)
 
 
 async def test_pause_sets_and_resume_clears_the_paused_flag(app: Conveyor) -> None:
@@ -34,7 +34,7 @@ async def test_a_paused_queue_starts_no_job_until_resumed(app: Conveyor) -> None
     job_id = await app.add(QUEUE, "ok")
     async with running(app.worker([QUEUE])):
         await asyncio.sleep(0.3)  # time enough for an idle worker to start it, were the queue running
-        assert await queue.state_of(job_id) is JobState.PRIORITIZED
+        assert await queue.state_of(job_id) is JobState.WAITING
         await queue.resume()
         await wait_until(lambda: state_is(queue, job_id, JobState.COMPLETED))
 
@@ -47,7 +47,7 @@ async def test_clear_refuses_while_a_job_is_active_and_deletes_nothing(app: Conv
         await wait_until(lambda: state_is(queue, active, JobState.ACTIVE))
         with pytest.raises(QueueBusyError, match="force"):
             await queue.clear()
-        assert await queue.state_of(waiting) is JobState.PRIORITIZED
+        assert await queue.state_of(waiting) is JobState.WAITING
         assert not await queue.is_paused()
         gate.open()
 
@@ -171,7 +171,7 @@ async def test_promote_of_a_pending_job_is_refused(app: Conveyor) -> None:
     job_id = await app.add(QUEUE, "ok")
     with pytest.raises(JobStateError, match="not delayed"):
         await queue.promote(job_id)
-    assert await queue.state_of(job_id) is JobState.PRIORITIZED
+    assert await queue.state_of(job_id) is JobState.WAITING
 
 
 @pytest.mark.parametrize("delay_ms", [0, 60_000], ids=["pending", "delayed"])
@@ -209,7 +209,7 @@ async def test_remove_of_a_missing_job_raises_job_not_found(app: Conveyor) -> No
 
 
 @pytest.mark.parametrize(
-    ("delay_ms", "state"), [(0, JobState.PRIORITIZED), (60_000, JobState.DELAYED)], ids=["pending", "delayed"]
+    ("delay_ms", "state"), [(0, JobState.WAITING), (60_000, JobState.DELAYED)], ids=["pending", "delayed"]
 )
 async def test_cancel_of_a_pending_job_removes_it_and_returns_its_state(
     app: Conveyor, delay_ms: int, state: JobState

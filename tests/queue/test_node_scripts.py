@@ -18,13 +18,13 @@ from tests.queue.node_env import NodeBullmq
 KNOWN_5X = {"moveToDelayed-11", "reprocessJob-9"}  # Node 5.81.5 has moveToDelayed-12 and reprocessJob-8
 DIFFERENT_BODIES = {
     "5.81.5": {
-        "addDelayedJob-6", "addParentJob-6", "addPrioritizedJob-9", "addStandardJob-9", "drain-5",
+        "addDelayedJob-6", "addParentJob-6", "addPrioritizedJob-9", "addStandardJob-9", "cleanJobsInSet-3", "drain-5",
         "moveJobFromActiveToWait-9", "moveJobsToWait-8", "moveStalledJobsToWait-9", "moveToActive-11",
         "moveToFinished-14", "obliterate-2", "pause-7", "promote-9", "removeJob-2", "retryJob-11",
     },
     "6.7.6": {
-        "addDelayedJob-6", "addParentJob-6", "addPrioritizedJob-9", "addStandardJob-9", "drain-5", "getCounts-1",
-        "moveToFinished-14", "obliterate-2", "removeJob-2",
+        "addDelayedJob-6", "addParentJob-6", "addPrioritizedJob-9", "addStandardJob-9", "cleanJobsInSet-3", "drain-5",
+        "getCounts-1", "moveToFinished-14", "obliterate-2", "removeJob-2",
     },
 }  # fmt: skip
 

@@ -23,6 +23,7 @@ from strawberry.types.execution import StreamExecutionResult
 from conveyor.api.tokens import TokenError
 from conveyor.queue.dlq import DeadLetterSelectionError
 from conveyor.queue.errors import (
+    EnqueueNotReplicatedError,
     EnqueueUnconfirmedError,
     InvalidOptionsError,
     InvalidPayloadError,
@@ -31,6 +32,7 @@ from conveyor.queue.errors import (
     JobStateError,
     PayloadTooLargeError,
     QueueBusyError,
+    ScheduleNotReplicatedError,
     UnknownQueueError,
 )
 from conveyor.queue.events import InvalidEventIdError
@@ -72,6 +74,7 @@ class ErrorCode(StrEnum):
     BAD_REQUEST = "BAD_REQUEST"
     REDIS_UNAVAILABLE = "REDIS_UNAVAILABLE"
     REDIS_OUT_OF_MEMORY = "REDIS_OUT_OF_MEMORY"
+    NOT_REPLICATED = "NOT_REPLICATED"
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
     UNKNOWN_TENANT = "UNKNOWN_TENANT"
     SCHEDULE_NOT_FOUND = "SCHEDULE_NOT_FOUND"
@@ -106,6 +109,7 @@ CODES: dict[type[Exception], ErrorCode] = {
     DeadLetterSelectionError: ErrorCode.BAD_USER_INPUT,
     FlowError: ErrorCode.BAD_USER_INPUT,
     RedisOutOfMemoryError: ErrorCode.REDIS_OUT_OF_MEMORY,  # its message says what an operator must do
+    ScheduleNotReplicatedError: ErrorCode.NOT_REPLICATED,  # durable mode: saved on the master only
 }
 REDIS_DOWN = (RedisUnavailableError, RedisConnectionError, RedisTimeoutError)
 INTERNAL_MESSAGE = "Internal server error; the server log has the details."
@@ -139,9 +143,8 @@ def describe(error: GraphQLError) -> tuple[str, dict[str, Any]]:
         return str(original), {**extensions, **original.extensions, "code": original.code.value}
     if isinstance(original, ValidationError):
         return _validation_message(original), {**extensions, "code": ErrorCode.INVALID_OPTIONS.value}
-    if isinstance(original, EnqueueUnconfirmedError):
-        unconfirmed = {"code": ErrorCode.REDIS_UNAVAILABLE.value, "jobIds": original.job_ids}
-        return UNCONFIRMED_MESSAGE, {**extensions, **unconfirmed}
+    if (enqueue := _enqueue_error(original, extensions)) is not None:
+        return enqueue
     if isinstance(original, REDIS_DOWN):
         return REDIS_MESSAGE, {**extensions, "code": ErrorCode.REDIS_UNAVAILABLE.value}
     for kind, code in CODES.items():
@@ -150,6 +153,17 @@ def describe(error: GraphQLError) -> tuple[str, dict[str, Any]]:
                 extensions["fields"] = original.fields
             return str(original), {**extensions, "code": code.value}
     return INTERNAL_MESSAGE, {"code": ErrorCode.INTERNAL_SERVER_ERROR.value}
+
+
+def _enqueue_error(original: Exception, extensions: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """An add whose outcome is uncertain carries the job ids to add again: Redis did not confirm it (unreachable),
+    or, in durable mode, the master added it but too few replicas acknowledged it."""
+    if isinstance(original, EnqueueNotReplicatedError):
+        return str(original), {**extensions, "code": ErrorCode.NOT_REPLICATED.value, "jobIds": original.job_ids}
+    if isinstance(original, EnqueueUnconfirmedError):
+        unconfirmed = {"code": ErrorCode.REDIS_UNAVAILABLE.value, "jobIds": original.job_ids}
+        return UNCONFIRMED_MESSAGE, {**extensions, **unconfirmed}
+    return None
 
 
 def _request_code(error: GraphQLError) -> str:

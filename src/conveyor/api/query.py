@@ -98,8 +98,8 @@ class Query:
         return [JobNode.of(job) for job in await recent_jobs(info.context.app.queue(queue_name), limit)]
 
     @described.field(
-        "Jobs of a queue, filtered, in pages: active, waiting, prioritized, delayed, waiting for "
-        "children (oldest or next-to-run first), then completed and failed (newest first)."
+        "Jobs of a queue, filtered, in pages: active, waiting (in the order they will run), delayed, waiting "
+        "for children (oldest or next-to-run first), then completed and failed (newest first)."
     )
     async def jobs(
         self,

@@ -14,6 +14,7 @@ from conveyor.api.context import ApiContext, ApiInfo
 from conveyor.api.errors import ApiError, ErrorCode
 from conveyor.api.inputs import JobOptionsInput, options_of
 from conveyor.api.tokens import Role
+from conveyor.api.warnings import warn
 from conveyor.queue.schedules import Schedule, ScheduleNotFoundError, Schedules, schedule_spec
 
 
@@ -105,7 +106,10 @@ class ScheduleQuery:
 
 @strawberry.type
 class ScheduleMutation:
-    @described.mutation("Create or update a schedule by key; saving an unchanged schedule keeps its next tick.")
+    @described.mutation(
+        "Create or update a schedule by key; saving an unchanged schedule keeps its next tick. When no live "
+        "worker handles its job type, it is saved all the same and the response's `extensions.warnings` says so."
+    )
     async def save_schedule(self, info: ApiInfo, schedule: ScheduleInput) -> ScheduleNode:
         ctx = info.context
         require(ctx, Role.OPERATOR, schedule.queue)
@@ -116,7 +120,11 @@ class ScheduleMutation:
             options=options_of(schedule.options), cron=schedule.cron, every_ms=every, tz=schedule.tz,
             catch_up=schedule.catch_up.value,
         )  # fmt: skip
-        return ScheduleNode.of(await Schedules.of(ctx.app).add(spec))
+        saved = await Schedules.of(ctx.app).add(spec)
+        warning = await ctx.app.unserved_warning(spec.queue, [spec.type])
+        if warning is not None:
+            warn(ctx, warning)
+        return ScheduleNode.of(saved)
 
     @described.mutation("Remove a schedule (jobs it already added stay); false when there was none.")
     async def remove_schedule(self, info: ApiInfo, key: str) -> bool:

@@ -16,6 +16,7 @@ from conveyor.api.errors import ErrorCodes, is_expected
 from conveyor.api.limits import limit_extensions
 from conveyor.api.mutation import Mutation
 from conveyor.api.query import Query
+from conveyor.api.readonly import BrowserWritesRefused, dashboard_read_only
 from conveyor.api.subscription import Subscription
 from conveyor.api.warnings import Warnings
 
@@ -41,6 +42,8 @@ def build_schema(config: ApiConfig | None = None) -> ConveyorSchema:
         lambda: ErrorCodes(hide_suggestions=config.production),
         Warnings,
     ]
+    if dashboard_read_only():
+        extensions.append(BrowserWritesRefused)
     query = merge_types("Query", (Query, *advanced.QUERIES))
     mutation = merge_types("Mutation", (Mutation, *advanced.MUTATIONS))
     return ConveyorSchema(query=query, mutation=mutation, subscription=Subscription, extensions=extensions)

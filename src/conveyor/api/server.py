@@ -34,10 +34,15 @@ from conveyor.api.schema import build_schema
 from conveyor.api.tokens import TokenStore
 from conveyor.api.view import ConveyorGraphQL, refusal
 from conveyor.app import Conveyor
+from conveyor.config import ConfigError
 from conveyor.observability import metrics_asgi_app
 from conveyor.queue.events import EventHub
 
 log = logging.getLogger(__name__)
+
+
+class ApiStartError(ConfigError):
+    """The API server could not start, e.g. its address cannot be bound; nothing is served."""
 
 
 class BodyLimit:
@@ -257,10 +262,21 @@ class ApiServer:
         return self.config.port
 
     async def serve(self) -> None:
-        """Serve until stopped (uvicorn exits the process with status 1 when it cannot bind its port)."""
+        """Serve until stopped.
+
+        Raises:
+            ApiStartError: the server could not start (its port could not be bound, or its startup failed).
+        """
         if self.config.anonymous_loopback:
             log.warning("anonymous admin access from loopback is on (development mode); never expose this server")
-        await self._server.serve(sockets=[self.sock] if self.sock is not None else None)
+        try:
+            await self._server.serve(sockets=[self.sock] if self.sock is not None else None)
+        except SystemExit:
+            # uvicorn logs why and exits the process; an error instead lets the caller stop what it started.
+            raise ApiStartError(
+                f"The API server could not start on {self.config.host}:{self.config.port} (the reason is logged "
+                "above); pass --host/--port or set CONVEYOR_API_HOST/CONVEYOR_API_PORT."
+            ) from None
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (open websockets are closed after `shutdown_grace_s`)."""

@@ -11,6 +11,7 @@ import strawberry
 from conveyor.api import fields as described
 from conveyor.api.context import ApiInfo
 from conveyor.api.query import require_token_admin
+from conveyor.api.types import QueueNode
 from conveyor.queue.tenants import Tenant, TenantStore, UnknownTenantError, tenant_quotas
 
 
@@ -41,6 +42,16 @@ class TenantNode:
             max_payload_bytes=quotas.max_payload_bytes,
             rate_limit=RateLimitNode(max=limit.max, duration_ms=limit.duration_ms) if limit else None,
         )
+
+    @described.field("The tenant's queues with their counts (deployment admins only).")
+    async def queues(self, info: ApiInfo) -> list[QueueNode]:
+        require_token_admin(info.context)
+        state = info.context.state
+        view = state.tenants.app(state.app, self.id)
+        return [
+            QueueNode.of(name, await view.queue(name).counts(), view.queue_settings[name].concurrency)
+            for name in view.queue_names
+        ]
 
 
 @strawberry.input(name="RateLimitInput")

@@ -24,7 +24,15 @@ MAX_LOG_LINES = 1000
 
 
 # The queue layer's own enum is the GraphQL type (same members, so no second copy to keep in step).
-strawberry.enum(JobState, name="JobState", description="Where a job is; a job is in exactly one state at a time.")
+strawberry.enum(
+    JobState,
+    name="JobState",
+    description=(
+        "Where a job is; a job is in exactly one state at a time. WAITING is every job waiting to run. "
+        "PRIORITIZED and PAUSED are never a job's state: as filters they pick the waiting jobs with a priority "
+        "and every waiting job of a paused queue."
+    ),
+)
 
 
 @strawberry.enum(name="Role", description="What an API token may do.")
@@ -145,12 +153,17 @@ class JobNode:
 @strawberry.type(name="Queue", description="A queue and how many jobs it holds in each state.")
 class QueueNode:
     name: str
-    waiting: int
+    waiting: int = strawberry.field(
+        description="Every job waiting to run (with or without a priority, paused queue or not)."
+    )
     active: int
     completed: int
     failed: int
     delayed: int
-    prioritized: int
+    prioritized: int = strawberry.field(description="Waiting jobs with a priority (part of `waiting`).")
+    paused: int = strawberry.field(
+        description="Waiting jobs the pause holds back: all of `waiting` while the queue is paused."
+    )
     waiting_children: int
     is_paused: bool
     concurrency: int = strawberry.field(description="Default concurrency of a worker on this queue.")
@@ -173,6 +186,7 @@ class QueueNode:
             failed=counts.failed,
             delayed=counts.delayed,
             prioritized=counts.prioritized,
+            paused=counts.paused_jobs,
             waiting_children=counts.waiting_children,
             is_paused=counts.paused,
             concurrency=concurrency,

@@ -22,8 +22,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
+from starlette.websockets import WebSocketDisconnected as SocketClosedError
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message
@@ -62,7 +64,8 @@ def refusal(status: int, code: ErrorCode, message: str) -> Response:
 
 class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
     """graphql-transport-ws, with an error code on the protocol's own errors (e.g. the subscription cap), and
-    closed (4403) once its token is revoked: the token is checked again every `token_recheck_s`."""
+    closed (4403) once its token is revoked: the token is checked again every `token_recheck_s`. A client that
+    goes away while a result is on its way logs nothing above DEBUG."""
 
     revocation_watch: asyncio.Task[None] | None = None
 
@@ -102,7 +105,12 @@ class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
                     limited = "limit" in str(error.get("message", ""))
                     code = ErrorCode.SUBSCRIPTION_LIMIT if limited else ErrorCode.BAD_REQUEST
                     error["extensions"] = {**extensions, "code": code.value}
-        await super().send_message(message)
+        try:
+            await super().send_message(message)
+        except (WebSocketDisconnected, SocketClosedError):
+            # The client went away (closed, or its connection dropped) while a result was on its way: normal,
+            # not an error. The connection's shutdown then ends its operations.
+            log.debug("websocket client gone before a %s message could be sent", message.get("type"))
 
 
 class ConveyorGraphQL(GraphQL[ApiContext, None]):

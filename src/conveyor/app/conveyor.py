@@ -22,6 +22,7 @@ from conveyor.redis.discovery import EmbeddedMode
 from conveyor.redis.embedded import EmbeddedRedis
 from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.lane import close_lane
+from conveyor.redis.replication import ReplicaWait
 from conveyor.worker.batching import Batch
 from conveyor.worker.handler import Handler
 from conveyor.worker.hooks import WorkerHook
@@ -212,6 +213,7 @@ class Conveyor:
                 defaults=self.queue_settings[name],
                 max_payload_bytes=self.settings.conveyor_max_payload_bytes,
                 producer_hooks=self.producer_hooks,
+                replica_wait=ReplicaWait.from_settings(self.settings),
             )
         return self._queues[name]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from conveyor.app.conveyor import Conveyor
 from conveyor.queue.queue import Queue
 from conveyor.queue.tenants import TenantQueue, TenantStore, check_tenant_id
+from conveyor.redis.replication import ReplicaWait
 
 
 class TenantConveyor(Conveyor):
@@ -71,5 +72,6 @@ class TenantConveyor(Conveyor):
                 defaults=self.queue_settings[name],
                 max_payload_bytes=self.settings.conveyor_max_payload_bytes,
                 producer_hooks=self.producer_hooks,
+                replica_wait=ReplicaWait.from_settings(self.settings),
             )
         return self._queues[name]

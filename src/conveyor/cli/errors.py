@@ -31,7 +31,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from conveyor.cli.output import print_error
 from conveyor.config import ConfigError
 from conveyor.errors import ConveyorError
-from conveyor.queue.errors import InvalidPayloadError, InvalidQueueNameError, PayloadTooLargeError, UnknownQueueError
+from conveyor.queue.errors import (
+    EnqueueNotReplicatedError,
+    InvalidPayloadError,
+    InvalidQueueNameError,
+    PayloadTooLargeError,
+    ScheduleNotReplicatedError,
+    UnknownQueueError,
+)
 from conveyor.redis.errors import EmbeddedRedisError, RedisOutOfMemoryError, RedisUnavailableError, RedisVersionError
 
 log = logging.getLogger(__name__)
@@ -66,6 +73,8 @@ _USAGE_ERRORS: tuple[type[BaseException], ...] = (
 )
 _UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     RedisUnavailableError,
+    EnqueueNotReplicatedError,  # durable mode: too few replicas (the message says the job is on the master)
+    ScheduleNotReplicatedError,
     RedisOutOfMemoryError,
     RedisVersionError,
     EmbeddedRedisError,

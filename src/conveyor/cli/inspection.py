@@ -25,7 +25,8 @@ from conveyor.worker.registry import WorkerInfo
 
 
 class ListedState(StrEnum):
-    """The states `conveyor jobs` can list."""
+    """The states `conveyor jobs` can list. `waiting` is every job waiting to run; `prioritized` (those with a
+    priority) and `paused` (every waiting job of a paused queue) pick a part of them."""
 
     ACTIVE = "active"
     WAITING = "waiting"
@@ -37,8 +38,15 @@ class ListedState(StrEnum):
     COMPLETED = "completed"
 
 
-# BullMQ's own names of the structures `get_counts` reads, per listed state.
-_COUNT_NAMES = {state: "wait" if state is ListedState.WAITING else state.value for state in ListedState}
+def _distinct(states: Sequence[ListedState], paused: bool) -> list[ListedState]:
+    """The states without the parts of waiting that another chosen state already lists, so no job shows twice."""
+    chosen = list(dict.fromkeys(states))
+    covered: set[ListedState] = set()
+    if ListedState.WAITING in chosen:
+        covered |= {ListedState.PAUSED, ListedState.PRIORITIZED}
+    elif paused and ListedState.PAUSED in chosen:
+        covered.add(ListedState.PRIORITIZED)
+    return [state for state in chosen if state not in covered]
 
 
 @cli_command
@@ -68,7 +76,12 @@ async def _get_job(app: Conveyor, queue: str, job_id: str, tenant: str | None) -
 def jobs(
     queue: QueueArg,
     state: Annotated[
-        list[ListedState] | None, typer.Option("--state", "-s", help="Only this state (repeatable). Default: all.")
+        list[ListedState] | None,
+        typer.Option(
+            "--state",
+            "-s",
+            help="Only this state (repeatable; waiting is every job waiting to run). Default: all.",
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many jobs.")] = 20,
     offset: Annotated[int, typer.Option(min=0, help="Skip this many jobs first.")] = 0,
@@ -96,14 +109,13 @@ async def _list_jobs(
     """One page over the concatenation of the states' job lists."""
     async with connected(app, tenant) as view:
         queue = view.queue(queue_name)
-        sizes = await queue.scripts.get_counts([_COUNT_NAMES[state] for state in states])
         page: list[Job] = []
-        for state, size in zip(states, sizes, strict=True):
+        for state in _distinct(states, await queue.is_paused()):
+            size = await queue.count_of(JobState(state.value))
             if offset >= size:
                 offset -= size
                 continue
-            take = min(limit - len(page), size - offset)
-            page += await queue.jobs(JobState(state.value), offset, take)
+            page += await queue.jobs(JobState(state.value), offset, min(limit - len(page), size - offset))
             offset = 0
             if len(page) >= limit:
                 break

@@ -23,7 +23,6 @@ STATE_STYLES = {
     JobState.FAILED: "red",
     JobState.ACTIVE: "cyan",
     JobState.DELAYED: "yellow",
-    JobState.PAUSED: "yellow",
 }
 PREVIEW_CHARS = 60
 
@@ -109,31 +108,33 @@ def render_queues(counts: Mapping[str, QueueCounts]) -> Table:
     for name, c in counts.items():
         paused = Text("paused", style="yellow") if c.paused else Text("no")
         failed = Text(str(c.failed), style="red" if c.failed else "")
-        # Waiting counts every job ready to run, with or without a priority (BullMQ keeps those apart).
-        cells = (c.waiting + c.prioritized, c.delayed, c.active, c.completed)
+        cells = (c.waiting, c.delayed, c.active, c.completed)
         table.add_row(Text(name), *(str(n) for n in cells), failed, paused)
     return table
 
 
 def render_workers(workers: Sequence[WorkerInfo]) -> Table:
-    """The live workers: where they run, what they serve, how busy they are, when they last reported."""
+    """The live workers: who they are, what they serve and how busy they are, when they started and last
+    reported. Fits 80 columns without cutting a worker's name: long names wrap, and the host and pid get a
+    line of their own only when the name does not already start with them (names are `host:pid:id` unless set).
+    """
     table = Table(title="Live workers", title_justify="left")
-    for column in ("Name", "Host", "PID", "Queues", "Active", "Processed", "Started", "Last beat"):
-        table.add_column(column, justify="right" if column in ("PID", "Processed") else "left")
+    # No min_width: rich then crops the last columns instead of wrapping the others.
+    table.add_column("Worker", overflow="fold")
+    table.add_column("Queues", overflow="fold")
+    table.add_column("Processed", justify="right")
+    table.add_column("Started")
+    table.add_column("Last beat")
     for worker in workers:
-        node = worker.runtime != "conveyor"
-        table.add_row(
-            Text(worker.name) + (Text(" (Node BullMQ)", style="cyan") if node else Text("")),
-            Text(worker.host),
-            "-" if node else str(worker.pid),
-            Text(", ".join(f"{name}={n}" for name, n in worker.queues.items())),
-            Text(", ".join(f"{name}={n}" for name, n in worker.active.items() if n) or "-"),
-            str(worker.processed),
-            when(worker.started_at),
-            ago(worker.last_beat),
-        )
-    if not workers:
-        table.caption = "no live workers"
+        name = Text(worker.name)
+        if worker.runtime != "conveyor":  # a Node BullMQ worker: no pid, no counts
+            name.append(" (Node BullMQ)", style="cyan")
+            name.append(f"\n{worker.host}", style="dim")
+        elif not worker.name.startswith(f"{worker.host}:{worker.pid}:"):
+            name.append(f"\n{worker.host} pid {worker.pid}", style="dim")
+        queues = "\n".join(f"{queue} {worker.active.get(queue, 0)}/{n}" for queue, n in worker.queues.items())
+        table.add_row(name, Text(queues), str(worker.processed), ago(worker.started_at), ago(worker.last_beat))
+    table.caption = "Queues: active jobs / slots per queue" if workers else "no live workers"
     return table
 
 

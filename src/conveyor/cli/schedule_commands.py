@@ -27,7 +27,7 @@ from conveyor.cli.options import (
     parse_json,
     parse_priority,
 )
-from conveyor.cli.output import print_json, say, stdout, when
+from conveyor.cli.output import print_json, print_warning, say, stdout, when
 from conveyor.cli.session import check_tenant, connected
 from conveyor.queue.errors import InvalidOptionsError
 from conveyor.queue.schedules import Schedule, Schedules, ScheduleSpec, schedule_spec
@@ -94,17 +94,21 @@ def add(
         )  # fmt: skip
     except InvalidOptionsError as exc:
         raise UsageError(str(exc)) from exc
-    saved = run_async(_add(app, tenant, spec))
+    saved, warning = run_async(_add(app, tenant, spec))
+    if warning is not None:  # saved all the same: a worker may start before the first tick
+        print_warning(warning)
     if as_json:
         print_json(schedule_json(saved))
         return
     say(f"Schedule {key}: {spec.describe()} adds {job_type} to {queue}; next run {when(saved.next_run)}.")
 
 
-async def _add(app: Conveyor, tenant: str | None, spec: ScheduleSpec) -> Schedule:
+async def _add(app: Conveyor, tenant: str | None, spec: ScheduleSpec) -> tuple[Schedule, str | None]:
+    """Save the schedule; also the warning `add` gives when no live worker handles its job type."""
     async with connected(app, tenant) as view:
         payload = view.validate_payload(spec.queue, spec.type, spec.data)
-        return await Schedules.of(view).add(spec.model_copy(update={"data": payload}))
+        saved = await Schedules.of(view).add(spec.model_copy(update={"data": payload}))
+        return saved, await view.unserved_warning(spec.queue, [spec.type])
 
 
 @schedule_cli.command("list")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -10,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -147,6 +148,8 @@ async def _serve(
             runner.request_stop()
         banner(app, _serving(runner, tenant))
         tasks = [asyncio.create_task(service(app)) for service in services]
+        for task in tasks:  # a service that ends (the API could not bind its port) stops the worker too
+            task.add_done_callback(lambda _: runner.request_stop())
         try:
             await runner.run()
         finally:
@@ -156,6 +159,14 @@ async def _serve(
             await observed.aclose()
             if metrics is not None:
                 metrics.close()
+        _raise_if_failed(tasks)  # after the worker stopped; `connected` then stops a Redis started here
+
+
+def _raise_if_failed(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Re-raise the error of the first service that failed (not one cancelled at shutdown)."""
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            raise cast(BaseException, task.exception())
 
 
 def _exit_if_handler_threads_stuck() -> None:
@@ -212,7 +223,7 @@ def _supervise(
     """
     run_async(_check_redis(app, tenant))
     owned = app.embedded  # the services reconnect the app (attaching): keep the handle that owns the server
-    beside = _ServiceThread(app, services) if services else None
+    beside: _ServiceThread | None = None
     try:
         banner(app, f"{processes} worker processes")
         command = [sys.executable, "-m", "conveyor", "worker", "--processes", "1", *child_options]
@@ -221,22 +232,30 @@ def _supervise(
         env = {**os.environ, "CONVEYOR_DATA_DIR": str(owned.data_dir)} if owned is not None else None
         supervisor = Supervisor(command, config, env=env)
         supervisor.install_signal_handlers()
-        if beside is not None:
+        if services:  # a service that fails (the API could not bind its port) stops the workers too
+            beside = _ServiceThread(app, services, on_failure=supervisor.request_stop)
             beside.start()
-        return supervisor.run()
+        code = supervisor.run()
+        if beside is not None and beside.error is not None:
+            raise beside.error
+        return code
     finally:
-        if beside is not None:
-            beside.stop()
-        if owned is not None:
-            owned.stop()  # only if this process started it, after every child has stopped
+        try:
+            if beside is not None:
+                beside.stop()
+        finally:
+            if owned is not None:
+                owned.stop()  # only if this process started it, after every child has stopped
 
 
 class _ServiceThread:
     """Services (coroutines run until cancelled) in a thread of their own, beside the synchronous supervisor."""
 
-    def __init__(self, app: Conveyor, services: Sequence[Service]) -> None:
+    def __init__(self, app: Conveyor, services: Sequence[Service], on_failure: Callable[[], None]) -> None:
         self.app = app
         self.services = services
+        self.on_failure = on_failure
+        self.error: Exception | None = None  # what a failed service raised
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Future[Any] | None = None
         self._thread = threading.Thread(target=self._run, name="conveyor-services", daemon=True)
@@ -252,14 +271,18 @@ class _ServiceThread:
                 await self._task
             except asyncio.CancelledError:
                 pass
+            except Exception as exc:
+                self.error = exc
+                self.on_failure()
             finally:
                 await self.app.close()
 
         run_async(main())
 
     def stop(self) -> None:
-        if self._loop is not None and self._task is not None:
-            self._loop.call_soon_threadsafe(self._task.cancel)
+        if self._loop is not None and self._task is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the services have ended
+                self._loop.call_soon_threadsafe(self._task.cancel)
         self._thread.join(timeout=15)
 
 

@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     redis_db: int = Field(default=0, ge=0)
     redis_sentinels: str | None = Field(default=None, description="host:port,host:port of Sentinels")
     redis_sentinel_master: str = "mymaster"
+    conveyor_redis_wait_replicas: int = Field(
+        default=0, ge=0, le=64, description="replicas that must acknowledge an enqueue or a job's outcome (WAIT)"
+    )
+    conveyor_redis_wait_timeout_ms: int = Field(
+        default=1000, ge=1, le=600_000, description="how long an enqueue waits for those replicas"
+    )
 
     conveyor_data_dir: Path = Path(".conveyor")
     conveyor_state_dir: Path | None = Field(

@@ -26,6 +26,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 STATIC_DIR = PACKAGE_DIR / "static"
 PAGE_TEMPLATE = PACKAGE_DIR / "index.html"
 BASE_PLACEHOLDER = "{{BASE_HREF}}"
+READ_ONLY_PLACEHOLDER = "{{READ_ONLY}}"
 # A prefix is a path of plain segments: nothing that could leave the attribute it is written into.
 _PREFIX = re.compile(r"^(/[A-Za-z0-9._~\-]+)*$")
 
@@ -46,13 +47,15 @@ class DashboardConfig(BaseSettings):
     """Whether the dashboard is served and under which URL prefix (`CONVEYOR_DASHBOARD_<NAME>` variables).
 
     `url_prefix` is the path a reverse proxy serves Conveyor under (e.g. `/conveyor`); leave it empty to use
-    the proxy's `X-Forwarded-Prefix` header or the server's root path.
+    the proxy's `X-Forwarded-Prefix` header or the server's root path. `read_only` hides every control that
+    changes something, and the API server then refuses mutations from browsers (`conveyor.api.readonly`).
     """
 
     model_config = SettingsConfigDict(env_prefix="CONVEYOR_DASHBOARD_", extra="ignore", frozen=True)
 
     enabled: bool = True
     url_prefix: str = ""
+    read_only: bool = False
 
     @field_validator("url_prefix")
     @classmethod
@@ -123,7 +126,8 @@ def dashboard_routes(config: DashboardConfig | None = None) -> list[BaseRoute]:
     async def page(request: Request) -> Response:
         base = html.escape(base_path(request, config.url_prefix), quote=True)
         headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
-        return HTMLResponse(template.replace(BASE_PLACEHOLDER, base), headers=headers)
+        page = template.replace(BASE_PLACEHOLDER, base).replace(READ_ONLY_PLACEHOLDER, str(config.read_only).lower())
+        return HTMLResponse(page, headers=headers)
 
     return [
         Route("/", page, methods=["GET", "HEAD"], name="dashboard"),

@@ -34,7 +34,7 @@ async def pending_types(app: Conveyor) -> set[str]:
     """The task types that have a delayed or waiting run on the background queue."""
     queue = app.queue(QUEUE)
     found: set[str] = set()
-    for state in (JobState.DELAYED, JobState.WAITING, JobState.PRIORITIZED):
+    for state in (JobState.DELAYED, JobState.WAITING):
         start = 0
         while jobs := await queue.jobs(state, start, PENDING_PAGE):
             found.update(job.type for job in jobs)

@@ -48,6 +48,12 @@ HISTOGRAM_HELP = {
 }
 
 
+def _jobs_in(counts: QueueCounts, state: str) -> int:
+    """A queue's jobs in one BullMQ state: Conveyor's `waiting` includes the prioritized jobs, BullMQ's not."""
+    value = int(getattr(counts, QUEUE_STATES[state]))
+    return value - counts.prioritized if state == "waiting" else value
+
+
 @dataclass(frozen=True)
 class ClusterSnapshot:
     """Everything one scrape reports, read at one moment."""
@@ -119,9 +125,9 @@ class ConveyorMetrics(Collector):
     def _queue_families(self, queues: dict[str, QueueCounts]) -> Iterator[Metric]:
         yield self._gauge(
             "conveyor_queue_jobs",
-            "Jobs in each queue by state (BullMQ's state names).",
+            "Jobs in each queue by state (BullMQ's state names: waiting excludes prioritized, so states add up).",
             ["queue", "state"],
-            [([q, s], getattr(c, f)) for q, c in queues.items() for s, f in QUEUE_STATES.items()],
+            [([q, s], _jobs_in(c, s)) for q, c in queues.items() for s in QUEUE_STATES],
         )
         paused = [([queue], counts.paused) for queue, counts in queues.items()]
         yield self._gauge("conveyor_queue_paused", "1 while the queue is paused.", ["queue"], paused)

@@ -76,5 +76,38 @@ class EnqueueUnconfirmedError(RedisUnavailableError):
         self.job_ids = job_ids
 
 
+class EnqueueNotReplicatedError(QueueError):
+    """Durable mode (`CONVEYOR_REDIS_WAIT_REPLICAS`): the master added the jobs, but fewer replicas than required
+    acknowledged them in time. The jobs are in the queue and will run, unless the master fails before a replica
+    copies them. Adding them again with the same ids (`job_ids`) adds nothing and waits for the replicas again."""
+
+    def __init__(self, target: str, job_ids: list[str], acknowledged: int, required: str) -> None:
+        shown = ", ".join(job_ids[:3]) + (f" and {len(job_ids) - 3} more" if len(job_ids) > 3 else "")
+        what = "the job" if len(job_ids) == 1 else f"the {len(job_ids)} jobs"
+        super().__init__(
+            f"Redis at {target} added {what} ({shown}) on the master, but only {acknowledged} replica(s) "
+            f"acknowledged, of {required} (CONVEYOR_REDIS_WAIT_REPLICAS, CONVEYOR_REDIS_WAIT_TIMEOUT_MS): "
+            f"{what} will run unless the master fails before a replica copies it. Adding again with the same "
+            "job id (see `job_ids`) adds nothing and waits for the replicas again; check the replicas "
+            "(INFO replication, SENTINEL REPLICAS <master>)."
+        )
+        self.job_ids = job_ids
+        self.acknowledged = acknowledged
+
+
+class ScheduleNotReplicatedError(QueueError):
+    """Durable mode (`CONVEYOR_REDIS_WAIT_REPLICAS`): the master saved the schedule, but fewer replicas than
+    required acknowledged it in time. Saving it again is safe (the same spec keeps its next tick)."""
+
+    def __init__(self, key: str, acknowledged: int, required: str) -> None:
+        super().__init__(
+            f"Schedule {key!r} was saved on the Redis master, but only {acknowledged} replica(s) acknowledged it, of "
+            f"{required} (CONVEYOR_REDIS_WAIT_REPLICAS, CONVEYOR_REDIS_WAIT_TIMEOUT_MS): it is lost if the master "
+            "fails before a replica copies it. Save it again once the replicas are back (INFO replication)."
+        )
+        self.key = key
+        self.acknowledged = acknowledged
+
+
 class UnsupportedLayoutError(QueueError):
     """The queue was last written by a BullMQ release whose key layout Conveyor cannot run (e.g. bullmq 4.x)."""

@@ -44,6 +44,7 @@ from conveyor.queue.source import QueueSource, namespace
 from conveyor.queue.tenants import admit
 from conveyor.redis.connection import redis_call
 from conveyor.redis.keys import ConveyorKeys
+from conveyor.redis.replication import NotReplicatedError, ReplicatedPipeline
 from conveyor.redis.script_errors import raise_for_code
 from conveyor.redis.scripts import ParentRef
 
@@ -178,6 +179,8 @@ class Flows:
             FlowError: more than MAX_FLOW_JOBS jobs.
             RedisUnavailableError / RedisOutOfMemoryError: Redis cannot be reached or is full; nothing was
                 written.
+            EnqueueNotReplicatedError: durable mode only: the master added the whole tree, but too few replicas
+                acknowledged it in time (adding it again with the same ids adds nothing and waits again).
         """
         if sum(1 for _ in flow.walk()) > MAX_FLOW_JOBS:
             raise FlowError(f"A flow may hold at most {MAX_FLOW_JOBS} jobs; split it into several flows.")
@@ -185,7 +188,9 @@ class Flows:
             await admit(self.queue_for(name), count)  # a tenant's quotas (and its payload limit)
         prepared: list[_Prepared] = []
         tree = self._prepare(flow, None, None, prepared, self._now_ms())
-        pipe = self.client.pipeline(transaction=True)
+        wait = prepared[0].queue.replica_wait  # durable mode: the whole tree waits for the replicas once
+        write = ReplicatedPipeline(self.client, wait, atomic=True) if wait else None
+        pipe = write.pipe if write else self.client.pipeline(transaction=True)
         for job in prepared:
             await job.queue.scripts.add_flow_job(
                 job_id=job.job_id,
@@ -197,7 +202,11 @@ class Flows:
                 has_children=job.has_children,
                 pipe=pipe,
             )
-        for job, result in zip(prepared, await pipe.execute(), strict=True):
+        try:
+            results = await (write.execute() if write else pipe.execute())
+        except NotReplicatedError as exc:
+            raise prepared[0].queue.not_replicated(exc, [job.job_id for job in prepared]) from exc
+        for job, result in zip(prepared, results, strict=True):
             raise_for_code(result, job_id=job.job_id, command="addFlow")
         return tree
 

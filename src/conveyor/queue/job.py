@@ -7,7 +7,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -57,7 +57,14 @@ def new_job_id() -> str:
 
 
 class JobState(StrEnum):
-    """Where a job is. A job is in exactly one of these at any time."""
+    """Where a job is. A job reads as exactly one of WAITING, DELAYED, ACTIVE, COMPLETED, FAILED,
+    WAITING_CHILDREN or UNKNOWN at any time.
+
+    WAITING is every job waiting to run, wherever BullMQ keeps it: its `wait` list, its `prioritized` set
+    (where every job with a priority, the default one included, goes) and its legacy `paused` list. PRIORITIZED
+    and PAUSED are never a job's state: as filters they pick a part of the waiting jobs (those with a priority;
+    every waiting job of a paused queue).
+    """
 
     WAITING = "waiting"
     PRIORITIZED = "prioritized"
@@ -71,6 +78,15 @@ class JobState(StrEnum):
 
 
 NODE_WORKER = "Node BullMQ"  # the worker of an attempt known only from BullMQ's `stacktrace` field
+
+
+WAITING_PARTS = frozenset({JobState.WAITING, JobState.PRIORITIZED, JobState.PAUSED})
+
+
+def shown_state(state: str) -> JobState:
+    """The state a job reads as, from a BullMQ state name: its waiting parts (`prioritized`, `paused`) are
+    WAITING."""
+    return JobState.WAITING if state in WAITING_PARTS else JobState(state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,10 +150,10 @@ def _json(value: str | None, default: Any = None) -> Any:
 
 
 def parse_history(raw: str | None) -> list[AttemptRecord]:
-    """The retry history stored in a job hash (empty if it is malformed)."""
+    """The retry history stored in a job hash (empty if it is malformed), numbered by `numbered`."""
     items = _json(raw, [])
     try:
-        return [AttemptRecord.from_json(item) for item in items] if isinstance(items, list) else []
+        return numbered([AttemptRecord.from_json(item) for item in items]) if isinstance(items, list) else []
     except (AttributeError, TypeError, ValueError):
         return []
 
@@ -169,6 +185,18 @@ def merged_history(fields: dict[str, str]) -> list[AttemptRecord]:
         for number, stack in zip(numbers, theirs, strict=True)
     ]
     return sorted([*ours, *records], key=lambda record: record.attempt)
+
+
+def numbered(records: list[AttemptRecord]) -> list[AttemptRecord]:
+    """The records numbered across retries: a retry (`conveyor retry`) starts BullMQ's attempt count over, so
+    a record whose number does not follow the one before it is numbered right after it (runs 1, 2, 3, …)."""
+    result: list[AttemptRecord] = []
+    last = 0
+    for record in records:
+        number = record.attempt if record.attempt > last else last + 1
+        result.append(record if number == record.attempt else replace(record, attempt=number))
+        last = number
+    return result
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from conveyor.config import QueueSettings, RateLimit
 from conveyor.config.settings import QUEUE_NAME
 from conveyor.queue.errors import (
+    EnqueueNotReplicatedError,
     EnqueueUnconfirmedError,
     InvalidPayloadError,
     InvalidQueueNameError,
@@ -26,19 +27,23 @@ from conveyor.queue.errors import (
     QueueBusyError,
 )
 from conveyor.queue.hooks import Enqueue, ProducerHooks
-from conveyor.queue.job import Job, JobState, new_job_id
+from conveyor.queue.job import Job, JobState, new_job_id, shown_state
 from conveyor.queue.layout import check_layout, recorded_version
 from conveyor.queue.limits import QueueLimits, disagreements
 from conveyor.queue.options import JobOptions, bullmq_options
 from conveyor.redis.connection import decoding, describe_client
 from conveyor.redis.connection import redis_call as _redis_call
 from conveyor.redis.keys import ConveyorKeys, QueueKeys
+from conveyor.redis.replication import NotReplicatedError, ReplicatedPipeline, ReplicaWait
 from conveyor.redis.script_errors import JobMissingError, JobNotInStateError, QueueHasActiveJobsError
 from conveyor.redis.scripts import QueueScripts
 
 COUNT_STATES = ("wait", "paused", "active", "completed", "failed", "delayed", "prioritized", "waiting-children")
-LIST_STATES = {"waiting": "wait", "active": "active", "paused": "paused"}
-ZSET_STATES = {"completed": True, "failed": True, "delayed": False, "prioritized": False, "waiting-children": False}
+# Where BullMQ keeps waiting jobs, in the order they run: its `wait` list (and the legacy `paused` list, moved
+# back to `wait` on resume) before the `prioritized` set.
+WAITING_AREAS = ("wait", "paused", "prioritized")
+LIST_AREAS = ("wait", "paused", "active")
+NEWEST_FIRST_AREAS = ("completed", "failed")
 Clock = Callable[[], float]
 WRITTEN_NOTHING = "nothing was written"
 PARTLY_DONE = "it may be partly done; run it again"
@@ -73,7 +78,12 @@ class NewJob:
 
 @dataclass(frozen=True)
 class QueueCounts:
-    """Jobs per state in one queue, and whether it is paused."""
+    """Jobs per state in one queue, and whether it is paused.
+
+    `waiting` is every job waiting to run. `prioritized` and `paused_jobs` say how many of them have a
+    priority (every job added with default options does) and how many the pause holds back (all of them while
+    the queue is paused); the two parts may overlap.
+    """
 
     waiting: int
     active: int
@@ -83,15 +93,20 @@ class QueueCounts:
     prioritized: int
     waiting_children: int
     paused: bool
+    paused_jobs: int = 0
 
     @property
     def pending(self) -> int:
-        """Jobs not yet started (waiting, prioritized, delayed)."""
-        return self.waiting + self.prioritized + self.delayed
+        """Jobs not yet started (waiting, delayed)."""
+        return self.waiting + self.delayed
 
 
 class Queue:
-    """One BullMQ queue. Produce with `add`/`add_bulk`; inspect and manage with the other methods."""
+    """One BullMQ queue. Produce with `add`/`add_bulk`; inspect and manage with the other methods.
+
+    With a `replica_wait` (durable mode, `CONVEYOR_REDIS_WAIT_REPLICAS`), an add returns only once that many
+    replicas hold the job, and a worker's completion or failure of a job waits for them too.
+    """
 
     def __init__(
         self,
@@ -103,6 +118,7 @@ class Queue:
         max_payload_bytes: int = 1024 * 1024,
         clock: Clock = time.time,
         producer_hooks: ProducerHooks | None = None,
+        replica_wait: ReplicaWait | None = None,
     ) -> None:
         if not QUEUE_NAME.match(name):
             raise InvalidQueueNameError(
@@ -114,7 +130,8 @@ class Queue:
         self.conveyor_keys = ConveyorKeys(prefix)
         self.defaults = defaults or QueueSettings()
         self.max_payload_bytes = max_payload_bytes
-        self.scripts = QueueScripts(self.client, self.keys)
+        self.replica_wait = replica_wait
+        self.scripts = QueueScripts(self.client, self.keys, replica_wait)
         self._clock = clock
         self.producer_hooks = producer_hooks or ProducerHooks()
 
@@ -132,6 +149,8 @@ class Queue:
             InvalidPayloadError / PayloadTooLargeError: nothing was written.
             EnqueueUnconfirmedError (a RedisUnavailableError): Redis did not confirm the add; the job may or
                 may not be in the queue, and adding it again with the same id (`job_ids`) is safe.
+            EnqueueNotReplicatedError: durable mode only: the master added the job but too few replicas
+                acknowledged it in time; adding it again with the same id is safe and waits again.
             RedisOutOfMemoryError: Redis is at its maxmemory and refused the add; nothing was written.
         """
         prepared = self._prepare(NewJob(job_type, data, options or JobOptions()))
@@ -145,6 +164,8 @@ class Queue:
             return job_id
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise self._unconfirmed(exc, [prepared]) from exc
+        except NotReplicatedError as exc:
+            raise self.not_replicated(exc, [str(prepared["job_id"])]) from exc
 
     @_redis_call(WRITTEN_NOTHING)  # out of memory part-way: the error says how many were written
     async def add_bulk(self, jobs: Sequence[NewJob]) -> list[str]:
@@ -152,16 +173,23 @@ class Queue:
         made before the first try, as in `add`; see there for the errors."""
         prepared = [self._prepare(job) for job in jobs]
         enqueue = Enqueue(self.name, prepared)
+        write = ReplicatedPipeline(self.client, self.replica_wait) if self.replica_wait else None
         try:
             with self.producer_hooks.around_add(enqueue):
-                pipe = self.client.pipeline(transaction=False)
+                pipe = write.pipe if write else self.client.pipeline(transaction=False)
                 for args in prepared:
                     await self.scripts.add_job(**args, pipe=pipe)
-                ids = [str(result) for result in await pipe.execute()]
+                ids = [str(result) for result in await (write.execute() if write else pipe.execute())]
                 enqueue.ids.extend(ids)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise self._unconfirmed(exc, prepared) from exc
+        except NotReplicatedError as exc:
+            raise self.not_replicated(exc, [str(args["job_id"]) for args in prepared]) from exc
         return ids
+
+    def not_replicated(self, exc: NotReplicatedError, job_ids: list[str]) -> EnqueueNotReplicatedError:
+        """The error that tells a producer its jobs were added on the master but not confirmed by replicas."""
+        return EnqueueNotReplicatedError(describe_client(self.client), job_ids, exc.acknowledged, exc.wait.describe())
 
     def _unconfirmed(self, exc: Exception, prepared: list[dict[str, Any]]) -> EnqueueUnconfirmedError:
         ids = [str(args["job_id"]) for args in prepared]
@@ -190,30 +218,55 @@ class Queue:
         fields, logs = await pipe.execute()
         if not fields:
             raise JobNotFoundError(self.name, job_id)
-        state = JobState(await self.scripts.get_state(job_id))
-        if state is JobState.WAITING and await self.is_paused():
-            state = JobState.PAUSED
+        state = shown_state(await self.scripts.get_state(job_id))
         return Job.from_hash(self.name, job_id, fields, state, logs)
 
     @_redis_call()
     async def state_of(self, job_id: str) -> JobState:
-        """The state of a job (`unknown` if it does not exist)."""
-        return JobState(await self.scripts.get_state(job_id))
+        """The state of a job (`unknown` if it does not exist); see `JobState` for what reads as waiting."""
+        return shown_state(await self.scripts.get_state(job_id))
+
+    async def _areas(self, state: JobState) -> tuple[str, ...]:
+        """BullMQ's structures holding the jobs of `state` (see `JobState` for PRIORITIZED and PAUSED)."""
+        if state is JobState.WAITING or (state is JobState.PAUSED and await self.is_paused()):
+            return WAITING_AREAS
+        if state is JobState.PAUSED:
+            return ("paused",)  # the legacy paused list: jobs a resume has yet to move back
+        if state is JobState.UNKNOWN:
+            raise JobStateError(f"Cannot list jobs in state {state.value!r}.")
+        return (state.value,)
+
+    @_redis_call()
+    async def count_of(self, state: JobState) -> int:
+        """How many jobs `job_ids(state)` pages through."""
+        return sum(await self.scripts.get_counts(await self._areas(state)))
 
     @_redis_call()
     async def job_ids(self, state: JobState, start: int = 0, count: int = 50) -> list[str]:
-        """Ids of jobs in one state: oldest first for pending states, newest first for finished ones."""
+        """Ids of jobs in one state: in the order they will run for pending states (waiting ones before
+        prioritized ones, as workers take them), newest first for finished ones."""
+        areas = await self._areas(state)
+        sizes = await self.scripts.get_counts(areas)
+        ids: list[str] = []
+        for area, size in zip(areas, sizes, strict=True):
+            if len(ids) >= count:
+                break
+            if start >= size:
+                start -= size
+                continue
+            ids += await self._range(area, start, count - len(ids))
+            start = 0
+        return ids
+
+    async def _range(self, area: str, start: int, count: int) -> list[str]:
         end = start + count - 1
-        if state.value in LIST_STATES:
-            key = self.keys.of(LIST_STATES[state.value])
+        key = self.keys.of(area)
+        if area in LIST_AREAS:
             # BullMQ pushes new jobs on the left; the oldest (next to run) is at the right end.
             ids = await self.client.lrange(key, -end - 1, -start - 1)
             return [str(job_id) for job_id in reversed(ids)]
-        if state.value in ZSET_STATES:
-            key = self.keys.of(state.value)
-            ranged = await self.client.zrange(key, start, end, desc=ZSET_STATES[state.value])
-            return [str(job_id) for job_id in ranged]
-        raise JobStateError(f"Cannot list jobs in state {state.value!r}.")
+        ranged = await self.client.zrange(key, start, end, desc=area in NEWEST_FIRST_AREAS)
+        return [str(job_id) for job_id in ranged]
 
     @_redis_call()
     async def jobs(self, state: JobState, start: int = 0, count: int = 50) -> list[Job]:
@@ -223,15 +276,17 @@ class Queue:
         for job_id in ids:
             pipe.hgetall(self.keys.job(job_id))
         rows = await pipe.execute()
-        return [Job.from_hash(self.name, job_id, row, state) for job_id, row in zip(ids, rows, strict=True) if row]
+        shown = shown_state(state.value)
+        return [Job.from_hash(self.name, job_id, row, shown) for job_id, row in zip(ids, rows, strict=True) if row]
 
     @_redis_call()
     async def counts(self) -> QueueCounts:
-        """Jobs per state and the paused flag."""
+        """Jobs per state and the paused flag; see `QueueCounts` for what counts as waiting."""
         values = dict(zip(COUNT_STATES, await self.scripts.get_counts(COUNT_STATES), strict=True))
         paused = await self.is_paused()
+        waiting = sum(values[area] for area in WAITING_AREAS)
         return QueueCounts(
-            waiting=values["wait"] + values["paused"],
+            waiting=waiting,
             active=values["active"],
             completed=values["completed"],
             failed=values["failed"],
@@ -239,6 +294,7 @@ class Queue:
             prioritized=values["prioritized"],
             waiting_children=values["waiting-children"],
             paused=paused,
+            paused_jobs=waiting if paused else values["paused"],
         )
 
     @_redis_call()
@@ -339,6 +395,31 @@ class Queue:
             await self.scripts.promote(job_id)
         except JobNotInStateError as exc:
             raise JobStateError(f"Job {job_id!r} is not delayed, so it cannot be promoted.") from exc
+
+    @_redis_call(PARTLY_DONE)
+    async def promote_delayed(self, limit: int = 10_000) -> int:
+        """Run delayed jobs now (up to `limit`, soonest due first), each keeping its priority; returns how
+        many were promoted. A job that stopped being delayed meanwhile is skipped."""
+        promoted = 0
+        while promoted < limit:
+            ids = await self.client.zrange(self.keys.delayed, 0, min(500, limit - promoted) - 1)
+            if not ids:
+                break
+            for job_id in ids:
+                try:
+                    await self.scripts.promote(str(job_id))
+                except JobNotInStateError:
+                    continue
+                promoted += 1
+        return promoted
+
+    @_redis_call(PARTLY_DONE)
+    async def clean(self, state: JobState, grace_ms: int, limit: int = 10_000) -> list[str]:
+        """Delete up to `limit` completed or failed jobs that finished more than `grace_ms` ago (BullMQ's
+        `clean`); returns their ids. Dead letters are kept (they are copies)."""
+        if state not in (JobState.COMPLETED, JobState.FAILED):
+            raise JobStateError(f"Only completed or failed jobs are cleaned, not {state.value} ones.")
+        return await self.scripts.clean_jobs_in_set(state.value, self._now_ms() - grace_ms, limit)
 
     @_redis_call()
     async def remove(self, job_id: str) -> None:

@@ -28,13 +28,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from redis.asyncio import Redis
 
 from conveyor.config import QueueSettings
-from conveyor.queue.errors import InvalidOptionsError, QueueError
+from conveyor.queue.errors import InvalidOptionsError, QueueError, ScheduleNotReplicatedError
 from conveyor.queue.job import from_ms
 from conveyor.queue.options import JobOptions
 from conveyor.queue.queue import Queue, encode_payload
 from conveyor.queue.source import QueueSource, namespace
 from conveyor.queue.tenants import admit
 from conveyor.redis.keys import ConveyorKeys
+from conveyor.redis.replication import NotReplicatedError, ReplicatedPipeline
 
 SCHEDULE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 MISFIRE_GRACE_MS = 1000  # a tick fired later than this counts as missed (run once, or skipped, by option)
@@ -263,6 +264,7 @@ class Schedules:
         Raises:
             InvalidOptionsError: a field is invalid. UnknownQueueError: the queue does not exist.
             InvalidPayloadError / PayloadTooLargeError: the payload cannot be stored.
+            ScheduleNotReplicatedError: durable mode only: saved on the master, not confirmed by replicas in time.
         """
         spec = spec or schedule_spec(**fields)
         if self.queue_for is None:
@@ -277,11 +279,15 @@ class Schedules:
             if stored.spec == spec and stored.defaults == queue.defaults:
                 return await self.get(spec.key)
         created = json.loads(current)["created"] if current is not None else now
-        pipe = self.client.pipeline(transaction=True)
+        write = ReplicatedPipeline(self.client, queue.replica_wait, atomic=True) if queue.replica_wait else None
+        pipe = write.pipe if write else self.client.pipeline(transaction=True)
         pipe.hset(self.keys.schedules, spec.key, _record(spec, queue.defaults, created, now))
         pipe.zadd(self.keys.schedule_ticks, {spec.key: next_tick(spec, now)})
         pipe.publish(self.keys.schedules_changed, spec.key)
-        await pipe.execute()
+        try:
+            await (write.execute() if write else pipe.execute())
+        except NotReplicatedError as exc:
+            raise ScheduleNotReplicatedError(spec.key, exc.acknowledged, exc.wait.describe()) from exc
         return await self.get(spec.key)
 
     async def get(self, key: str) -> Schedule:

@@ -44,7 +44,7 @@ AREAS: tuple[Area, ...] = (
 AREA_NAMES = tuple(area.name for area in AREAS)
 _FIXED_STATES = {
     "active": JobState.ACTIVE,
-    "prioritized": JobState.PRIORITIZED,
+    "prioritized": JobState.WAITING,
     "delayed": JobState.DELAYED,
     "waiting-children": JobState.WAITING_CHILDREN,
     "completed": JobState.COMPLETED,
@@ -107,31 +107,30 @@ class JobPage:
 
 
 def areas_for(states: tuple[JobState, ...], paused: bool) -> list[Area]:
-    """The areas holding jobs of the given states (all when empty). Waiting jobs of a paused queue are PAUSED."""
+    """The areas holding jobs of the given states (all when empty); see `JobState` for what is waiting."""
     wanted = set(states) or set(JobState) - {JobState.UNKNOWN}
     names = {name for name, state in _FIXED_STATES.items() if state in wanted}
-    if (JobState.WAITING in wanted and not paused) or (JobState.PAUSED in wanted and paused):
-        names.add("wait")
-    if JobState.PAUSED in wanted or JobState.WAITING in wanted:
-        names.add("paused")  # BullMQ's legacy paused list: jobs there count as waiting
+    if JobState.WAITING in wanted or (JobState.PAUSED in wanted and paused):
+        names.update(("wait", "paused", "prioritized"))
+    if JobState.PRIORITIZED in wanted:
+        names.add("prioritized")
+    if JobState.PAUSED in wanted:
+        names.add("paused")  # BullMQ's legacy paused list: jobs a resume has yet to move back
     return [area for area in AREAS if area.name in names]
 
 
-def _state_of(area: Area, paused: bool) -> JobState:
-    if area.name in _FIXED_STATES:
-        return _FIXED_STATES[area.name]
-    return JobState.PAUSED if paused and area.name == "wait" else JobState.WAITING
+def _state_of(area: Area) -> JobState:
+    return _FIXED_STATES.get(area.name, JobState.WAITING)
 
 
 class _Scan:
     """One scan call: visits areas in order from a position, collecting matches within a budget."""
 
-    def __init__(self, queue: Queue, job_filter: JobFilter, limit: int, budget: int, paused: bool) -> None:
+    def __init__(self, queue: Queue, job_filter: JobFilter, limit: int, budget: int) -> None:
         self.queue = queue
         self.filter = job_filter
         self.limit = limit
         self.budget = budget
-        self.paused = paused
         self.page = JobPage()
         self.examined = 0
 
@@ -150,7 +149,7 @@ class _Scan:
     async def _visit(self, area: Area, ids: list[str], positions: list[ScanPosition]) -> bool:
         """Examine a chunk; True when the page is settled (full and one more match seen, or budget spent)."""
         rows = await _hashes(self.queue, ids)
-        state = _state_of(area, self.paused)
+        state = _state_of(area)
         page = self.page
         for job_id, row, position in zip(ids, rows, positions, strict=True):
             self.examined += 1
@@ -250,20 +249,19 @@ async def _hashes(queue: Queue, ids: list[str]) -> list[dict[str, str]]:
 async def scan_jobs(
     queue: Queue, job_filter: JobFilter, *, after: ScanPosition | None = None, limit: int = 50, budget: int = 5000
 ) -> JobPage:
-    """Up to `limit` jobs matching the filter, after a position, in area order (active, waiting, prioritized,
-    delayed, waiting for children, then completed and failed newest first).
+    """Up to `limit` jobs matching the filter, after a position, in area order (active, waiting (`wait`, then
+    `prioritized`), delayed, waiting for children, then completed and failed newest first).
 
     At most `budget` jobs are examined per call: a page may then hold fewer than `limit` jobs with
     `has_more` set, and `end` is where to resume (it may name a job that did not match).
     """
     paused = await queue.is_paused()
-    scan = _Scan(queue, job_filter, limit, max(budget, limit + 1), paused)
+    scan = _Scan(queue, job_filter, limit, max(budget, limit + 1))
     return await scan.run(areas_for(job_filter.states, paused), after)
 
 
 async def recent_jobs(queue: Queue, limit: int = 20) -> list[Job]:
     """The most recently created jobs, newest first, from the newest entries of every state."""
-    paused = await queue.is_paused()
     candidates: list[Job] = []
     for area in AREAS:
         key = queue.keys.of(area.name)
@@ -272,7 +270,7 @@ async def recent_jobs(queue: Queue, limit: int = 20) -> list[Job]:
         else:
             ids = [str(i) for i in await queue.client.zrange(key, 0, limit - 1, desc=True)]
         rows = await _hashes(queue, ids)
-        state = _state_of(area, paused)
+        state = _state_of(area)
         candidates += [Job.from_hash(queue.name, i, row, state) for i, row in zip(ids, rows, strict=True) if row]
     candidates.sort(key=lambda job: (job.created_at.timestamp() if job.created_at else 0.0, job.id), reverse=True)
     return candidates[:limit]

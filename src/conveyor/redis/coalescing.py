@@ -4,6 +4,9 @@ A busy worker finishes many jobs at nearly the same moment (every slot's handler
 outcome). Sent one by one, each call pays redis-py's full per-command cost and its own round trip; coalesced,
 they share one write and one read. Each caller still gets its own result or its own error. The batch goes over
 the client's fast lane where it has one (see lane.py), else as a redis-py pipeline.
+
+With a `ReplicaWait` (durable mode) the batch is a pipeline followed by one WAIT on its connection: the whole
+batch waits once. On a shortfall each caller gets a `NotReplicatedError` holding its own reply.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from redis.exceptions import NoScriptError
 
 from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.lane import lane_for
+from conveyor.redis.replication import NotReplicatedError, ReplicatedPipeline, ReplicaWait
 
 _Call = tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]
 
@@ -25,8 +29,9 @@ _Call = tuple[AsyncScript, list[str], list[Any], asyncio.Future[Any]]
 class ScriptCoalescer:
     """Sends the script calls made during one event-loop turn in a single pipeline."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, replica_wait: ReplicaWait | None = None) -> None:
         self.client = client
+        self.replica_wait = replica_wait
         self.lane = lane_for(client)
         self._pending: list[_Call] = []
         self._sending: set[asyncio.Task[None]] = set()
@@ -47,8 +52,26 @@ class ScriptCoalescer:
         task.add_done_callback(self._sending.discard)
 
     async def _send(self, batch: list[_Call]) -> None:
-        if not (self.lane.usable and await self._send_over_lane(batch)):
+        if self.replica_wait is not None:
+            await self._send_replicated(batch, self.replica_wait)
+        elif not (self.lane.usable and await self._send_over_lane(batch)):
             await self._send_as_pipeline(batch)
+
+    async def _send_replicated(self, batch: list[_Call], wait: ReplicaWait) -> None:
+        write = ReplicatedPipeline(self.client, wait)
+        try:
+            for script, keys, args, _ in batch:
+                await script(keys=keys, args=args, client=write.pipe)  # loads the script first if Redis lacks it
+            results = await write.execute(raise_on_error=False)
+        except NotReplicatedError as short:
+            results = [
+                result if isinstance(result, Exception) else NotReplicatedError([result], short.acknowledged, wait)
+                for result in short.results
+            ]
+        except Exception as exc:
+            results = [exc] * len(batch)
+        for (*_, future), result in zip(batch, results, strict=True):
+            _resolve(future, result)
 
     async def _send_over_lane(self, batch: list[_Call]) -> bool:
         """Settle every call over the lane; False if its connection failed (the usual path then reconnects and

@@ -24,13 +24,14 @@ from redis.asyncio.connection import UnixDomainSocketConnection as AsyncUnixDoma
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelConnectionPool
+from redis.asyncio.sentinel import SentinelManagedConnection as AsyncSentinelManagedConnection
 from redis.backoff import ExponentialBackoff
 from redis.client import Redis as SyncRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.utils import HIREDIS_AVAILABLE
 
 from conveyor.config.errors import ConfigError
@@ -184,11 +185,40 @@ class RedisTarget:
     # redis-py's Sentinel classes are unannotated in some releases: pyproject's `untyped_calls_exclude` covers them.
     def _async_sentinel_pool(self, options: dict[str, Any]) -> AsyncSentinelConnectionPool:
         manager = AsyncSentinel(list(self.sentinels), sentinel_kwargs=self._sentinel_options())
-        return AsyncSentinelConnectionPool(self.sentinel_master, manager, is_master=True, **options)
+        return AsyncSentinelConnectionPool(
+            self.sentinel_master, manager, is_master=True, connection_class=_AsyncSentinelMasterConnection, **options
+        )
 
     def _sync_sentinel_pool(self, options: dict[str, Any]) -> SentinelConnectionPool:
         manager = Sentinel(list(self.sentinels), sentinel_kwargs=self._sentinel_options())
-        return SentinelConnectionPool(self.sentinel_master, manager, is_master=True, **options)
+        return SentinelConnectionPool(
+            self.sentinel_master, manager, is_master=True, connection_class=_SentinelMasterConnection, **options
+        )
+
+
+# Why these: redis-py's Sentinel connections ask Sentinel for the master only in `connect()`, which the pool calls
+# on checkout. A connection that drops while in use reconnects from `send_packed_command` through
+# `connect_check_health`, which skips that lookup and dials the address it had. A client that keeps its connection
+# (the worker's blocking client, `single_connection_client`) then redials the old master forever: after a
+# failover that is a replica again, and every command fails with READONLY. These ask Sentinel on every reconnect.
+
+
+class _AsyncSentinelMasterConnection(AsyncSentinelManagedConnection):
+    """A Sentinel-managed asyncio connection that looks the master up again whenever it reconnects."""
+
+    async def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
+        if not self.is_connected and self.connection_pool.is_master:
+            self.host, self.port = await self.connection_pool.get_master_address()
+        await super().connect_check_health(check_health=check_health, retry_socket_connect=retry_socket_connect)
+
+
+class _SentinelMasterConnection(SentinelManagedConnection):
+    """A Sentinel-managed connection that looks the master up again whenever it reconnects."""
+
+    def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
+        if self._sock is None and self.connection_pool.is_master:
+            self.host, self.port = self.connection_pool.get_master_address()
+        super().connect_check_health(check_health=check_health, retry_socket_connect=retry_socket_connect)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any, cast
@@ -24,6 +24,7 @@ from conveyor.redis.coalescing import ScriptCoalescer
 from conveyor.redis.fetch_lease import fetch_lease
 from conveyor.redis.keys import QueueKeys
 from conveyor.redis.lane import DirectLane, lane_for
+from conveyor.redis.replication import NotReplicatedError, ReplicatedPipeline, ReplicaWait
 from conveyor.redis.script_errors import raise_for_code
 
 SCRIPT_FILES = {
@@ -47,6 +48,7 @@ SCRIPT_FILES = {
     "getStateV2": "getStateV2-8.lua",
     "reprocessJob": "reprocessJob-9.lua",
     "moveJobsToWait": "moveJobsToWait-8.lua",
+    "cleanJobsInSet": "cleanJobsInSet-3.lua",
     "moveJobFromActiveToWait": "moveJobFromActiveToWait-9.lua",
 }
 
@@ -75,6 +77,7 @@ class FetchedJob:
     rate_limit_delay_ms: int
     next_delayed_ms: int
     error: str | None = None  # the script failed after taking the job (see `QueueScripts.taken_by`)
+    replicated: bool = True  # False: a finishing move asked to WAIT for replicas, and too few acknowledged it
 
 
 def _fetched(raw: Any) -> FetchedJob:
@@ -88,13 +91,19 @@ def _fetched(raw: Any) -> FetchedJob:
 
 
 class QueueScripts:
-    """BullMQ's scripts bound to one queue's keys and one client."""
+    """BullMQ's scripts bound to one queue's keys and one client.
 
-    def __init__(self, client: Redis, keys: QueueKeys) -> None:
+    With a `replica_wait`, adding a job and finishing one (complete, fail) are followed by WAIT on the same
+    connection (see `conveyor.redis.replication`): a shortfall raises `NotReplicatedError` from `add_job`, and
+    comes back as `FetchedJob.replicated == False` from `move_to_finished`.
+    """
+
+    def __init__(self, client: Redis, keys: QueueKeys, replica_wait: ReplicaWait | None = None) -> None:
         self.client = client
         self.keys = keys
+        self.replica_wait = replica_wait
         self._scripts: dict[str, AsyncScript] = {}
-        self._coalescer = ScriptCoalescer(client)
+        self._coalescer = ScriptCoalescer(client, replica_wait)
         self._lane = lane_for(client)
         self._restamps: dict[str, asyncio.Future[Any]] = {}  # start times on their way, by job id
 
@@ -110,6 +119,13 @@ class QueueScripts:
             return await self._lane.run(self._script(name), keys, args)
         return await self._script(name)(keys=list(keys), args=list(args), client=pipe)
 
+    async def _run_replicated(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """`_run`, then WAIT on the same connection (raises `NotReplicatedError` on a shortfall)."""
+        assert self.replica_wait is not None
+        write = ReplicatedPipeline(self.client, self.replica_wait)
+        await self._run(name, keys, args, write.pipe)
+        return (await write.execute())[0]
+
     # --- producing -------------------------------------------------------------------------------------
 
     async def add_job(
@@ -122,21 +138,30 @@ class QueueScripts:
         timestamp: int,
         pipe: Pipeline | None = None,
     ) -> Any:
-        """Add one job (delayed, prioritized or standard, by its options). Returns its id, or a queued pipe."""
+        """Add one job (delayed, prioritized or standard, by its options). Returns its id, or a queued pipe.
+
+        Raises:
+            NotReplicatedError: (with a `replica_wait`, when no `pipe` is given) the job was written on the master
+                but too few replicas acknowledged it in time.
+        """
         k = self.keys
         packed_args = _pack([k.base, job_id, name, timestamp, None, None, None, None, None])
         args = [packed_args, data_json, _pack(opts), timestamp]
         if opts.get("delay"):
-            keys = [k.marker, k.meta, k.id, k.delayed, k.completed, k.events]
-            result = await self._run("addDelayedJob", keys, args, pipe)
+            script, keys = "addDelayedJob", [k.marker, k.meta, k.id, k.delayed, k.completed, k.events]
         elif opts.get("priority"):
+            script = "addPrioritizedJob"
             keys = [k.marker, k.meta, k.id, k.prioritized, k.delayed, k.completed, k.active, k.events, k.pc]
-            result = await self._run("addPrioritizedJob", keys, args, pipe)
         else:
+            script = "addStandardJob"
             keys = [k.wait, k.paused, k.meta, k.id, k.completed, k.delayed, k.active, k.events, k.marker]
-            result = await self._run("addStandardJob", keys, args, pipe)
-        if pipe is None:
-            raise_for_code(result, job_id=job_id, command="addJob")
+        if pipe is not None:
+            return await self._run(script, keys, args, pipe)
+        if self.replica_wait is None:
+            result = await self._run(script, keys, args)
+        else:
+            result = await self._run_replicated(script, keys, args)
+        raise_for_code(result, job_id=job_id, command="addJob")
         return result
 
     # --- the worker's lifecycle of a job ---------------------------------------------------------------
@@ -232,8 +257,12 @@ class QueueScripts:
         args: list[Any] = [job_id, timestamp, prop, value, target, "1" if fetch_next else "", k.base, opts]
         if fields:
             args.append(_flat(fields))
-        # The hot path of a busy worker: finishing calls made together share one round trip.
-        raw = await self._coalescer.call(self._script("moveToFinished"), keys, args)
+        # The hot path of a busy worker: finishing calls made together share one round trip (and one WAIT).
+        try:
+            raw = await self._coalescer.call(self._script("moveToFinished"), keys, args)
+        except NotReplicatedError as exc:  # done on the master: the worker decides what a shortfall means
+            raise_for_code(exc.results[0], job_id=job_id, command="moveToFinished")
+            return replace(_fetched(exc.results[0]), replicated=False)
         raise_for_code(raw, job_id=job_id, command="moveToFinished")
         return _fetched(raw)
 
@@ -378,6 +407,15 @@ class QueueScripts:
         prop = "failedReason" if state == "failed" else "returnvalue"
         args = [job_id, "RPUSH" if lifo else "LPUSH", prop, state, "1", "1"]
         raise_for_code(await self._run("reprocessJob", keys, args), job_id=job_id, command="reprocessJob")
+
+    async def clean_jobs_in_set(self, state: str, timestamp: int, limit: int) -> list[str]:
+        """Remove up to `limit` jobs of a finished `state` (completed, failed) that finished at or before
+        `timestamp` (ms), with their logs; returns their ids."""
+        k = self.keys
+        removed = await self._run(
+            "cleanJobsInSet", [k.of(state), k.events, k.repeat], [k.base, timestamp, limit, state]
+        )
+        return [str(job_id) for job_id in removed or []]
 
     async def move_jobs_to_wait(self, state: str, count: int, timestamp: int) -> bool:
         """Move up to `count` jobs of `state` (failed, completed, delayed) to waiting; True if more remain."""

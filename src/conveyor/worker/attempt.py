@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
-from conveyor.queue.job import HISTORY_FIELD, QUEUED_AT_FIELD, AttemptRecord, parse_history
+from conveyor.queue.job import HISTORY_FIELD, QUEUED_AT_FIELD, AttemptRecord, numbered, parse_history
 from conveyor.queue.options import RATE_KEY_OPTION, keep_jobs
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.context import JobContext, JobInfo
@@ -231,6 +231,13 @@ async def _finished(
             raise
         # The script fails on the next job's hash only after finishing this one: fail that one as malformed.
         fetched = await taken_despite(runner.scripts, job.token, exc, besides=job.job_id)
+    if not fetched.replicated:  # durable mode: the outcome stands on the master; nothing to undo, only to say
+        wait = runner.scripts.replica_wait
+        log.warning(
+            "job %s of %s %s on the master, but not acknowledged by %s: if the master fails now, the job is "
+            "run again", job.job_id, runner.queue.name, target, wait.describe() if wait else "the replicas",
+            extra={"job_id": job.job_id, "queue": runner.queue.name},
+        )  # fmt: skip
     return fetched if fetched.job_id else None
 
 
@@ -246,7 +253,7 @@ def failure_fields(job: ActiveJob, error: BaseException, worker: str, now_ms: in
         failed_at=datetime.fromtimestamp(now_ms / 1000, UTC),
         worker=worker,
     )
-    history = [*parse_history(job.fields.get(HISTORY_FIELD)), entry]
+    history = numbered([*parse_history(job.fields.get(HISTORY_FIELD)), entry])
     stacks = [*_stacktraces(job.fields.get("stacktrace")), stack][-STACKTRACE_LIMIT:]
     return {
         "failedReason": reason,

@@ -36,7 +36,7 @@ from redis.exceptions import RedisError
 
 from conveyor.queue.dlq import DeadLetter, DeadLetterNotFoundError, DeadLetters
 from conveyor.queue.dlq_alerts import AlertOutbox, ClaimedAlert
-from conveyor.queue.job import AttemptRecord, Job, JobState
+from conveyor.queue.job import AttemptRecord, Job, JobState, numbered
 from conveyor.queue.queue import Queue
 from conveyor.redis.keys import ConveyorKeys
 from conveyor.worker.context import JobInfo
@@ -91,7 +91,7 @@ def letter_from_attempt(
     return replace(
         letter,
         failed_reason=reason,
-        history=[*letter.history, record],
+        history=numbered([*letter.history, record]),
         stacktrace=[*previous, stack],
         attempts_made=info.attempt,
         worker=info.worker,

@@ -7,8 +7,10 @@ export function count(n) {
   return numbers.format(n ?? 0);
 }
 
+/** A rate; "—" while it is not known yet (NaN). */
 export function rate(n) {
-  if (!Number.isFinite(n) || n === 0) return '0';
+  if (!Number.isFinite(n)) return '—';
+  if (n === 0) return '0';
   return n >= 100 ? numbers.format(Math.round(n)) : decimals.format(n);
 }
 
@@ -59,6 +61,33 @@ export function ago(iso, now = Date.now()) {
 export function between(startIso, endIso) {
   if (!startIso || !endIso) return null;
   return new Date(endIso).getTime() - new Date(startIso).getTime();
+}
+
+const PRIORITY_NAMES = { 1: 'critical', 2: 'high', 3: 'normal', 4: 'low' };
+
+/** A BullMQ priority as people read it: lower numbers run first, 0 means none (first in, first out). */
+export function priority(n) {
+  if (!n) return 'none (first in, first out)';
+  return PRIORITY_NAMES[n] ? `${PRIORITY_NAMES[n]} (${n})` : `${count(n)} (lower runs first)`;
+}
+
+/** Which attempt a job is at: the one running for an active job (counted from 1), else the ones made. */
+export function attempts(job) {
+  if (job.state === 'ACTIVE') return `${Math.min(job.attempts + 1, job.maxAttempts)} of ${job.maxAttempts}`;
+  return `${job.attempts} of ${job.maxAttempts}`;
+}
+
+/** A size in bytes: 812 B, 1.5 MiB, 2.0 GiB. */
+export function bytes(n) {
+  if (n === null || n === undefined || !Number.isFinite(n)) return '–';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${Math.round(value)} B` : `${decimals.format(value)} ${units[unit]}`;
 }
 
 /** A JSON value, pretty-printed. */

@@ -215,6 +215,7 @@ export class GraphQLClient extends EventTarget {
     this.token = token;
     this.sockets = new Set();
     this.status = 'idle';
+    this.everLive = false;
     this.problem = null;
     this.troubled = new Set();
   }
@@ -230,6 +231,11 @@ export class GraphQLClient extends EventTarget {
 
   /** Run a query or mutation; resolves to its data, rejects with GraphQLError or NetworkError. */
   async request(query, variables = {}) {
+    return (await this.requestWithWarnings(query, variables)).data;
+  }
+
+  /** As `request`, with the response's `extensions.warnings` (what the server did, but wants said). */
+  async requestWithWarnings(query, variables = {}) {
     const headers = { 'content-type': 'application/json', accept: 'application/json' };
     const token = this.token();
     if (token) headers.authorization = `Bearer ${token}`;
@@ -252,7 +258,7 @@ export class GraphQLClient extends EventTarget {
       if (error.code === 'UNAUTHENTICATED') this.emit('unauthorized', {});
       throw error;
     }
-    return body.data;
+    return { data: body.data, warnings: body.extensions?.warnings || [] };
   }
 
   /**
@@ -303,11 +309,15 @@ export class GraphQLClient extends EventTarget {
   refreshStatus() {
     const sockets = [...this.sockets];
     let state = 'live';
-    if (sockets.some((socket) => !socket.acked)) {
-      state = sockets.some((socket) => socket.everUp || socket.attempt > 0) ? 'reconnecting' : 'connecting';
+    const down = sockets.filter((socket) => !socket.acked);
+    if (down.length) {
+      // Only a connection that was up and dropped is "reconnecting": a socket still opening (the first load,
+      // a page that needs one more) or one that never got through before the client was live is "connecting".
+      state = this.everLive && down.some((socket) => socket.everUp || socket.attempt > 0) ? 'reconnecting' : 'connecting';
     } else if (this.troubled.size > 0) {
       state = 'degraded';
     }
+    if (state === 'live') this.everLive = true;
     if (state === this.status) return;
     const previous = this.status;
     this.status = state;

@@ -32,10 +32,16 @@ export class ThroughputHistory {
     return { completed, failed, seconds };
   }
 
-  /** Jobs finished per second over the last few samples. */
-  jobsPerSecond(n = 5) {
-    const { completed, failed, seconds } = this.window(n);
-    return seconds > 0 ? (completed + failed) / seconds : 0;
+  /** Jobs finished per second over the last `seconds` (a minute; less while the page is younger than that);
+   * NaN until the first sample arrives, since no rate is known yet. */
+  jobsPerSecond(seconds = 60) {
+    let finished = 0;
+    let covered = 0;
+    for (let i = this.samples.length - 1; i >= 0 && covered < seconds; i -= 1) {
+      finished += this.samples[i].completed + this.samples[i].failed;
+      covered += this.samples[i].seconds;
+    }
+    return covered > 0 ? finished / covered : Number.NaN;
   }
 
   /** The share of finished jobs that failed over the last minute (NaN when none finished). */

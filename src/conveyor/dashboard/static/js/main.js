@@ -2,7 +2,7 @@
 
 import { GraphQLClient } from './graphql.js';
 import { h, replace } from './dom.js';
-import { ME_QUERY, permissions, storeToken, storedToken } from './session.js';
+import { ME_QUERY, permissions, readOnly, storeToken, storedToken } from './session.js';
 import { banner, describeError, note } from './ui.js';
 import { WORKERS_SUBSCRIPTION } from './live.js';
 import * as overview from './pages/overview.js';
@@ -47,6 +47,11 @@ applyTheme(currentTheme());
 // -- connection --------------------------------------------------------------------------------------
 
 const LABELS = { idle: 'Idle', connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', degraded: 'Interrupted' };
+// A drop shorter than this is not announced (the indicator still shows it); "Reconnected" shows this long.
+const LOST_AFTER_MS = 1500;
+const RECONNECTED_MS = 4000;
+let lostTimer = null;
+let lostShown = false;
 
 client.addEventListener('status', (event) => {
   const { state, previous, problem } = event.detail;
@@ -54,12 +59,19 @@ client.addEventListener('status', (event) => {
   indicator.dataset.state = state;
   indicator.textContent = LABELS[state] || state;
   document.body.dataset.connection = state;
-  if (state === 'reconnecting') {
-    banner('Lost the connection to the Conveyor server. Reconnecting…', 'warning');
-  } else if (state === 'degraded') {
-    banner(`Live updates are interrupted: ${describeError(problem)} Retrying…`, 'warning');
+  clearTimeout(lostTimer);
+  if (state === 'reconnecting' || state === 'degraded') {
+    const message = state === 'reconnecting'
+      ? 'Lost the connection to the Conveyor server. Reconnecting…'
+      : `Live updates are interrupted: ${describeError(problem)} Retrying…`;
+    lostTimer = setTimeout(() => {
+      lostShown = true;
+      banner(message, 'warning');
+    }, lostShown ? 0 : LOST_AFTER_MS);
   } else if (state === 'live' && (previous === 'reconnecting' || previous === 'degraded')) {
-    banner('Reconnected: live updates resumed.', 'success', { hideAfterMs: 8000 });
+    // Only what was announced as lost is announced as back; either way the pages reload what they show.
+    if (lostShown) banner('Reconnected: live updates resumed.', 'success', { hideAfterMs: RECONNECTED_MS });
+    lostShown = false;
     for (const handler of reconnectHandlers) handler();
   }
 });
@@ -86,9 +98,10 @@ function parseRoute() {
   }
   if (parts[0] === 'dead-letters') return { page: deadLettersPage, nav: 'dead-letters', params, args: { queue: parts[1] || null } };
   if (parts[0] === 'queues' && parts[1] && parts[2] === 'jobs' && parts[3]) {
-    return { page: jobPage, nav: 'overview', params, args: { queue: parts[1], id: parts[3] } };
+    return { page: jobPage, nav: null, params, args: { queue: parts[1], id: parts[3] } };
   }
-  if (parts[0] === 'queues' && parts[1]) return { page: queuePage, nav: 'overview', params, args: { queue: parts[1] } };
+  // A queue or job page is none of the nav's pages (its breadcrumb says where it is): nothing is highlighted.
+  if (parts[0] === 'queues' && parts[1]) return { page: queuePage, nav: null, params, args: { queue: parts[1] } };
   return { page: overview, nav: 'overview', params, args: {} };
 }
 
@@ -157,7 +170,9 @@ function showWho(me) {
   }
   const scope = me.queues ? ` · ${me.queues.join(', ')}` : '';
   replace(who, h('span', { class: 'who-name' }, me.anonymous ? 'local development' : me.name), ' ',
-    h('span', { class: `badge role role-${me.role.toLowerCase()}` }, me.role.toLowerCase()), scope);
+    h('span', { class: `badge role role-${me.role.toLowerCase()}` }, me.role.toLowerCase()), scope,
+    perms?.readOnly ? [' ', h('span', { class: 'badge read-only', id: 'read-only',
+      title: 'This dashboard is read-only: it offers no changes, and the server refuses them from browsers' }, 'read-only')] : null);
   who.hidden = false;
   signOut.hidden = me.anonymous;
 }
@@ -228,7 +243,7 @@ function followWorkers() {
 
 async function start() {
   const data = await client.request(ME_QUERY);
-  perms = permissions(data.me);
+  perms = permissions(data.me, { readOnly: readOnly() });
   showWho(data.me);
   followWorkers();
   route();

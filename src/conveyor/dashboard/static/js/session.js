@@ -18,13 +18,25 @@ export function storeToken(token) {
 
 export const ME_QUERY = 'query Me { me { name role queues anonymous } }';
 
-/** The caller's permissions: `can('OPERATOR', queue)` is true when the role and queue scope allow it. */
-export function permissions(me) {
+/** Whether the server serves the dashboard read-only (CONVEYOR_DASHBOARD_READ_ONLY; it then refuses changes
+ * from browsers too, so hiding the controls is only the courtesy). */
+export function readOnly() {
+  return document.querySelector('meta[name="conveyor-read-only"]')?.content === 'true';
+}
+
+/** The caller's permissions. `may('ADMIN', queue)`: the role and queue scope allow it (to see what needs that
+ * role); `can(role, queue)`: to change something, which a read-only dashboard never offers above a viewer's. */
+export function permissions(me, { readOnly: locked = false } = {}) {
+  function may(role, queue = null) {
+    if (!me || RANK[me.role] < RANK[role]) return false;
+    return !queue || !me.queues || me.queues.includes(queue);
+  }
   return {
     me,
+    readOnly: locked,
+    may,
     can(role, queue = null) {
-      if (!me || RANK[me.role] < RANK[role]) return false;
-      return !queue || !me.queues || me.queues.includes(queue);
+      return !(locked && RANK[role] > RANK.VIEWER) && may(role, queue);
     },
   };
 }

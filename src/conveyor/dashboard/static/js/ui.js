@@ -3,8 +3,7 @@
 import { h } from './dom.js';
 
 export const STATES = [
-  { key: 'waiting', label: 'Waiting', field: 'waiting', states: ['WAITING', 'PAUSED'] },
-  { key: 'prioritized', label: 'Prioritized', field: 'prioritized', states: ['PRIORITIZED'] },
+  { key: 'waiting', label: 'Waiting', field: 'waiting', states: ['WAITING'] },
   { key: 'delayed', label: 'Delayed', field: 'delayed', states: ['DELAYED'] },
   { key: 'active', label: 'Active', field: 'active', states: ['ACTIVE'] },
   { key: 'completed', label: 'Completed', field: 'completed', states: ['COMPLETED'] },
@@ -14,14 +13,14 @@ export const STATES = [
 
 export const QUEUE_FIELDS = 'name waiting active completed failed delayed prioritized waitingChildren isPaused concurrency';
 
-/** A short-lived message; errors stay until dismissed. */
+/** A short-lived message; errors and warnings stay until dismissed. */
 export function toast(message, { kind = 'info' } = {}) {
   const box = document.getElementById('toasts');
   const close = h('button', { type: 'button', class: 'toast-close', 'aria-label': 'Dismiss' }, '×');
   const item = h('div', { class: `toast toast-${kind}` }, h('span', {}, message), close);
   close.addEventListener('click', () => item.remove());
   box.append(item);
-  if (kind !== 'error') setTimeout(() => item.remove(), 6000);
+  if (kind !== 'error' && kind !== 'warning') setTimeout(() => item.remove(), 6000);
 }
 
 /** An error as a sentence for people. */

@@ -1,9 +1,10 @@
 // Job page: data, options, live progress and logs, result, each failed attempt with its stack trace, timeline.
 
 import { h, replace } from '../dom.js';
-import { between, dateTime, duration, json } from '../format.js';
+import { attempts as attemptsOf, between, dateTime, duration, json, priority } from '../format.js';
 import { confirmDialog, describeError, note, section, stateBadge, toast } from '../ui.js';
 import { flowSection } from './flow.js';
+import { addJobDialog, writableQueues } from '../jobform.js';
 
 const JOB_FIELDS = `id queue type state data options progress attempts maxAttempts priority createdAt processedAt
   finishedAt completedAt failedAt delayedUntil deadline failedReason result worker
@@ -28,7 +29,8 @@ function timeline(job) {
   for (const attempt of job.retryHistory.filter((a) => a.failedAt)) { // a Node attempt may have no time
     events.push([`Attempt ${attempt.attempt} failed${attempt.worker ? ` on ${attempt.worker}` : ''}`, attempt.failedAt]);
   }
-  if (job.processedAt) events.push([`Attempt ${Math.max(job.attempts, 1)} started`, job.processedAt]);
+  const latest = job.state === 'ACTIVE' ? job.attempts + 1 : Math.max(job.attempts, 1);
+  if (job.processedAt) events.push([`Attempt ${latest} started`, job.processedAt]);
   if (job.completedAt) events.push(['Completed', job.completedAt]);
   if (job.failedAt) events.push(['Failed', job.failedAt]);
   events.sort((a, b) => new Date(a[1]) - new Date(b[1]));
@@ -37,8 +39,8 @@ function timeline(job) {
 }
 
 function attemptText(job) {
-  if (job.state === 'ACTIVE') return `attempt ${job.attempts + 1} of ${job.maxAttempts}, running`;
-  return `${job.attempts} of ${job.maxAttempts} made`;
+  if (job.state === 'ACTIVE') return `attempt ${attemptsOf(job)}, running`;
+  return `${attemptsOf(job)} made`;
 }
 
 function facts(job) {
@@ -47,18 +49,28 @@ function facts(job) {
   const pairs = [
     ['Queue', h('a', { href: `#/queues/${encodeURIComponent(job.queue)}` }, job.queue)],
     ['Type', job.type], ['State', stateBadge(job.state)], ['Attempts', attemptText(job)],
-    ['Priority', String(job.priority || 'none')], ['Worker', job.worker || '–'],
+    ['Priority', h('span', { title: 'BullMQ priority: lower numbers run first; 0 is none' }, priority(job.priority))],
+    ['Worker', job.worker || '–'],
     ['Waited', duration(wait)], ['Ran', duration(run)],
   ];
   return h('dl', { class: 'facts' }, pairs.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v))));
 }
 
+/** A failed job's error, and each failed attempt with its stack trace. For a job that is not failed (it was
+ * retried and then completed, or waits for its next attempt), the errors are history: BullMQ keeps the last
+ * `failedReason` on the job, but it is not the job's current state. */
 function attempts(job) {
   if (!job.retryHistory.length && !job.failedReason) return null;
-  const items = job.retryHistory.map((a) => h('details', { class: 'attempt', open: a === job.retryHistory.at(-1) },
+  const failed = job.state === 'FAILED';
+  const items = job.retryHistory.map((a) => h('details', { class: 'attempt', open: failed && a === job.retryHistory.at(-1) },
     h('summary', {}, h('strong', {}, `Attempt ${a.attempt}`), ` · ${dateTime(a.failedAt)}${a.worker ? ` · ${a.worker}` : ''} · `,
-      h('span', { class: 'reason' }, a.error)),
+      h('span', { class: failed ? 'reason' : 'reason past' }, a.error)),
     h('pre', { class: 'code stack', tabindex: '0', 'aria-label': `Stack trace of attempt ${a.attempt}` }, a.stacktrace || 'No stack trace.')));
+  if (!failed) {
+    const earlier = items.length ? items : h('p', { class: 'help' }, `Last error: ${job.failedReason}`);
+    return section('Earlier attempts', h('p', { class: 'help' },
+      `These attempts failed before; the job is ${job.state.toLowerCase().replace('_', ' ')} now.`), earlier);
+  }
   return section('Errors', job.failedReason && h('p', { class: 'error-text' }, h('strong', {}, 'Failed: '), job.failedReason),
     items.length ? items : note('No attempt history.'));
 }
@@ -124,7 +136,19 @@ export function render(ctx, { queue, id }) {
     }
     replace(actions, list.map(([label, field, risky]) => h('button', {
       type: 'button', class: risky ? 'button danger-subtle' : 'button', onclick: () => act(label, field, risky),
-    }, label)));
+    }, label)), perms.can('OPERATOR', queue) && h('button', { type: 'button', class: 'button', onclick: duplicate }, 'Duplicate…'));
+  }
+
+  async function duplicate() {
+    try {
+      const added = await addJobDialog(client, { queues: await writableQueues(client, perms), job });
+      if (added) {
+        toast(`Added job ${added.id} to ${added.queue}, a copy of job ${id}.`);
+        location.hash = `#/queues/${encodeURIComponent(added.queue)}/jobs/${encodeURIComponent(added.id)}`;
+      }
+    } catch (error) {
+      toast(describeError(error), { kind: 'error' });
+    }
   }
 
   async function act(label, field, risky) {

@@ -1,7 +1,7 @@
 // The job list of a queue page: tabs per state, search, cursor paging, sorting and bulk actions.
 
 import { h, replace } from '../dom.js';
-import { between, count, dateTime, duration, preview } from '../format.js';
+import { attempts, between, count, dateTime, duration, preview } from '../format.js';
 import { parseSearch, timeRange } from '../search.js';
 import { STATES, describeError, note, stateBadge, toast } from '../ui.js';
 
@@ -15,6 +15,7 @@ const PAGE = 50;
 const SERVER_PAGE = 100; // the API's largest page: a refined search examines more per request
 const MAX_ROUNDS = 20; // requests per page of a refined search before it stops and offers to go on
 const NEWEST_FIRST = new Set(['completed', 'failed']);
+const FOLLOW_MS = 1000;
 
 const BULK = {
   retry: { label: 'Retry', field: 'retryJobs', done: 'retried' },
@@ -23,7 +24,7 @@ const BULK = {
   remove: { label: 'Remove', field: 'removeJobs', done: 'removed' },
 };
 const BULK_BY_TAB = {
-  waiting: ['cancel', 'remove'], prioritized: ['cancel', 'remove'], delayed: ['promote', 'cancel', 'remove'],
+  waiting: ['cancel', 'remove'], delayed: ['promote', 'cancel', 'remove'],
   active: ['cancel'], completed: ['retry', 'remove'], failed: ['retry', 'remove'], 'waiting-children': ['cancel', 'remove'],
 };
 const SORTS = {
@@ -39,7 +40,8 @@ function runTime(job) {
 }
 
 function details(job) {
-  if (job.failedReason) return h('span', { class: 'reason' }, preview(job.failedReason, 100));
+  // A job keeps its last error after a retry; it is the job's story only while the job is failed.
+  if (job.failedReason && job.state === 'FAILED') return h('span', { class: 'reason' }, preview(job.failedReason, 100));
   if (job.state === 'ACTIVE' && typeof job.progress === 'number') {
     return h('progress', { max: 100, value: job.progress, 'aria-label': `Progress of job ${job.id}` }, `${job.progress}%`);
   }
@@ -277,12 +279,28 @@ export function jobList(ctx, queue) {
         h('td', { class: 'nowrap' }, dateTime(job.createdAt)),
         h('td', { class: 'nowrap' }, dateTime(job.finishedAt || job.processedAt)),
         h('td', { class: 'num' }, duration(runTime(job))),
-        h('td', { class: 'num' }, `${job.attempts}/${job.maxAttempts}`),
+        h('td', { class: 'num nowrap' }, attempts(job)),
         h('td', { class: 'details' }, details(job)));
     });
     replace(table, h('table', { class: 'table jobs-table' },
       h('caption', { class: 'visually-hidden' }, `${STATES.find((s) => s.key === state.tab).label} jobs of ${queue}`),
       h('thead', {}, head), h('tbody', {}, body)));
+  }
+
+  // The list follows the counts: when jobs moved between states, the page is fetched again, at most every
+  // FOLLOW_MS (a busy queue changes many times a second), so the badges and the list agree within moments.
+  let lastSignature = null;
+  let followTimer = null;
+  let lastFollow = 0;
+
+  function followLater() {
+    if (followTimer !== null) return;
+    const wait = Math.max(0, lastFollow + FOLLOW_MS - Date.now());
+    followTimer = setTimeout(() => {
+      followTimer = null;
+      lastFollow = Date.now();
+      load();
+    }, wait);
   }
 
   async function bulk(action) {
@@ -307,15 +325,22 @@ export function jobList(ctx, queue) {
     /** The first load: without a tab in the URL, open the first state that holds jobs. */
     start(q) {
       if (!chosenTab && q) {
-        const order = ['active', 'waiting', 'prioritized', 'delayed', 'failed', 'completed', 'waiting-children'];
+        const order = ['active', 'waiting', 'delayed', 'failed', 'completed', 'waiting-children'];
         state.tab = order.find((key) => q[STATES.find((s) => s.key === key).field] > 0) || 'waiting';
       }
       load();
     },
+    /** Live counts from the queue's stats: the tab badges, and a re-fetch of the list when they moved. */
     counts(q) {
       for (const s of STATES) {
         el.querySelector(`[data-count="${s.field}"]`).textContent = count(q[s.field]);
       }
+      const signature = STATES.map((s) => q[s.field]).join(',');
+      if (lastSignature !== null && signature !== lastSignature) followLater();
+      lastSignature = signature;
+    },
+    stop() {
+      clearTimeout(followTimer);
     },
   };
 }

@@ -5,6 +5,7 @@ import { count, percent, rate } from '../format.js';
 import { sparkline } from '../charts.js';
 import { STATS_SUBSCRIPTION, THROUGHPUT_SUBSCRIPTION, ThroughputHistory, WORKERS_SUBSCRIPTION, workersOf } from '../live.js';
 import { QUEUE_FIELDS, STATES, describeError, note, pausedBadge } from '../ui.js';
+import { redisPanel } from '../redis.js';
 
 const QUEUES_QUERY = `query Overview { queues { ${QUEUE_FIELDS} } }`;
 
@@ -20,8 +21,8 @@ function card(queue) {
     h('dl', { class: 'counts' }, counts),
     h('div', { class: 'rates' },
       h('div', { class: 'rate' },
-        h('span', { class: 'rate-label', id: `${headingId}-rate` }, 'Jobs/s'),
-        h('span', { class: 'rate-value', dataset: { rate: 'jobs' } }, '0'),
+        h('span', { class: 'rate-label', id: `${headingId}-rate`, title: 'Jobs finished per second over the last minute' }, 'Jobs/s'),
+        h('span', { class: 'rate-value', dataset: { rate: 'jobs' } }, '—'),
         h('span', { class: 'spark-slot', dataset: { spark: 'jobs' } })),
       h('div', { class: 'rate' },
         h('span', { class: 'rate-label' }, 'Failure rate'),
@@ -34,14 +35,15 @@ function card(queue) {
 }
 
 function pending(queue) {
-  return queue.waiting + queue.prioritized + queue.delayed + queue.active;
+  return queue.waiting + queue.delayed + queue.active;
 }
 
 export function render(ctx) {
   const { client, main } = ctx;
   const summary = h('p', { class: 'summary', 'aria-live': 'off' });
   const grid = h('div', { class: 'queue-grid' }, note('Loading queues…'));
-  main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Queues'), summary), grid);
+  const redis = redisPanel(client);
+  main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Queues'), summary), grid, redis.el);
   const cards = new Map();
   const subs = [];
   let workers = null;
@@ -84,9 +86,10 @@ export function render(ctx) {
   }
 
   function updateSummary() {
+    // Unknown (NaN) until every queue's first sample is in: a partial sum would understate it.
     const total = [...cards.values()].reduce((sum, entry) => sum + entry.history.jobsPerSecond(), 0);
     const nWorkers = workers === null ? '…' : workers.length;
-    summary.textContent = `${cards.size} queue${cards.size === 1 ? '' : 's'} · ${nWorkers} worker${nWorkers === 1 ? '' : 's'} · ${rate(total)} jobs/s`;
+    summary.textContent = `${cards.size} queue${cards.size === 1 ? '' : 's'} · ${nWorkers} worker${nWorkers === 1 ? '' : 's'} · ${rate(total)} jobs/s (last minute)`;
   }
 
   function follow(entry) {
@@ -137,6 +140,10 @@ export function render(ctx) {
     },
   }));
   load();
-  ctx.onReconnect(load);
+  redis.load();
+  ctx.onReconnect(() => {
+    load();
+    redis.load();
+  });
   return () => subs.forEach((sub) => sub.close());
 }

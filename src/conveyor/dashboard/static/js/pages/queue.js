@@ -3,9 +3,10 @@
 import { h, replace } from '../dom.js';
 import { count, duration, rate, time } from '../format.js';
 import { throughputChart } from '../charts.js';
-import { STATS_SUBSCRIPTION, THROUGHPUT_SUBSCRIPTION } from '../live.js';
+import { STATS_SUBSCRIPTION, THROUGHPUT_SUBSCRIPTION, ThroughputHistory } from '../live.js';
 import { QUEUE_FIELDS, confirmDialog, describeError, note, pausedBadge, section, toast } from '../ui.js';
 import { jobList } from './joblist.js';
+import { addJobDialog, writableQueues } from '../jobform.js';
 
 const QUEUE_QUERY = `query Queue($name: String!) { queue(name: $name) { ${QUEUE_FIELDS} } }`;
 const METRICS_QUERY = `query Metrics($queue: String!) {
@@ -16,6 +17,12 @@ const METRICS_QUERY = `query Metrics($queue: String!) {
     runTime { count p50 p90 p95 p99 max mean }
   }
 }`;
+const CLEAN = `mutation Clean($queue: String!, $state: JobState!, $ms: Int!, $limit: Int!) {
+  cleanJobs(queue: $queue, state: $state, olderThanMs: $ms, limit: $limit) { removed }
+}`;
+const CLEAN_LIMIT = 10000;
+const PROMOTE_ALL = 'mutation PromoteAll($queue: String!) { promoteDelayedJobs(queue: $queue) }';
+const GRACE_UNITS = { minutes: 60_000, hours: 3_600_000, days: 86_400_000 };
 const RETRY_ALL = `mutation RetryAll($queue: String!, $dryRun: Boolean!) {
   retryJobsWhere(queue: $queue, filter: { states: [FAILED] }, dryRun: $dryRun, limit: 10000) {
     matched retried skipped truncated
@@ -39,6 +46,7 @@ class Throughput {
     this.client = client;
     this.queue = queue;
     this.minutes = null;
+    this.recent = new ThroughputHistory();
     this.chart = h('div', { class: 'chart-box' }, note('Loading the last hour…'));
     this.table = h('div', { class: 'percentile-box' });
     this.caption = h('p', { class: 'help' });
@@ -63,6 +71,7 @@ class Throughput {
 
   /** Add live counts (from the queue's events) into the current minute. */
   add(sample) {
+    this.recent.add(sample);
     if (!this.minutes) return;
     const minuteStart = new Date(sample.end);
     minuteStart.setSeconds(0, 0);
@@ -74,7 +83,7 @@ class Throughput {
     }
     last.completed += sample.completed;
     last.failed += sample.failed;
-    if (sample.completed || sample.failed) this.draw();
+    this.draw();
   }
 
   draw() {
@@ -82,8 +91,9 @@ class Throughput {
     const failed = this.minutes.reduce((sum, m) => sum + m.failed, 0);
     replace(this.chart, throughputChart(this.minutes, { title: `${this.queue}: jobs finished per minute` }));
     const note2 = this.metrics.truncated ? ' More jobs finished than were examined.' : '';
-    this.caption.textContent = `${count(done)} completed, ${count(failed)} failed (${rate((done + failed) / 3600)} jobs/s) `
-      + `— from the finished jobs the queue retains, updated live; percentiles as of ${time(new Date().toISOString())}.${note2}`;
+    this.caption.textContent = `Now: ${rate(this.recent.jobsPerSecond())} jobs/s over the last minute. `
+      + `Last hour: ${count(done)} completed, ${count(failed)} failed — from the finished jobs the queue retains, `
+      + `updated live; percentiles as of ${time(new Date().toISOString())}.${note2}`;
   }
 }
 
@@ -93,9 +103,12 @@ export function render(ctx, { queue }) {
   const pauseButton = h('button', { type: 'button', class: 'button', hidden: true }, 'Pause');
   const retryAllButton = h('button', { type: 'button', class: 'button' }, 'Retry all failed');
   const clearButton = h('button', { type: 'button', class: 'button danger' }, 'Clear queue…');
+  const addButton = h('button', { type: 'button', class: 'button primary' }, 'Add job…');
+  const promoteAllButton = h('button', { type: 'button', class: 'button' }, 'Promote all delayed');
+  const cleanButton = h('button', { type: 'button', class: 'button' }, 'Clean…');
   const actions = h('div', { class: 'actions', role: 'group', 'aria-label': 'Queue actions' },
     h('a', { class: 'button subtle', href: `#/dead-letters/${encodeURIComponent(queue)}` }, 'Dead letters'));
-  if (perms.can('OPERATOR', queue)) actions.append(pauseButton, retryAllButton);
+  if (perms.can('OPERATOR', queue)) actions.append(addButton, pauseButton, retryAllButton, promoteAllButton, cleanButton);
   if (perms.can('ADMIN', queue)) actions.append(clearButton);
   const crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Queues'), ' / ', queue);
   main.append(crumbs, h('div', { class: 'page-head' }, h('h1', {}, queue, ' ', badge), actions));
@@ -111,6 +124,8 @@ export function render(ctx, { queue }) {
     pauseButton.textContent = q.isPaused ? 'Resume' : 'Pause';
     pauseButton.setAttribute('aria-label', q.isPaused ? `Resume queue ${queue}` : `Pause queue ${queue}`);
     retryAllButton.disabled = q.failed === 0;
+    promoteAllButton.disabled = q.delayed === 0;
+    cleanButton.disabled = q.completed === 0 && q.failed === 0;
     list.counts(q);
   }
 
@@ -142,6 +157,64 @@ export function render(ctx, { queue }) {
       if (!ok) return;
       const done = (await client.request(RETRY_ALL, { queue, dryRun: false })).retryJobsWhere;
       toast(`Retried ${count(done.retried)} jobs${done.skipped ? `; ${count(done.skipped)} had changed state` : ''}.`);
+      list.reload();
+    } catch (error) {
+      toast(describeError(error), { kind: 'error' });
+    }
+  });
+
+  addButton.addEventListener('click', async () => {
+    try {
+      const added = await addJobDialog(client, { queues: await writableQueues(client, perms), queue });
+      if (added) toast(`Added job ${added.id} to ${added.queue} (${added.state.toLowerCase()}).`);
+    } catch (error) {
+      toast(describeError(error), { kind: 'error' });
+    }
+  });
+
+  promoteAllButton.addEventListener('click', async () => {
+    const n = state?.delayed ?? 0;
+    const ok = await confirmDialog({
+      title: 'Promote all delayed jobs?',
+      body: `${count(n)} delayed job${n === 1 ? '' : 's'} of ${queue} will run now instead of at their set time, each keeping its priority.`,
+      confirmLabel: 'Promote all',
+    });
+    if (!ok) return;
+    try {
+      const promoted = (await client.request(PROMOTE_ALL, { queue })).promoteDelayedJobs;
+      toast(`Promoted ${count(promoted)} delayed job${promoted === 1 ? '' : 's'}.`);
+      list.reload();
+    } catch (error) {
+      toast(describeError(error), { kind: 'error' });
+    }
+  });
+
+  cleanButton.addEventListener('click', async () => {
+    const which = h('select', { id: 'clean-state' },
+      h('option', { value: 'COMPLETED' }, 'completed'), h('option', { value: 'FAILED' }, 'failed'));
+    const amount = h('input', { type: 'number', id: 'clean-age', min: 0, step: 1, value: 1, inputmode: 'numeric' });
+    const unit = h('select', { id: 'clean-unit', 'aria-label': 'Unit' },
+      Object.keys(GRACE_UNITS).map((name) => h('option', { value: name, selected: name === 'hours' }, name)));
+    const ok = await confirmDialog({
+      title: `Clean ${queue}`,
+      body: h('p', {}, 'Delete finished jobs older than a grace period (0 deletes them all). Dead letters are kept.'),
+      confirmLabel: 'Delete them',
+      danger: true,
+      extra: h('div', { class: 'clean-fields' },
+        h('div', { class: 'field' }, h('label', { for: 'clean-state' }, 'Jobs'), which),
+        h('div', { class: 'field' }, h('label', { for: 'clean-age' }, 'Finished more than'), h('span', { class: 'inline' }, amount, ' ', unit, ' ago'))),
+    });
+    if (!ok) return;
+    const age = Number(amount.value);
+    if (!Number.isFinite(age) || age < 0) {
+      toast('The grace period must be 0 or more.', { kind: 'error' });
+      return;
+    }
+    try {
+      const ms = Math.round(age * GRACE_UNITS[unit.value]);
+      const { removed } = (await client.request(CLEAN, { queue, state: which.value, ms, limit: CLEAN_LIMIT })).cleanJobs;
+      const more = removed === CLEAN_LIMIT ? ' There may be more: clean again.' : '';
+      toast(`Deleted ${count(removed)} ${which.value.toLowerCase()} job${removed === 1 ? '' : 's'} older than ${age} ${unit.value}.${more}`);
       list.reload();
     } catch (error) {
       toast(describeError(error), { kind: 'error' });
@@ -182,7 +255,7 @@ export function render(ctx, { queue }) {
   const subs = [
     client.subscribe(STATS_SUBSCRIPTION, { queue }, { live: true, next: (data) => show(data.queueStats),
       error: (error) => toast(describeError(error), { kind: 'error' }) }),
-    client.subscribe(THROUGHPUT_SUBSCRIPTION, { queue, interval: 5 }, { live: true,
+    client.subscribe(THROUGHPUT_SUBSCRIPTION, { queue, interval: 2 }, { live: true,
       next: (data) => throughput.add(data.queueThroughput) }),
   ];
   refresh().then((q) => list.start(q));
@@ -192,5 +265,8 @@ export function render(ctx, { queue }) {
     throughput.load();
     list.reload();
   });
-  return () => subs.forEach((sub) => sub.close());
+  return () => {
+    subs.forEach((sub) => sub.close());
+    list.stop();
+  };
 }

@@ -3,16 +3,18 @@
 
 import { h, replace } from '../dom.js';
 import { dateTime, duration } from '../format.js';
-import { confirmDialog, describeError, note, onSubmit, section, toast } from '../ui.js';
+import { count } from '../format.js';
+import { QUEUE_FIELDS, STATES, confirmDialog, describeError, note, onSubmit, pausedBadge, section, toast } from '../ui.js';
 
 const FIELDS = 'id prefix createdAt maxWaitingJobs maxPayloadBytes rateLimit { max durationMs }';
 const TENANTS = `query Tenants { tenants { ${FIELDS} } }`;
 const SAVE = `mutation SaveTenant($id: String!, $quotas: TenantQuotasInput) { saveTenant(id: $id, quotas: $quotas) { ${FIELDS} } }`;
 const REMOVE = 'mutation RemoveTenant($id: String!) { removeTenant(id: $id) }';
+const QUEUES = `query TenantQueues($id: String!) { tenant(id: $id) { id queues { ${QUEUE_FIELDS} } } }`;
 
 /** Whether the caller may see the Tenants page (the API refuses anyone else). */
 export function allowed(perms) {
-  return perms.can('ADMIN') && !perms.me.queues;
+  return perms.may('ADMIN') && !perms.me.queues;
 }
 
 function limitText(value, unit = '') {
@@ -79,6 +81,18 @@ function saveForm(save) {
   return { form, edit };
 }
 
+/** A tenant's queues with their counts, as a table. */
+function queueTable(tenant, queues) {
+  if (!queues.length) return note(`Tenant ${tenant} has no queues.`);
+  return h('div', { class: 'table-wrap' }, h('table', { class: 'table compact tenant-queues-table' },
+    h('caption', { class: 'visually-hidden' }, `Queues of tenant ${tenant}`),
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Queue'),
+      STATES.map((state) => h('th', { scope: 'col', class: 'num' }, state.label)))),
+    h('tbody', {}, queues.map((q) => h('tr', { dataset: { queue: q.name } },
+      h('th', { scope: 'row' }, q.name, q.isPaused ? [' ', pausedBadge()] : null),
+      STATES.map((state) => h('td', { class: 'num', dataset: { field: state.field } }, count(q[state.field]))))))));
+}
+
 export function render(ctx) {
   const { client, main, perms } = ctx;
   main.append(h('div', { class: 'page-head' }, h('h1', {}, 'Tenants')));
@@ -89,10 +103,11 @@ export function render(ctx) {
   const summary = h('p', { class: 'summary', role: 'status' });
   const box = h('div', { class: 'table-wrap' }, note('Loading tenants…'));
   const { form, edit } = saveForm(save);
+  const canWrite = perms.can('ADMIN');
   main.querySelector('.page-head').append(summary);
   main.append(h('section', { class: 'panel', 'aria-label': 'Tenant list' }, box,
     h('div', { class: 'pager' }, h('button', { type: 'button', class: 'button subtle', onclick: () => load() }, 'Refresh list'))),
-  section('Save a tenant', form));
+  canWrite && section('Save a tenant', form));
   let tenants = [];
 
   function row(t) {
@@ -102,9 +117,12 @@ export function render(ctx) {
       h('td', { class: 'num' }, limitText(t.maxWaitingJobs)), h('td', { class: 'num' }, limitText(t.maxPayloadBytes, ' B')),
       h('td', {}, rateText(t.rateLimit)),
       h('td', { class: 'nowrap' },
-        h('button', { type: 'button', class: 'button subtle', 'aria-label': `Edit quotas of tenant ${t.id}`, onclick: () => edit(t) }, 'Edit'),
-        ' ',
-        h('button', { type: 'button', class: 'button danger-subtle', 'aria-label': `Remove tenant ${t.id}`, onclick: () => remove(t.id) }, 'Remove')));
+        h('button', { type: 'button', class: 'button subtle', 'aria-expanded': 'false', 'aria-label': `Queues of tenant ${t.id}`,
+          onclick: (event) => toggleQueues(t.id, event.currentTarget) }, 'Queues'),
+        canWrite && [' ',
+          h('button', { type: 'button', class: 'button subtle', 'aria-label': `Edit quotas of tenant ${t.id}`, onclick: () => edit(t) }, 'Edit'),
+          ' ',
+          h('button', { type: 'button', class: 'button danger-subtle', 'aria-label': `Remove tenant ${t.id}`, onclick: () => remove(t.id) }, 'Remove')]));
   }
 
   function draw() {
@@ -119,6 +137,26 @@ export function render(ctx) {
       h('thead', {}, h('tr', {}, labels.map((label) => h('th', { scope: 'col' }, label)),
         h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
       h('tbody', {}, tenants.map(row))));
+  }
+
+  /** Show (or hide) the tenant's queues in a row under its own. */
+  async function toggleQueues(id, button) {
+    const row = button.closest('tr');
+    const shown = row.nextElementSibling?.dataset.queuesOf === id ? row.nextElementSibling : null;
+    if (shown) {
+      shown.remove();
+      button.setAttribute('aria-expanded', 'false');
+      return;
+    }
+    const cell = h('td', { colspan: '7' }, note('Loading queues…'));
+    row.after(h('tr', { class: 'tenant-queues', dataset: { queuesOf: id } }, cell));
+    button.setAttribute('aria-expanded', 'true');
+    try {
+      const { tenant } = await client.request(QUEUES, { id });
+      replace(cell, tenant ? queueTable(id, tenant.queues) : note(`Tenant ${id} is gone.`, 'error'));
+    } catch (error) {
+      replace(cell, note(`Cannot load the queues of ${id}: ${describeError(error)}`, 'error'));
+    }
   }
 
   async function load() {
