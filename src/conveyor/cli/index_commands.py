@@ -129,7 +129,7 @@ async def _follow_full_index(app: Conveyor, job_id: str, label: str) -> Job:
 
 
 async def _hint_if_no_worker(app: Conveyor) -> bool:
-    if not await app.workers():
+    if not await app.workers(node=False):  # a Node worker has no indexer handlers
         stderr().print("No worker is running: start one with `conveyor up` (the job waits in the queue).")
     return True
 

@@ -17,6 +17,7 @@ from conveyor.cli import (
     dlq_commands,
     index_commands,
     inspection,
+    limit_commands,
     manage,
     produce,
     schedule_commands,
@@ -65,6 +66,7 @@ cli.command()(produce.add)
 cli.command()(inspection.job)
 cli.command()(inspection.jobs)
 cli.command()(inspection.stats)
+cli.command()(limit_commands.limits)
 cli.command()(manage.pause)
 cli.command()(manage.resume)
 cli.command()(manage.clear)

@@ -35,7 +35,9 @@ class MarkerWait:
     def __init__(self, queue: Queue, blocking: Redis) -> None:
         self.queue = queue
         self.blocking = blocking
-        lane = lane_for(blocking, name="conveyor-fetcher")
+        # The lane is the connection that waits: it carries the blocking client's name (a BullMQ worker name).
+        name = blocking.connection_pool.connection_kwargs.get("client_name") or "conveyor-fetcher"
+        lane = lane_for(blocking, name=name)
         self.lane = lane if lane.usable and lane_for(queue.client).usable else None
         self._blocking_id: int | None = None  # of the waiting connection, while a nudgeable wait is on
         self._unblocking: asyncio.Future[Any] | None = None
