@@ -47,6 +47,7 @@ NEWEST_FIRST_AREAS = ("completed", "failed")
 Clock = Callable[[], float]
 WRITTEN_NOTHING = "nothing was written"
 PARTLY_DONE = "it may be partly done; run it again"
+SNAPSHOT_TRIES = 5  # reads of a job whose state keeps changing under get_job before it settles for the last
 log = logging.getLogger(__name__)
 
 
@@ -211,15 +212,22 @@ class Queue:
 
     @_redis_call()
     async def get_job(self, job_id: str) -> Job:
-        """A snapshot of the job with its state, logs and retry history, or `JobNotFoundError`."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(self.keys.job(job_id))
-        pipe.lrange(self.keys.logs(job_id), 0, -1)
-        fields, logs = await pipe.execute()
+        """A snapshot of the job with its state, logs and retry history, or `JobNotFoundError`.
+
+        The state is read before and after the hash, and the read repeated if it changed in between: a job
+        that finished meanwhile never reads as completed without its result."""
+        state = await self.scripts.get_state(job_id)
+        for _ in range(SNAPSHOT_TRIES):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(self.keys.job(job_id))
+            pipe.lrange(self.keys.logs(job_id), 0, -1)
+            fields, logs = await pipe.execute()
+            before, state = state, await self.scripts.get_state(job_id)
+            if state == before:
+                break
         if not fields:
             raise JobNotFoundError(self.name, job_id)
-        state = shown_state(await self.scripts.get_state(job_id))
-        return Job.from_hash(self.name, job_id, fields, state, logs)
+        return Job.from_hash(self.name, job_id, fields, shown_state(state), logs)
 
     @_redis_call()
     async def state_of(self, job_id: str) -> JobState:
