@@ -97,6 +97,17 @@ async def test_a_schedule_added_with_the_cli_is_listed_by_node_and_run_by_a_node
     assert job.result == {"node": True, "id": ran[0]}
 
 
+async def test_a_cron_schedule_we_make_is_run_by_a_node_worker_on_whole_seconds(
+    app: Conveyor, redis_url: str, node_bullmq: Path
+) -> None:
+    await Schedules.of(app).add(key="cron", queue=QUEUE, type="ok", cron="* * * * * *", tz="Asia/Kathmandu")
+    ran = json.loads(run_node(node_bullmq, redis_url, "schedulers.mjs", "work", QUEUE, "3.5"))
+    ticks = sorted(ran, key=tick_of)
+    assert len(ticks) >= 3, ran
+    assert all(tick_of(job_id) % 1000 == 0 for job_id in ticks), ticks
+    assert_each_tick_once(ticks[1:], 1000)  # Node's cron-parser reads the pattern and zone from each run's job
+
+
 async def test_workers_of_both_runtimes_on_one_queue_run_each_tick_once(
     app: Conveyor, redis_url: str, node_bullmq: Path
 ) -> None:

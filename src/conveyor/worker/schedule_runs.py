@@ -65,7 +65,8 @@ async def run_taken(
     except (RedisError, OSError, ConveyorError, ValueError, TypeError) as exc:
         log.error("schedule %s of queue %s: could not add the run after %s (%s)", scheduler_id, queue.name, job_id, exc)
         return True
-    if schedule.spec.catch_up == "skip" and now_ms - run_ms > grace_ms:
+    taken_ms = min(now_ms, int(float(fields.get("processedOn") or now_ms)))  # not later for a job in a buffer
+    if schedule.spec.catch_up == "skip" and taken_ms - run_ms > grace_ms:
         log.warning("schedule %s: skipped the missed run %d (catch_up=skip)", scheduler_id, run_ms)
         return False
     return True
