@@ -202,3 +202,12 @@ async def test_a_removed_schedule_stops_firing(app: Conveyor) -> None:
         count = len(await job_ids(app))
         await asyncio.sleep(0.5)
         assert len(await job_ids(app)) <= count + 1  # at most a tick that was already being fired
+
+
+async def test_a_scheduler_made_elsewhere_that_conveyor_cannot_validate_is_listed_as_it_is(app: Conveyor) -> None:
+    queue = app.queue("background")
+    await queue.client.zadd(queue.keys.repeat, {"tiny": 1_000})
+    await queue.client.hset(queue.keys.job_scheduler("tiny"), mapping={"name": "ok", "every": "5", "ic": "3"})
+    [listed] = await Schedules.of(app).all()
+    assert (listed.key, listed.spec.type, listed.spec.every_ms, listed.iterations) == ("tiny", "ok", 5, 3)
+    assert listed.spec.describe() == "every 5 ms"
