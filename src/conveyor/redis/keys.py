@@ -253,11 +253,6 @@ class ConveyorKeys:
         return f"{self.prefix}:conveyor:schedules:next"
 
     @property
-    def scheduler_lock(self) -> str:
-        """Lock key held by the one process migrating legacy schedules (value: its token)."""
-        return f"{self.prefix}:conveyor:schedules:lock"
-
-    @property
     def schedule_migration_lock(self) -> str:
         """Lock key held by the one process moving legacy schedules into BullMQ job schedulers."""
         return f"{self.prefix}:conveyor:schedules:migrating"
