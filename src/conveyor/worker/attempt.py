@@ -34,6 +34,7 @@ from conveyor.worker.fetched import CheckedJob, check_fields, repairs, taken_des
 from conveyor.worker.limits import group_delay_ms
 from conveyor.worker.redact import redact_secrets
 from conveyor.worker.retry import decide_retry
+from conveyor.worker.schedule_runs import SCHEDULER_FIELD, run_taken
 
 if TYPE_CHECKING:
     from conveyor.worker.runner import QueueRunner
@@ -100,6 +101,10 @@ async def execute(runner: QueueRunner, job: ActiveJob) -> tuple[Any, BaseExcepti
     info = job.ctx.job
     handler = runner.lookup(info.queue, info.type)
     try:
+        if SCHEDULER_FIELD in job.fields and not await run_taken(
+            runner.queue, job.job_id, job.fields, job.opts, runner.now_ms()
+        ):
+            return None, None  # a missed run of a schedule that skips missed runs
         if job.checked.problem is not None:
             raise _malformed(runner, job, job.checked.problem)
         if job.ctx.cancel_requested:

@@ -111,7 +111,7 @@ class Worker:
             self.hooks.hooks.append(dead_letters)
             # A 30 s leader lock: renewed every 10 s, so an idle worker costs Redis next to nothing; a dead
             # leader is replaced within about 30 s (ticks are fired by timers, not by this period).
-            self._duties += [dead_letters.run, Scheduler(client, served, clock=clock, lock_ms=30_000).run]
+            self._duties += [dead_letters.run, Scheduler(client, served, clock=clock).run]
         self._stop = asyncio.Event()
         self._force = asyncio.Event()  # a second stop request: stop waiting for handler threads
         self._duties_done = asyncio.Event()
