@@ -102,6 +102,7 @@ async def run_queue(url: str, repo: Path, database: Path, workers: int, concurre
     """A `full-index` job through `workers` worker processes."""
     from conveyor import Conveyor, JobState, load_settings
     from conveyor.indexer import start_full_index
+    from conveyor.indexer.fullindex import follow_full_index
 
     app = Conveyor(load_settings(redis_url=url))
     async with app:
@@ -110,17 +111,11 @@ async def run_queue(url: str, repo: Path, database: Path, workers: int, concurre
         try:
             started = time.perf_counter()
             job_id = await start_full_index(app, repo, index=database)
-            queue = app.queue("indexing")
-            while True:
-                state = await queue.state_of(job_id)
-                if state in (JobState.COMPLETED, JobState.FAILED):
-                    break
-                await asyncio.sleep(0.05)
+            job = await follow_full_index(app, "indexing", job_id, poll_s=0.05)  # through its batches' summary
             elapsed = time.perf_counter() - started
-            job = await queue.get_job(job_id)
         finally:
             stop_workers(procs)
-    if state is JobState.FAILED:
+    if job.state is JobState.FAILED:
         raise RuntimeError(f"full-index failed: {job.failed_reason}")
     return Run("queue", workers, int(job.result["done"]), elapsed)
 

@@ -1,5 +1,5 @@
-"""Schedules: idempotent by key, cron (seconds, time zones) or interval, one job per tick however many
-schedulers run, missed ticks run once or are skipped, and ticks fire on time."""
+"""Schedules (BullMQ job schedulers): idempotent by key, cron (seconds, time zones) or interval, one job per tick
+however many workers run, missed ticks run once or are skipped, and ticks run on time."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import pytest
 
 from conveyor import Conveyor, Job, JobState
 from conveyor.queue.errors import InvalidOptionsError, UnknownQueueError
-from conveyor.queue.schedules import Schedules, TickPlan, next_tick, plan_tick, schedule_spec
-from conveyor.worker.scheduler import Scheduler
+from conveyor.queue.schedules import Schedules, TickPlan, next_tick, plan_tick, schedule_spec, tick_job_id
 from tests.advanced.conftest import advanced, running, wait_until
 from tests.support import assert_latency
 
@@ -29,7 +28,7 @@ async def job_ids(app: Conveyor, queue: str = "background") -> list[str]:
 
 
 def tick_of(job_id: str) -> int:
-    return int(job_id.rsplit("-", 1)[1])
+    return int(job_id.rsplit(":", 1)[1])
 
 
 # --- specs and ticks ---------------------------------------------------------------------------------------
@@ -119,7 +118,7 @@ async def test_interval_ticks_fire_within_100_ms(app: Conveyor) -> None:
     async with running(worker):
         jobs = await wait_until(lambda: _ticks_run(app, 5))
     ticks = [tick_of(job.id) for job in jobs]
-    assert_latency([_ms(job.created_at) - tick_of(job.id) for job in jobs], promised_ms=100, what="tick to job added")
+    assert all(_ms(job.created_at) <= tick_of(job.id) for job in jobs)  # each run's job waits, delayed, for its tick
     assert_latency([_ms(job.processed_at) - tick_of(job.id) for job in jobs], promised_ms=100, what="tick to started")
     assert [b - a for a, b in itertools.pairwise(ticks)] == [250] * 4  # no tick skipped or doubled
 
@@ -146,10 +145,10 @@ async def test_cron_ticks_with_seconds_fire_within_100_ms(app: Conveyor) -> None
     async with running(worker):
         jobs = await wait_until(lambda: _ticks_run(app, 3), timeout=10)
     assert all(tick_of(job.id) % 1000 == 0 for job in jobs), [job.id for job in jobs]
-    assert_latency([_ms(job.created_at) - tick_of(job.id) for job in jobs], promised_ms=100, what="tick to job added")
+    assert_latency([_ms(job.processed_at) - tick_of(job.id) for job in jobs], promised_ms=100, what="tick to started")
 
 
-async def test_exactly_one_job_per_tick_however_many_schedulers_run(app: Conveyor) -> None:
+async def test_exactly_one_job_per_tick_however_many_workers_run(app: Conveyor) -> None:
     workers = [advanced(app.worker(["background"]), scheduler=True)[0] for _ in range(3)]
     await Schedules.of(app).add(key="many", queue="background", type="ok", every_ms=100)
     async with running(workers[0]), running(workers[1]), running(workers[2]):
@@ -160,38 +159,37 @@ async def test_exactly_one_job_per_tick_however_many_schedulers_run(app: Conveyo
     assert ordered == list(range(ordered[0], ordered[-1] + 100, 100))  # each tick once, none missing
 
 
-async def test_a_new_schedule_wakes_the_scheduler_at_once(app: Conveyor) -> None:
-    worker, _, _ = advanced(app.worker(["background"]), dlq=None)  # without the worker's own scheduler
-    scheduler = Scheduler(worker.client, [runner.queue for runner in worker.runners], lock_ms=30_000)
-    worker._duties.append(scheduler.run)
+async def test_a_new_schedule_runs_on_its_first_tick_without_waking_anyone(app: Conveyor) -> None:
+    worker, _, _ = advanced(app.worker(["background"]), dlq=None)
     async with running(worker):
-        await wait_until(lambda: scheduler.hold_lock())
-        await wait_until(lambda: _listening(app, scheduler))  # then sleeps for a renewal period (10 s), idle
+        await asyncio.sleep(0.3)  # the worker is idle, blocked waiting for work
         await Schedules.of(app).add(key="soon", queue="background", type="ok", every_ms=200)
-        await wait_until(lambda: _at_least(app, 1), timeout=1)
+        await wait_until(lambda: _at_least(app, 2), timeout=1)
 
 
-async def _listening(app: Conveyor, scheduler: Scheduler) -> bool:
-    """True once the leader is subscribed to schedule changes (what wakes it early)."""
-    [(_, subscribers)] = await app.client.pubsub_numsub(scheduler.keys.schedules_changed)
-    return int(subscribers) >= 1
-
-
-async def test_missed_ticks_run_once_when_scheduling_resumes(app: Conveyor) -> None:
+async def test_a_missed_run_runs_once_when_workers_resume_or_is_skipped_by_option(app: Conveyor) -> None:
     schedules = Schedules.of(app)
-    await schedules.add(key="late", queue="background", type="ok", every_ms=10_000)
-    await schedules.add(key="skipped", queue="background", type="ok", every_ms=10_000, catch_up="skip")
-    now = (int(datetime.now(UTC).timestamp()) // 10 + 1) * 10_000 + 5000  # 5 s after a tick
-    for key in ("late", "skipped"):
-        await app.client.zadd(schedules.keys.schedule_ticks, {key: now - 65_000})  # six ticks missed
-    scheduler = Scheduler(app.client, [app.queue("background")], clock=lambda: now / 1000)
-    assert await scheduler.hold_lock()
-    await scheduler.fire_due()
-    assert await job_ids(app) == [f"sched-late-{now - 5000}"]
-    assert [(s.key, s.next_run) for s in await schedules.all()] == [
-        ("late", datetime.fromtimestamp((now + 5000) / 1000, UTC)),
-        ("skipped", datetime.fromtimestamp((now + 5000) / 1000, UTC)),
-    ]
+    await schedules.add(key="late", queue="background", type="ok", every_ms=60_000)
+    await schedules.add(key="skipped", queue="background", type="ok", every_ms=60_000, catch_up="skip")
+    queue = app.queue("background")
+    runs = {s.key: int(_ms(s.next_run)) for s in await schedules.all()}
+    later = max(runs.values()) + 5 * 60_000 + 5000  # every worker was down for five ticks
+    worker, _, _ = advanced(app.worker(["background"]), dlq=None)
+    worker.runners[0].now_ms = lambda: later  # type: ignore[method-assign]
+    for job_id in (tick_job_id(key, run) for key, run in runs.items()):
+        await queue.promote(job_id)
+    async with running(worker):
+        await wait_until(lambda: _at_least_completed(app, 2))
+    late = await queue.get_job(tick_job_id("late", runs["late"]))
+    skipped = await queue.get_job(tick_job_id("skipped", runs["skipped"]))
+    assert late.result == "done"  # the missed run ran, once
+    assert skipped.result is None  # completed without running its handler
+    next_runs = {s.key: int(_ms(s.next_run)) for s in await schedules.all()}
+    assert next_runs == {key: (later // 60_000 + 1) * 60_000 for key in runs}  # the next tick after now, once
+
+
+async def _at_least_completed(app: Conveyor, count: int) -> bool:
+    return len(await app.queue("background").job_ids(JobState.COMPLETED, 0, 100)) >= count
 
 
 async def test_a_removed_schedule_stops_firing(app: Conveyor) -> None:
@@ -206,12 +204,10 @@ async def test_a_removed_schedule_stops_firing(app: Conveyor) -> None:
         assert len(await job_ids(app)) <= count + 1  # at most a tick that was already being fired
 
 
-async def test_a_dead_leaders_lock_passes_to_another_scheduler(app: Conveyor) -> None:
-    first = Scheduler(app.client, [app.queue("background")], lock_ms=300)
-    second = Scheduler(app.client, [app.queue("background")], lock_ms=300)
-    assert await first.hold_lock()
-    assert not await second.hold_lock()
-    assert await first.hold_lock()  # renewing
-    await asyncio.sleep(0.4)  # the first one died: its lock expires
-    assert await second.hold_lock()
-    assert not await first.hold_lock()
+async def test_a_scheduler_made_elsewhere_that_conveyor_cannot_validate_is_listed_as_it_is(app: Conveyor) -> None:
+    queue = app.queue("background")
+    await queue.client.zadd(queue.keys.repeat, {"tiny": 1_000})
+    await queue.client.hset(queue.keys.job_scheduler("tiny"), mapping={"name": "ok", "every": "5", "ic": "3"})
+    [listed] = await Schedules.of(app).all()
+    assert (listed.key, listed.spec.type, listed.spec.every_ms, listed.iterations) == ("tiny", "ok", 5, 3)
+    assert listed.spec.describe() == "every 5 ms"

@@ -127,7 +127,7 @@ async def test_dead_letters_and_schedules_stay_in_the_tenants_namespace(
     dlq = DeadLetters.of(acme, "background")
     async with running(worker):
         await wait_until(lambda: dlq.count())
-    assert (await dlq.letters())[0].job_id.startswith("sched-tick-")
+    assert (await dlq.letters())[0].job_id.startswith("repeat:tick:")
     assert await DeadLetters.of(app, "background").count() == 0
     assert await Schedules.of(app).all() == []
     assert [s.key for s in await Schedules.of(acme).all()] == ["tick"]

@@ -11,6 +11,9 @@ The requested model name picks the scenario, so one server serves every case:
 | `bad-request` | always 400 |
 | `slow-once` | first request answers after 3 s (longer than the client's timeout), then at once |
 | `garbage` | 200 with a body that is not a completion |
+| `rate-limited-twice` | first two requests 429 with `retry-after-ms: 300`, then answers |
+| `unavailable-503` | first request 503 with `retry-after-ms: 300`, then answers |
+| `echo-key` | always 401, quoting the credentials it was sent |
 """
 
 from __future__ import annotations
@@ -94,6 +97,9 @@ class ModelServer:
         protocol = {"/v1/chat/completions": "openai", "/v1/messages": "anthropic"}.get(path)
         if protocol is None:
             return 404, {}, {"error": f"no route {path}"}
+        if model == "echo-key":
+            sent = lowered.get("authorization") or lowered.get("x-api-key")
+            return 401, {}, {"error": {"message": f"Incorrect API key provided: {sent}", "headers": lowered}}
         if not self._authorized(protocol, lowered):
             return 401, {}, {"error": {"message": "invalid api key"}}
         return self._scenario(model, first, protocol)
@@ -111,6 +117,10 @@ class ModelServer:
             return 200, {}, {"unexpected": True}
         if first and model == "rate-limited-short":
             return 429, {"retry-after": "1"}, {"error": {"message": "slow down"}}
+        if model == "rate-limited-twice" and self.seen[model] <= 2:
+            return 429, {"retry-after-ms": "300"}, {"error": {"message": "slow down, twice"}}
+        if first and model == "unavailable-503":
+            return 503, {"retry-after-ms": "300"}, {"error": {"message": "overloaded"}}
         if first and model == "rate-limited-long":
             return 429, {"retry-after": "120"}, {"error": {"message": "slow down a lot"}}
         if first and model == "flaky-500":

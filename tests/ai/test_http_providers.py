@@ -3,6 +3,9 @@ that honour Retry-After, 5xx retried by the queue, 4xx failing at once, timeouts
 
 from __future__ import annotations
 
+import itertools
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +14,9 @@ import pytest
 from conveyor import Conveyor, Job, JobState
 from conveyor.ai import ResultStore
 from conveyor.indexer import CodeIndex
+from conveyor.redis.keys import ConveyorKeys
 from tests.ai.conftest import MakeApp
-from tests.ai.model_server import ModelServer
+from tests.ai.model_server import API_KEY, ModelServer
 from tests.indexer.helpers import PYTHON, running, wait_until
 
 PROVIDERS = ["openai", "anthropic"]
@@ -100,27 +104,68 @@ async def test_429_with_a_short_retry_after_is_waited_out_within_the_attempt(
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_429_with_a_long_retry_after_fails_the_attempt_and_the_retry_waits_for_it(
+async def test_429_with_a_long_retry_after_waits_without_using_an_attempt(
     make_app: MakeApp, model_server: ModelServer, source: Path, provider: str
 ) -> None:
     app = await make_app(provider, "rate-limited-long")
     queue = app.queue("ai-processing")
     async with running(app.worker(["ai-processing"])):
+        added_at = time.time() * 1000
         job_id = await app.add("ai-processing", "refactor", {"path": str(source)}, **FAST_RETRY)
         await wait_until(lambda: _delayed(app, job_id), timeout=30)
         waiting = await queue.get_job(job_id)
-        assert "429" in waiting.history[0].error
-        assert "120000 ms" in waiting.history[0].error
-        # the queue's own backoff is short; the retry waits for the server's Retry-After instead
+        assert (waiting.attempts_made, waiting.history) == (0, [])  # a wait, not a failed attempt
         delayed_until = await app.client.zscore(queue.keys.delayed, job_id)
         assert delayed_until is not None
-        assert delayed_until / 4096 - waiting.history[0].failed_at.timestamp() * 1000 >= 119_000
+        assert delayed_until / 4096 - added_at >= 119_000  # the server's Retry-After, not the queue's backoff
         await queue.promote(job_id)
         await wait_until(lambda: _ended(app, job_id), timeout=30)
     job = await queue.get_job(job_id)
     assert job.state is JobState.COMPLETED, job.failed_reason
-    assert job.attempts_made == 2
+    assert job.attempts_made == 1
     assert len(model_server.requests) == 2
+
+
+@pytest.mark.parametrize("model", ["rate-limited-twice", "unavailable-503"])
+async def test_rate_limit_waits_do_not_use_up_attempts(
+    make_app: MakeApp, model_server: ModelServer, source: Path, model: str
+) -> None:
+    app = await make_app("openai", model, max_retry_wait_s=0.1)  # 300 ms is too long to wait inside the attempt
+    job = await _run(app, "explain", {"path": str(source)}, attempts=1)
+    assert job.state is JobState.COMPLETED, job.failed_reason
+    assert job.attempts_made == 1
+    assert len(model_server.requests) == (3 if model == "rate-limited-twice" else 2)
+    gaps = [b.at - a.at for a, b in itertools.pairwise(model_server.requests)]
+    assert min(gaps) >= 0.29  # each wait honoured the server's 300 ms
+
+
+async def test_a_rate_limit_wait_past_the_deadline_fails_the_job_now(
+    make_app: MakeApp, model_server: ModelServer, source: Path
+) -> None:
+    app = await make_app("openai", "rate-limited-long")
+    deadline = datetime.now(UTC) + timedelta(seconds=30)
+    job = await _run(app, "explain", {"path": str(source)}, attempts=5, deadline=deadline)
+    assert job.state is JobState.FAILED
+    assert "deadline" in (job.failed_reason or "")
+    assert len(model_server.requests) == 1
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_an_api_key_echoed_by_the_provider_is_stored_nowhere(
+    make_app: MakeApp, model_server: ModelServer, source: Path, provider: str
+) -> None:
+    app = await make_app(provider, "echo-key")
+    job = await _run(app, "explain", {"path": str(source)}, attempts=3)
+    assert job.state is JobState.FAILED
+    assert "401" in (job.failed_reason or "")
+    assert "[REDACTED]" in (job.failed_reason or "")
+    queue = app.queue("ai-processing")
+    stored = await app.client.hgetall(queue.keys.job(job.id))
+    events = await app.client.xrange(queue.keys.events)
+    letters = await app.client.hgetall(ConveyorKeys(app.settings.conveyor_prefix).dead_letter_entries("ai-processing"))
+    texts = [*stored.values(), *(str(fields) for _, fields in events), *letters.values()]
+    assert letters, "the failed job was dead-lettered"
+    assert not [text for text in texts if API_KEY in text]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -37,3 +37,26 @@ async def test_search_code_finds_a_symbol_with_file_and_line(api: Api, indexed: 
 
 async def test_search_code_refuses_an_empty_query(api: Api, indexed: Path) -> None:
     assert code_of(await api.gql(QUERY, {"q": "  "}, token="viewer")) == "BAD_USER_INPUT"
+
+
+async def test_search_code_reads_the_query_in_the_mode_asked(api: Api, indexed: Path) -> None:
+    query = "query($q: String!) { searchCode(query: $q, mode: REGEX) { line snippet } }"
+    hits = (await api.data(query, {"q": r"return \d+"}, token="viewer"))["searchCode"]
+    assert [(hit["line"], hit["snippet"]) for hit in hits] == [(3, "return 42")]
+
+
+async def test_search_code_refuses_an_unbounded_query_with_the_limit(api: Api, indexed: Path) -> None:
+    result = await api.gql(QUERY, {"q": "word " * 15_000}, token="viewer")
+    assert code_of(result) == "BAD_USER_INPUT"
+    assert "limit is" in result["errors"][0]["message"]
+
+
+async def test_search_code_without_an_index_is_an_error_and_creates_none(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "none" / "index.sqlite"
+    monkeypatch.setenv("CONVEYOR_INDEX_PATH", str(missing))
+    result = await api.gql(QUERY, {"q": "anything"}, token="viewer")
+    assert code_of(result) == "INDEX_NOT_FOUND"
+    assert "conveyor index" in result["errors"][0]["message"]
+    assert not missing.exists()

@@ -119,11 +119,15 @@ async def test_killing_a_primary_under_load_keeps_the_queues_serving(tmp_path: P
         await app.close()
         cluster.stop()
     print(f"\ncluster failover: {json.dumps(report)}")
-    in_flight = PROCESSES * CONCURRENCY  # jobs of the killed shard's queue that can be running at the kill
+    # What can run twice on the killed shard: each job a worker held there at the kill (running, or taken ahead
+    # of a free slot: concurrency plus a quarter of it per process), whose completion could not be written; and
+    # each job whose completion Redis acknowledged but had not yet sent to the replica (the replication window).
+    # Both are bounded by what the workers held; the window, on loopback, by a handful of jobs more.
+    held = PROCESSES * (CONCURRENCY + CONCURRENCY // 4)
     assert report["lost_other_shards"] == 0
     assert report["duplicated_other_shards"] == 0
-    assert report["duplicated_killed_shard"] <= in_flight
-    assert report["lost_killed_shard"] <= in_flight  # acknowledged in the last moments, not yet replicated
+    assert report["duplicated_killed_shard"] <= 2 * held
+    assert report["lost_killed_shard"] <= held  # adds acknowledged in the last moments, not yet replicated
 
 
 async def _produce_and_kill(app: Conveyor, cluster: TestCluster, victim_port: int, ledger: Path) -> dict[str, float]:

@@ -14,7 +14,7 @@ from tests.dashboard.conftest import Browsing, Dashboard, StartDashboard, Worker
 
 async def _ticked(queue: Queue, key: str) -> bool:
     done = await queue.job_ids(JobState.COMPLETED, 0, 100)
-    return any(job_id.startswith(f"sched-{key}-") for job_id in done)
+    return any(job_id.startswith(f"repeat:{key}:") for job_id in done)
 
 
 async def test_a_schedule_added_from_the_page_adds_jobs_until_removed(
@@ -45,7 +45,7 @@ async def test_a_schedule_added_from_the_page_adds_jobs_until_removed(
 
     await page.get_by_role("link", name="Jobs of schedule heartbeat").click()
     first = page.locator(".jobs-table tbody tr").first
-    await expect(first).to_have_attribute("data-job", re.compile(r"^sched-heartbeat-\d+$"))
+    await expect(first).to_have_attribute("data-job", re.compile(r"^repeat:heartbeat:\d+$"))
     await page.get_by_role("link", name="Schedules", exact=True).click()
 
     await page.get_by_role("button", name="Remove schedule heartbeat").click()

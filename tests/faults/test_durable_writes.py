@@ -64,7 +64,7 @@ async def test_durable_add_without_a_replica_raises_and_says_the_job_is_on_the_m
     for promise in ("on the master", "will run unless the master fails", "same job id", "1 replica within 300 ms"):
         assert promise in str(error)
     # What the message says: the job is in the queue (on the master), pending like any other.
-    assert await durable_app.queue("background").state_of("durable-1") is JobState.PRIORITIZED
+    assert await durable_app.queue("background").state_of("durable-1") is JobState.WAITING
 
     with pytest.raises(EnqueueNotReplicatedError) as bulk:
         await durable_app.add_bulk(

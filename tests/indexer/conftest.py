@@ -26,10 +26,10 @@ def index_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def app(redis_url: str, tmp_path: Path, index_path: Path) -> AsyncIterator[Conveyor]:
-    """A Conveyor on the test's Redis with the indexer registered (fast polling, the test's index file)."""
+    """A Conveyor on the test's Redis with the indexer registered (the test's index file)."""
     settings = load_settings(redis_url=redis_url, conveyor_data_dir=tmp_path / "data", conveyor_shutdown_grace_s=2)
     conveyor = Conveyor(settings)
-    register(conveyor, IndexerSettings(conveyor_index_path=index_path, conveyor_index_poll_s=0.05))
+    register(conveyor, IndexerSettings(conveyor_index_path=index_path))
     await conveyor.connect()
     yield conveyor
     await conveyor.close()

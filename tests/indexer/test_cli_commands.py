@@ -15,6 +15,7 @@ import typer
 from typer.testing import CliRunner
 
 from conveyor.cli import index_commands
+from conveyor.indexer import CodeIndex
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.indexer.cli_app:create_app"
@@ -23,7 +24,7 @@ APP = "tests.indexer.cli_app:create_app"
 def _cli() -> typer.Typer:
     cli = typer.Typer()
     cli.command()(index_commands.index)
-    cli.command()(index_commands.search)
+    cli.command(context_settings=index_commands.SEARCH_CONTEXT)(index_commands.search)
     cli.add_typer(index_commands.ai_cli, name="ai")
     return cli
 
@@ -79,3 +80,20 @@ def test_index_of_a_file_is_a_usage_error(env: dict[str, str], repo: Path) -> No
     result = CliRunner().invoke(_cli(), ["index", str(repo / "README.md")], env=env)
     assert result.exit_code == 2
     assert "not a folder" in result.output
+
+
+def test_search_takes_a_query_that_starts_with_a_dash(env: dict[str, str], tmp_path: Path) -> None:
+    source = tmp_path / "mail.py"
+    source.write_text("def send(message):\n    return message\n\n\nqueue.remove(-send)\n")
+    index_path = tmp_path / "index.sqlite"
+    code_index = CodeIndex(index_path)
+    code_index.index_file(source)
+    code_index.close()
+    runner, options = CliRunner(), ["--index", str(index_path), "--json"]
+    for args in (["search", "-send", *options], ["search", *options, "--", "-send"]):
+        result = runner.invoke(_cli(), args, env=env)
+        assert result.exit_code == 0, result.output
+        assert '"line": 1' in result.output
+    regex = runner.invoke(_cli(), ["search", r"\(-send\)", "--mode", "regex", *options], env=env)
+    assert regex.exit_code == 0, regex.output
+    assert '"line": 5' in regex.output

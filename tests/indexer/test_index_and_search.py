@@ -109,7 +109,7 @@ def test_deleted_file_leaves_the_index(index: CodeIndex, repo: Path) -> None:
     path = repo / "store" / "kv.go"
     index.index_file(path)
     path.unlink()
-    assert index.index_file(path).status == "removed"
+    assert index.index_file(path).status == "vanished"
     assert index.search("LookupKey") == []
     assert index.file(path) is None
 
@@ -136,7 +136,7 @@ def test_a_file_that_became_binary_or_too_large_leaves_the_index(tmp_path: Path,
     path = repo / "README.md"
     assert index.index_file(path).status == "indexed"
     path.write_text("word " * 100)
-    assert index.index_file(path).status == "skipped"
+    assert index.index_file(path).status == "too-large"
     assert index.file(path) is None
     index.close()
 

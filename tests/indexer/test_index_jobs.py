@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from conveyor import Conveyor, JobState
-from conveyor.indexer import CodeIndex, start_full_index
-from conveyor.indexer.fanout import DONE, FAILED, LOST, FanoutTracker, fanout_key, reconcile
+from conveyor import Conveyor, JobState, load_settings
+from conveyor.indexer import CodeIndex, IndexerSettings, register, start_full_index
+from conveyor.indexer.fullindex import FullIndexJobs, FullIndexStatus, follow_full_index
+from conveyor.indexer.indexes import OpenIndexes
+from conveyor.queue.flows import Flows
 from tests.indexer.helpers import running, wait_until, write_many
 
 SAMPLE_FILES = 8  # indexable files of the sample repository
 
 
-async def _progress_events(app: Conveyor, job_id: str) -> list[dict[str, Any]]:
-    """Every progress value the job reported, in order, from the queue's event stream."""
-    entries = await app.client.xrange(app.queue("indexing").keys.events)
-    return [
-        json.loads(fields["data"])
-        for _, fields in entries
-        if fields.get("event") == "progress" and fields.get("jobId") == job_id
-    ]
-
-
 async def _run_full_index(app: Conveyor, repo: Path, **options: Any) -> Any:
-    queue = app.queue("indexing")
+    """Run a full index to its end; returns the job holding its result (the summary, when it fanned out)."""
     async with running(app.worker(["indexing"])):
         job_id = await start_full_index(app, repo, **options)
-        await wait_until(lambda: _finished(app, job_id), timeout=90)
-    return await queue.get_job(job_id)
+        return await asyncio.wait_for(follow_full_index(app, "indexing", job_id, poll_s=0.05), 90)
 
 
 async def _finished(app: Conveyor, job_id: str) -> bool:
@@ -41,25 +33,48 @@ async def test_full_index_of_hundreds_of_files_completes_with_correct_progress(
 ) -> None:
     write_many(repo, 300)
     total = 300 + SAMPLE_FILES
-    job = await _run_full_index(app, repo)
+    seen: list[FullIndexStatus] = []
+    async with running(app.worker(["indexing"])):
+        job_id = await start_full_index(app, repo)
+        job = await asyncio.wait_for(follow_full_index(app, "indexing", job_id, poll_s=0.02, report=seen.append), 90)
     assert job.state is JobState.COMPLETED, job.failed_reason
     assert job.result["total"] == total
     assert (job.result["done"], job.result["failed"], job.result["percent"]) == (total, 0, 100)
-    assert job.progress["percent"] == 100
-
-    events = await _progress_events(app, job.id)
-    assert events[0]["done"] == 0
-    assert events[0]["total"] == total
-    assert events[-1] == job.progress
-    done_counts = [event["done"] for event in events]
+    assert job.result["outcomes"] == {"binary": 2, "indexed": total}
+    done_counts = [status.done for status in seen if status.total is not None]
     assert done_counts == sorted(done_counts)  # progress only moves forward
-    assert len(set(done_counts)) > 2  # and was reported along the way, not only at the start and end
+    assert done_counts[-1] == total
 
     index = CodeIndex(index_path)
     assert index.stats().files == total
     assert index.search("renderPanel13")[0].symbol == "renderPanel13"
     assert index.search("decode_frame_298")[0].file.endswith("file_298.rs")
     index.close()
+
+
+async def test_full_index_holds_no_worker_slot_while_its_batches_run(
+    redis_url: str, tmp_path: Path, repo: Path, index_path: Path
+) -> None:
+    """One slot on the queue: a parent that waited for its children in that slot would never finish."""
+    settings = load_settings(
+        redis_url=redis_url,
+        conveyor_data_dir=tmp_path / "data",
+        conveyor_shutdown_grace_s=2,
+        indexing_queue_concurrency=1,
+    )
+    single = Conveyor(settings)
+    register(single, IndexerSettings(conveyor_index_path=index_path))
+    await single.connect()
+    try:
+        write_many(repo, 250)
+        job = await _run_full_index(single, repo)
+        assert job.state is JobState.COMPLETED, job.failed_reason
+        assert job.id.endswith("-summary")
+        assert job.result["indexed"] == 250 + SAMPLE_FILES
+        children = await Flows.of(single).children("indexing", job.id)
+        assert [child.status for child in children] == ["completed"] * 3  # batches of 100 files
+    finally:
+        await single.close()
 
 
 async def test_second_full_index_enqueues_only_changes_and_drops_deleted_files(
@@ -79,10 +94,11 @@ async def test_second_full_index_enqueues_only_changes_and_drops_deleted_files(
     index.close()
 
 
-async def test_full_index_of_a_missing_folder_fails_saying_why(app: Conveyor, tmp_path: Path) -> None:
+async def test_full_index_of_a_missing_folder_fails_at_once_saying_why(app: Conveyor, tmp_path: Path) -> None:
     job = await _run_full_index(app, tmp_path / "nowhere")
     assert job.state is JobState.FAILED
     assert "not a directory" in (job.failed_reason or "")
+    assert job.attempts_made == 1  # not retried: the folder would not appear by trying again
 
 
 async def test_index_file_accepts_the_designs_payload_and_remove_file_takes_it_out(
@@ -104,23 +120,14 @@ async def test_index_file_accepts_the_designs_payload_and_remove_file_takes_it_o
     index.close()
 
 
-async def test_a_child_that_fails_for_good_records_it_for_its_parent(app: Conveyor, repo: Path) -> None:
-    bad_index = "/dev/null/cannot-exist.sqlite"
-    data = {"path": str(repo / "README.md"), "index": bad_index, "parent": "p1"}
-    async with running(app.worker(["indexing"])):
-        child = await app.add("indexing", "index-file", data, attempts=1, job_id="p1-child")
-        await wait_until(lambda: _finished(app, child))
-    tracker = FanoutTracker(app.client, fanout_key(app.settings.conveyor_prefix, "indexing", "p1"))
-    assert await tracker.outcomes() == {"p1-child": FAILED}
-
-
-async def test_children_that_vanish_or_fail_without_reporting_are_found_by_reconciling(app: Conveyor) -> None:
-    queue = app.queue("indexing")
-    tracker = FanoutTracker(app.client, fanout_key(app.settings.conveyor_prefix, "indexing", "p2"))
-    await app.add("indexing", "index-file", {"path": "/x"}, job_id="p2-gone")
-    await queue.remove("p2-gone")
-    await app.add("indexing", "index-file", {"path": "/y"}, job_id="p2-waiting")
-    await tracker.record("p2-done", DONE)
-    recorded = await reconcile(queue, tracker, ["p2-gone", "p2-waiting", "p2-done"])
-    assert recorded == 1
-    assert await tracker.outcomes() == {"p2-gone": LOST, "p2-done": DONE}
+async def test_a_rerun_full_index_adds_its_flow_once(app: Conveyor, repo: Path) -> None:
+    """A full-index job that runs again (its worker died after adding the flow) finds its flow, adds no other."""
+    jobs = FullIndexJobs(app, OpenIndexes(app))
+    ctx: Any = SimpleNamespace(job=SimpleNamespace(id="fi-1", queue="indexing"))
+    first = await jobs.full_index(str(repo), None, False, ctx)
+    counts = await app.queue("indexing").counts()
+    again = await jobs.full_index(str(repo), None, False, ctx)
+    assert again == first
+    assert first["summaryJob"] == "fi-1-summary"
+    assert (first["total"], first["batches"]) == (SAMPLE_FILES, 1)
+    assert await app.queue("indexing").counts() == counts

@@ -105,3 +105,74 @@ def test_broken_source_still_yields_the_symbols_that_parse() -> None:
     source = b"def fine():\n    return 1\n\ndef broken(:\n"
     names = [s.name for s in extract_symbols(source, "python")]
     assert "fine" in names
+
+
+JS_FORMS = b"""function Emitter() {}
+Emitter.prototype.emit = function (event) { return event; };
+Emitter.prototype.off = (event) => event;
+const api = {
+  send(message) { return message; },
+  close: function () {},
+  open: async () => {},
+};
+class Child {
+  #handleExit = (err) => { this.err = err; };
+  static spawn = () => new Child();
+}
+exports.parse = function parse(text) {};
+module.exports.format = (value) => String(value);
+"""
+JS_EXPECTED = [
+    ("Emitter", "function", 1),
+    ("Emitter.emit", "method", 2),
+    ("Emitter.off", "method", 3),
+    ("api.send", "method", 5),
+    ("api.close", "method", 6),
+    ("api.open", "method", 7),
+    ("Child", "class", 9),
+    ("Child.#handleExit", "method", 10),
+    ("Child.spawn", "method", 11),
+    ("parse", "function", 13),
+    ("format", "function", 14),
+]
+
+
+@pytest.mark.parametrize("language", ["javascript", "typescript"])
+def test_prototype_object_literal_class_field_and_exports_forms_are_symbols(language: str) -> None:
+    found = [(s.qualified, s.kind, s.start_line) for s in extract_symbols(JS_FORMS, language)]
+    assert found == JS_EXPECTED
+
+
+def test_a_python_signature_stops_before_the_comments_that_open_the_body() -> None:
+    source = b"def handler(event, context):  # entry point\n    # Leading comment of the body\n    return event\n"
+    (symbol,) = extract_symbols(source, "python")
+    assert symbol.signature == "def handler(event, context)"
+
+
+@pytest.mark.parametrize(
+    ("language", "source", "expected"),
+    [
+        (
+            "go",
+            b"package x\ntype ID string\ntype Alias = map[string]int\ntype Pair[T any] struct{ a T }\n"
+            b"func f() { const local = 1 }\nconst (\n\tA = iota\n\tB\n)\n",
+            [("type", "ID"), ("type", "Alias"), ("struct", "Pair"), ("function", "f"), ("constant", "A"),
+             ("constant", "B")],
+        ),
+        (
+            "rust",
+            b"macro_rules! square { ($x:expr) => { $x * $x }; }\npub type Res<T> = Result<T, E>;\n"
+            b"pub const MAX: u32 = 3;\nstatic NAME: &str = \"x\";\nunion U { a: u32 }\n",
+            [("macro", "square"), ("type", "Res"), ("constant", "MAX"), ("constant", "NAME"), ("struct", "U")],
+        ),
+        (
+            "java",
+            b"public @interface Marker { String value(); }\npublic record Point(int x, int y) { Point { } }\n",
+            [("interface", "Marker"), ("class", "Point"), ("constructor", "Point.Point")],
+        ),
+    ],
+)  # fmt: skip
+def test_type_aliases_constants_macros_and_annotations_are_symbols(
+    language: str, source: bytes, expected: list[tuple[str, str]]
+) -> None:
+    assert [(s.kind, s.qualified) for s in extract_symbols(source, language)] == expected

@@ -8,7 +8,7 @@ from typing import Any
 
 from conveyor import Conveyor, JobState, load_settings
 from conveyor.indexer import CodeIndex
-from conveyor.indexer.watch import ChangeWatcher, enqueue_change, watch_job_id
+from conveyor.indexer.watch import ChangeWatcher, TrailingDebounce, enqueue_change, watch_job_id
 from tests.indexer.helpers import running, wait_until
 
 
@@ -71,33 +71,76 @@ async def test_deleting_a_watched_file_takes_it_out_of_the_index(app: Conveyor, 
 
 
 async def test_watcher_turns_a_burst_of_real_saves_into_one_job(app: Conveyor, repo: Path, index_path: Path) -> None:
+    """Saves 100 ms apart for over a second, with a worker running and a 600 ms debounce: a window from the
+    first save would index the file again and again; debouncing from the last save indexes it once."""
     path = repo / "dsp" / "ring.rs"
     changed: list[Path] = []
-    watcher = ChangeWatcher(app, repo, index=index_path, debounce_ms=1500, on_change=changed.append)
+    watcher = ChangeWatcher(app, repo, index=index_path, debounce_ms=600, on_change=changed.append)
     stop = asyncio.Event()
     task = asyncio.create_task(watcher.run(stop))
     try:
-        saves = 0
-        # Twenty saves 20 ms apart, and more while the watcher (starting in the background) has seen none yet.
-        while saves < 20 or (not changed and saves < 1000):
-            path.write_text(f"pub fn burst_{saves}() {{}}\n")
-            (repo / "debug.log").write_text(f"ignored {saves}\n")  # ignored by .gitignore: never enqueued
-            saves += 1
-            await asyncio.sleep(0.02)
-        await wait_until(lambda: changed, timeout=10)
-        counts = await app.queue("indexing").counts()
-        assert counts.delayed == 1
         async with running(app.worker(["indexing"])):
+            saves, seen_at = 0, None
+            # The watcher starts in the background: save until it has seen a save, then twelve more.
+            while seen_at is None or saves < seen_at + 12:
+                path.write_text(f"pub fn burst_{saves}() {{}}\n")
+                (repo / "debug.log").write_text(f"ignored {saves}\n")  # ignored by .gitignore: never enqueued
+                saves += 1
+                await asyncio.sleep(0.1)
+                if seen_at is None and watcher.debounce.pending:
+                    seen_at = saves
+                assert saves < 300, "the watcher never saw a save"
+            assert not changed  # still saving: nothing enqueued yet
             await wait_until(lambda: _indexed(index_path, f"burst_{saves - 1}"))
             await wait_until(lambda: _completed_events(app, watch_job_id(index_path, path)))
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
-    assert {p.name for p in changed} == {"ring.rs"}
+    assert [p.name for p in changed] == ["ring.rs"]
     assert await _completed_events(app, watch_job_id(index_path, path)) == 1
     entries = await app.client.xrange(app.queue("indexing").keys.events)
     added = [fields for _, fields in entries if fields.get("event") in ("added", "delayed")]
     assert {fields.get("jobId") for fields in added} == {watch_job_id(index_path, path)}
+
+
+def test_debounce_waits_for_the_last_save() -> None:
+    clock = [0.0]
+    debounce = TrailingDebounce(500, now=lambda: clock[0])
+    path = Path("/repo/a.py")
+    released = []
+    for _ in range(20):  # 20 saves over 4 s
+        debounce.saw({path})
+        clock[0] += 0.2
+        released += debounce.due()
+    assert released == []
+    clock[0] += 0.31  # 0.5 s after the last save
+    assert debounce.due() == [path]
+    assert debounce.pending == 0
+
+
+async def test_a_symlink_loop_appearing_does_not_stop_the_watcher(app: Conveyor, repo: Path, index_path: Path) -> None:
+    changed: list[Path] = []
+    watcher = ChangeWatcher(app, repo, index=index_path, debounce_ms=50, on_change=changed.append)
+    stop = asyncio.Event()
+    task = asyncio.create_task(watcher.run(stop))
+    try:
+        async with running(app.worker(["indexing"])):
+            probe = repo / "web" / "probe.js"
+            for n in range(300):  # the watcher starts in the background: save until it has seen a save
+                probe.write_text(f"function probe{n}() {{}}\n")
+                await asyncio.sleep(0.05)
+                if changed:
+                    break
+            (repo / "loop_a").symlink_to(repo / "loop_b")
+            (repo / "loop_b").symlink_to(repo / "loop_a")
+            (repo / "web" / "loop").symlink_to(repo / "web")  # a folder that contains itself
+            await asyncio.sleep(0.3)
+            (repo / "web" / "late.js").write_text("function afterTheLoop() {}\n")
+            await wait_until(lambda: _indexed(index_path, "afterTheLoop"))
+            assert not task.done()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
 
 
 async def test_a_save_while_an_earlier_job_runs_is_refused_until_that_job_ends(

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from conveyor import Conveyor, JobState, load_settings
+from tests.queue.node_env import node_bullmq  # noqa: F401 (the Node BullMQ matrix fixture)
 from tests.worker.conftest import running, state_is, wait_until
 
 QUEUE = "background"  # one attempt, no retention: every finished job stays

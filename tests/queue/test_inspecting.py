@@ -144,3 +144,19 @@ async def test_waiting_job_of_a_paused_queue_reads_as_waiting(app: Conveyor, sto
     assert (await queue.get_job(job.id)).state is JobState.WAITING
     await queue.resume()
     assert (await queue.get_job(job.id)).state is JobState.WAITING
+
+
+async def test_a_job_read_while_it_finishes_never_reads_as_completed_without_its_result(app: Conveyor) -> None:
+    queue = app.queue(QUEUE)
+    ids = [await app.add(QUEUE, "ok", {"n": n}) for n in range(400)]  # a race: many tries to catch it
+    torn: list[str] = []
+    async with running(app.worker([QUEUE], {QUEUE: 4})):
+        pending = set(ids)
+        while pending:
+            for job_id in list(pending):
+                job = await queue.get_job(job_id)
+                if job.state is JobState.COMPLETED:
+                    pending.discard(job_id)
+                    if job.result is None or job.finished_at is None:
+                        torn.append(job_id)
+    assert torn == []

@@ -16,7 +16,12 @@ from tests.worker.conftest import state_is
 
 async def fetcher_waits(client: Redis) -> bool:
     """True while a worker's fetcher connection is blocked in BZPOPMIN (with its fetch queued behind)."""
-    return any(c["name"] == "conveyor-fetcher" and c["cmd"] == "bzpopmin" for c in await client.client_list())
+    return any(is_fetcher(c["name"]) and c["cmd"] == "bzpopmin" for c in await client.client_list())
+
+
+def is_fetcher(name: str) -> bool:
+    """A fetcher's connection carries a BullMQ worker name (`bull:<base64(queue)>:w:<worker>`)."""
+    return name.startswith("bull:") and ":w:" in name
 
 
 def recording_handler(app: Conveyor, started: dict[str, float]) -> None:
@@ -74,7 +79,7 @@ async def test_jobs_still_run_after_the_waiting_connection_is_killed(app: Convey
         await wait_until(lambda: fetcher_waits(app.client))
         killed = 0
         for client in await app.client.client_list():
-            if client["name"] == "conveyor-fetcher":
+            if is_fetcher(client["name"]):
                 killed += await app.client.client_kill_filter(_id=client["id"])
         assert killed
         ids = [await app.add("background", "record", {}) for _ in range(3)]

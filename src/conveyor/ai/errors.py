@@ -1,8 +1,9 @@
-"""Errors of AI processing. Retryable ones carry the server's `Retry-After`, when it sent one."""
+"""Errors of AI processing. Retryable ones carry the server's `Retry-After`, when it sent one; a 429 or 503
+that says how long to wait becomes the queue's rate-limit wait (`as_rate_limit`), which uses no attempt."""
 
 from __future__ import annotations
 
-from conveyor.app import NonRetryableError
+from conveyor.app import NonRetryableError, RateLimitedError
 from conveyor.errors import ConveyorError
 
 
@@ -20,6 +21,18 @@ class ProviderUnavailableError(AIError):
         super().__init__(message)
         self.status = status
         self.retry_after_ms = retry_after_ms
+
+
+RATE_LIMIT_STATUSES = frozenset({429, 503})
+
+
+def as_rate_limit(error: ProviderUnavailableError) -> RateLimitedError | None:
+    """The queue's "run again later, without counting an attempt" for a 429 or 503 that said how long to wait
+    (`Retry-After`); None for other failures, which use an attempt. The worker fails the job instead when the
+    wait would pass its deadline."""
+    if error.status not in RATE_LIMIT_STATUSES or error.retry_after_ms is None:
+        return None
+    return RateLimitedError(error.retry_after_ms, f"the model endpoint is rate limiting ({error.status})")
 
 
 class ProviderRejectedError(NonRetryableError):

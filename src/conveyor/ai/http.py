@@ -21,6 +21,7 @@ from conveyor.ai.errors import ProviderConfigError, ProviderRejectedError, Provi
 from conveyor.ai.prompts import SYSTEM, user_prompt
 from conveyor.ai.provider import AIRequest, AIResult
 from conveyor.ai.settings import AISettings
+from conveyor.app import redact_secrets
 
 log = logging.getLogger(__name__)
 ANTHROPIC_VERSION = "2023-06-01"
@@ -48,9 +49,12 @@ def retry_after_ms(headers: httpx.Headers, now: float | None = None) -> int | No
     return max(0, int((when - (now if now is not None else time.time())) * 1000))
 
 
-def classify(response: httpx.Response) -> ProviderUnavailableError | ProviderRejectedError:
-    """The error a non-2xx response stands for."""
-    body = response.text[:MAX_ERROR_BODY].strip()
+def classify(
+    response: httpx.Response, secrets: tuple[str, ...] = ()
+) -> ProviderUnavailableError | ProviderRejectedError:
+    """The error a non-2xx response stands for; its message never holds `secrets` or anything shaped like a
+    credential (a 401 body may echo the key it refused)."""
+    body = redact_secrets(response.text[:MAX_ERROR_BODY].strip(), secrets)
     status = response.status_code
     if status == 429 or status >= 500:
         wait = retry_after_ms(response.headers)
@@ -104,7 +108,7 @@ class ChatProvider:
                 if response.is_success:
                     text, usage = self._read(response)
                     return AIResult(request.task, request.path, self.name, self.model, text, details=usage)
-                error = classify(response)
+                error = classify(response, (self._key(),))
                 wait_ms = self._inline_wait_ms(error, attempt)
                 if wait_ms is None:
                     raise error
@@ -135,9 +139,10 @@ class ChatProvider:
         try:
             return self.answer(response.json())
         except (ValueError, KeyError, IndexError, TypeError) as exc:
+            body = redact_secrets(response.text[:MAX_ERROR_BODY], (self._key(),))
             raise ProviderRejectedError(
                 f"Model endpoint answered 200 but not with a completion ({type(exc).__name__}: {exc}): "
-                f"{response.text[:MAX_ERROR_BODY]}. Check CONVEYOR_AI_PROVIDER matches the endpoint's protocol."
+                f"{body}. Check CONVEYOR_AI_PROVIDER matches the endpoint's protocol."
             ) from exc
 
     def _key(self) -> str:

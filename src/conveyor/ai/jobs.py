@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from conveyor.ai.errors import SourceUnavailableError
+from conveyor.ai.errors import ProviderUnavailableError, SourceUnavailableError, as_rate_limit
 from conveyor.ai.http import AnthropicMessagesProvider, OpenAIChatProvider
 from conveyor.ai.offline import OfflineProvider
 from conveyor.ai.provider import TASKS, AIRequest, Provider
@@ -117,7 +117,13 @@ def register(
             path = absolute(request.path)
             source, digest = await asyncio.to_thread(read_source, path)
             ai_request = AIRequest(task, str(path), detect_language(path), source, request.symbol, request.instructions)
-            result = await providers.get(request.provider).run(ai_request)
+            try:
+                result = await providers.get(request.provider).run(ai_request)
+            except ProviderUnavailableError as exc:
+                wait = as_rate_limit(exc)
+                if wait is None:
+                    raise
+                raise wait from exc
             store = await asyncio.to_thread(store_for, request.index)
             await asyncio.to_thread(store.save, result, sha256=digest, symbol=request.symbol, job_id=ctx.job.id)
             return result.to_json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from enum import Enum
 
 import strawberry
 
@@ -11,7 +12,7 @@ from conveyor.api.auth import require
 from conveyor.api.context import ApiInfo
 from conveyor.api.errors import ApiError, ErrorCode
 from conveyor.api.tokens import Role
-from conveyor.indexer import Hit, search
+from conveyor.indexer import Hit, IndexMissingError, SearchMode, SearchQueryError, SearchTimeoutError, search
 
 MAX_HITS = 200
 
@@ -30,10 +31,24 @@ class CodeHit:
         return cls(file=hit.file, line=hit.line, symbol=hit.symbol, kind=hit.kind, score=hit.score, snippet=hit.snippet)
 
 
+@strawberry.enum(
+    name="CodeSearchMode",
+    description="How `searchCode` reads its query: words (quoted parts are phrases), one phrase, an exact "
+    "substring, or a Python regular expression.",
+)
+class CodeSearchMode(Enum):
+    LEXICAL = SearchMode.LEXICAL.value
+    PHRASE = SearchMode.PHRASE.value
+    SUBSTRING = SearchMode.SUBSTRING.value
+    REGEX = SearchMode.REGEX.value
+
+
 @strawberry.type
 class CodeQuery:
-    @described.field("Search the code index (symbols first, then text), best match first.")
-    async def search_code(self, info: ApiInfo, query: str, limit: int = 20) -> list[CodeHit]:
+    @described.field("Search the code index (exact definitions first, then parts, then text), best match first.")
+    async def search_code(
+        self, info: ApiInfo, query: str, limit: int = 20, mode: CodeSearchMode = CodeSearchMode.LEXICAL
+    ) -> list[CodeHit]:
         principal = require(info.context, Role.VIEWER, "indexing")
         if principal.tenant is not None:
             raise ApiError(ErrorCode.FORBIDDEN, "The code index belongs to the deployment, not to a tenant.")
@@ -41,5 +56,12 @@ class CodeQuery:
             raise ApiError(ErrorCode.LIMIT_EXCEEDED, f"`limit` must be between 1 and {MAX_HITS}.")
         if not query.strip():
             raise ApiError(ErrorCode.BAD_USER_INPUT, "`query` is empty.")
-        hits = await asyncio.to_thread(search, query, limit)
+        try:
+            hits = await asyncio.to_thread(search, query, limit, mode=SearchMode(mode.value))
+        except IndexMissingError as exc:
+            raise ApiError(ErrorCode.INDEX_NOT_FOUND, str(exc)) from exc
+        except SearchQueryError as exc:
+            raise ApiError(ErrorCode.BAD_USER_INPUT, str(exc)) from exc
+        except SearchTimeoutError as exc:
+            raise ApiError(ErrorCode.LIMIT_EXCEEDED, str(exc)) from exc
         return [CodeHit.of(hit) for hit in hits]

@@ -94,7 +94,7 @@ async def readiness(state: ApiState) -> tuple[bool, dict[str, Any]]:
     try:
         await app.client.ping()
         policy = (await app.client.info("memory")).get("maxmemory_policy")
-        workers = len(await app.workers())
+        workers = len(await app.workers(node=False))  # Conveyor workers: they run the handlers this app has
     except (RedisError, OSError) as exc:
         report["reason"] = f"Redis is unreachable ({type(exc).__name__})"
         return False, report

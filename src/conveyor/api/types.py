@@ -47,7 +47,9 @@ class AttemptNode:
     attempt: int
     error: str
     stacktrace: str
-    failed_at: datetime
+    failed_at: datetime | None = strawberry.field(
+        description="When it failed; null for an attempt of a Node BullMQ worker before the last (not recorded)."
+    )
     worker: str
 
     @classmethod
@@ -212,6 +214,10 @@ class WorkerNode:
     processed: int
     started_at: datetime
     last_beat: datetime
+    runtime: str = strawberry.field(
+        default="conveyor",
+        description="`conveyor`, or `bullmq` for a Node BullMQ worker (seen by its connection: no pid, counts 0).",
+    )
 
     @classmethod
     def of(cls, info: WorkerInfo, visible: set[str]) -> WorkerNode:
@@ -232,6 +238,7 @@ class WorkerNode:
             processed=info.processed,
             started_at=info.started_at,
             last_beat=info.last_beat,
+            runtime=info.runtime,
         )
 
 

@@ -5,6 +5,7 @@ from conveyor.app.sync import SyncConveyor
 from conveyor.worker.batching import Batch
 from conveyor.worker.context import JobContext, JobInfo
 from conveyor.worker.errors import NonRetryableError, RateLimitedError
+from conveyor.worker.redact import redact_secrets
 from conveyor.worker.sandbox import Sandbox
 
 # Handlers (and the domain packages) need these; they come from the app layer so nothing above it imports worker.
@@ -18,4 +19,5 @@ __all__ = [
     "RateLimitedError",
     "Sandbox",
     "SyncConveyor",
+    "redact_secrets",
 ]

@@ -26,6 +26,7 @@ from conveyor.redis.replication import ReplicaWait
 from conveyor.worker.batching import Batch
 from conveyor.worker.handler import Handler
 from conveyor.worker.hooks import WorkerHook
+from conveyor.worker.node_workers import node_workers
 from conveyor.worker.registry import WorkerInfo, WorkerRegistry, advertised_types
 from conveyor.worker.sandbox import Sandbox, importable_name
 from conveyor.worker.worker import Worker, WorkerConfig
@@ -159,6 +160,14 @@ class Conveyor:
             await client.aclose()
             raise
         self._client = client
+        await self._apply_configured_limits()
+
+    async def _apply_configured_limits(self) -> None:
+        """Write the queue-wide limits this configuration sets, so they hold from the first producer or command
+        that has it, not only once a worker starts; limits it does not set stay as Redis holds them."""
+        for name, settings in self.queue_settings.items():
+            if settings.rate_limit is not None or settings.global_concurrency is not None:
+                await self.queue(name).apply_limits(settings.rate_limit, settings.global_concurrency)
 
     async def close(self) -> None:
         """Close connections. An embedded server this object started keeps running only if others use it."""
@@ -288,7 +297,7 @@ class Conveyor:
     async def _advertised_types(self) -> dict[str, set[str]]:
         now = time.monotonic()
         if self._advertised is None or now - self._advertised[0] >= ADVERTISED_TTL_S:
-            self._advertised = (now, advertised_types(await self.workers()))
+            self._advertised = (now, advertised_types(await self.workers(node=False)))
         return self._advertised[1]
 
     async def _log_if_unserved(self, queue: str, job_types: Collection[str]) -> None:
@@ -330,13 +339,15 @@ class Conveyor:
             self.client,
             [(self.queue(n), overrides.get(n, self.queue_settings[n].concurrency)) for n in names],
             self.lookup,
-            lambda: target.client(blocking=True, name="conveyor-blocking"),
+            lambda name="conveyor-blocking": target.client(blocking=True, name=name),
             config,
             hooks=[*self.hooks, *hooks],
             job_types=self.job_types,
         )
 
-    async def workers(self) -> list[WorkerInfo]:
-        """Every live worker process."""
-        registry = WorkerRegistry(self.client, self.queue(self.queue_names[0]).conveyor_keys, ttl_s=0)
-        return await registry.list()
+    async def workers(self, *, node: bool = True) -> list[WorkerInfo]:
+        """Every live worker process: Conveyor's, then (unless `node=False`) Node BullMQ workers of this Redis,
+        marked `runtime="bullmq"` (found by their connection names, as BullMQ's `getWorkers` finds them)."""
+        keys = self.queue(self.queue_names[0]).conveyor_keys
+        own = await WorkerRegistry(self.client, keys, ttl_s=0).list()
+        return own + (await node_workers(self.client, keys.prefix, time.time) if node else [])

@@ -4,7 +4,7 @@ from the command line.
 Mount in `conveyor.cli.main`:
 
     cli.command()(index_commands.index)
-    cli.command()(index_commands.search)
+    cli.command(context_settings=index_commands.SEARCH_CONTEXT)(index_commands.search)
     cli.add_typer(index_commands.ai_cli, name="ai")
 """
 
@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markdown import Markdown
@@ -29,7 +29,8 @@ from conveyor.cli.options import AppOption, JsonOption, open_app
 from conveyor.cli.output import print_json, say, stderr, stdout
 from conveyor.cli.session import connected
 from conveyor.errors import ConveyorError
-from conveyor.indexer import CodeIndex, IndexerSettings, start_full_index
+from conveyor.indexer import CodeIndex, IndexerSettings, SearchMode, SearchQueryError, start_full_index
+from conveyor.indexer.fullindex import full_index_status
 from conveyor.indexer.languages import PARSED_LANGUAGES, detect_language
 from conveyor.indexer.walker import walk_repository
 from conveyor.indexer.watch import ChangeWatcher
@@ -39,6 +40,8 @@ POLL_S = 0.2
 NO_WORKER_HINT_S = 3.0
 FINISHED = (JobState.COMPLETED, JobState.FAILED)
 BULK = 500
+# `conveyor search -send` searches for "-send": an unknown option-like word is the query, not an error.
+SEARCH_CONTEXT = {"ignore_unknown_options": True}
 
 IndexOption = Annotated[
     Path | None,
@@ -88,36 +91,45 @@ async def _index(app: Conveyor, root: Path, watch: bool, force: bool, index_path
         job = await _follow_full_index(app, job_id, f"Indexing {_shown(str(root))}")
         if job.state is JobState.FAILED:
             raise JobFailedError(f"Indexing failed (job {job_id}): {job.failed_reason}")
-        result = job.result or {}
-        say(
-            f"Indexed {result.get('done', 0)} file(s); {result.get('unchanged', 0)} unchanged, "
-            f"{result.get('removed', 0)} removed, {result.get('failed', 0)} failed. Index: {index_path}",
-            style="green",
-        )
+        say(index_summary(job.result or {}) + f" Index: {index_path}", style="green")
         if watch:
             await _watch(app, root, index_path)
 
 
+SUMMARIZED = ("indexed", "unchanged", "removed", "failed")
+
+
+def index_summary(result: dict[str, Any]) -> str:
+    """One line for a full index's result: files re-parsed, unchanged, removed and failed, then every other
+    outcome that occurred (`2 unreadable, 1 symlink-loop, 3 binary, 1 vanished`)."""
+    outcomes: dict[str, int] = result.get("outcomes") or {}
+    indexed = result.get("indexed", result.get("done", 0))
+    line = (
+        f"Indexed {indexed} file(s); {result.get('unchanged', 0)} unchanged, {result.get('removed', 0)} removed, "
+        f"{result.get('failed', 0)} failed."
+    )
+    others = [f"{count} {outcome}" for outcome, count in outcomes.items() if outcome not in SUMMARIZED and count]
+    return line + (f" Also: {', '.join(others)}." if others else "")
+
+
 async def _follow_full_index(app: Conveyor, job_id: str, label: str) -> Job:
-    queue = app.queue("indexing")
     started, hinted = time.monotonic(), False
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=stderr(), transient=True) as progress:
         bar = progress.add_task(label, total=None)
         while True:
-            job = await queue.get_job(job_id)
-            if isinstance(job.progress, dict) and "total" in job.progress:
-                finished = int(job.progress.get("done", 0)) + int(job.progress.get("failed", 0))
-                progress.update(bar, total=int(job.progress["total"]), completed=finished)
-            if job.state in FINISHED:
-                return job
-            if not hinted and time.monotonic() - started > NO_WORKER_HINT_S and job.state is not JobState.ACTIVE:
+            status = await full_index_status(app, "indexing", job_id)
+            if status.total is not None:
+                progress.update(bar, total=status.total, completed=status.done)
+            if status.ended:
+                return status.job
+            if not hinted and time.monotonic() - started > NO_WORKER_HINT_S and status.job.state is not JobState.ACTIVE:
                 hinted = await _hint_if_no_worker(app)
             await asyncio.sleep(POLL_S)
 
 
 async def _hint_if_no_worker(app: Conveyor) -> bool:
-    if not await app.workers():
+    if not await app.workers(node=False):  # a Node worker has no indexer handlers
         stderr().print("No worker is running: start one with `conveyor up` (the job waits in the queue).")
     return True
 
@@ -136,8 +148,17 @@ async def _watch(app: Conveyor, root: Path, index_path: Path) -> None:
 
 @cli_command
 def search(
-    query: Annotated[str, typer.Argument(help="Words, identifiers (camelCase and snake_case are split) or both.")],
+    query: Annotated[
+        str,
+        typer.Argument(
+            help='Words and identifiers (camelCase and snake_case are split), "quoted phrases", or with --mode '
+            "a substring or regex. A query starting with - is fine (`conveyor search -send`, or after `--`)."
+        ),
+    ],
     limit: Annotated[int, typer.Option(min=1, max=500, help="Number of hits.")] = 20,
+    mode: Annotated[
+        SearchMode, typer.Option("--mode", help="lexical (words), phrase, substring, or regex (Python syntax).")
+    ] = SearchMode.LEXICAL,
     index_file: IndexOption = None,
     json_out: JsonOption = False,
     app_spec: AppOption = None,
@@ -147,9 +168,11 @@ def search(
     path = _index_path(app, index_file)
     if not path.exists():
         raise UsageError(f"No index at {path}: run `conveyor index PATH` first (or pass --index).")
-    code_index = CodeIndex(path)
+    code_index = CodeIndex(path, search_timeout_s=IndexerSettings().conveyor_search_timeout_s, create=False)
     try:
-        hits = code_index.search(query, limit)
+        hits = code_index.search(query, limit, mode=mode)
+    except SearchQueryError as exc:
+        raise UsageError(str(exc)) from exc
     finally:
         code_index.close()
     if json_out:

@@ -17,6 +17,7 @@ from conveyor.cli import (
     dlq_commands,
     index_commands,
     inspection,
+    limit_commands,
     manage,
     produce,
     schedule_commands,
@@ -65,6 +66,7 @@ cli.command()(produce.add)
 cli.command()(inspection.job)
 cli.command()(inspection.jobs)
 cli.command()(inspection.stats)
+cli.command()(limit_commands.limits)
 cli.command()(manage.pause)
 cli.command()(manage.resume)
 cli.command()(manage.clear)
@@ -75,7 +77,7 @@ cli.command()(manage.remove)
 cli.command()(api_commands.serve)
 cli.add_typer(api_commands.tokens_cli, name="token")
 cli.command()(index_commands.index)
-cli.command()(index_commands.search)
+cli.command(context_settings=index_commands.SEARCH_CONTEXT)(index_commands.search)
 cli.add_typer(index_commands.ai_cli, name="ai")
 cli.add_typer(dlq_commands.dlq_cli, name="dlq")
 cli.add_typer(schedule_commands.schedule_cli, name="schedule")

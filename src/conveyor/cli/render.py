@@ -64,7 +64,7 @@ def render_job(job: Job) -> RenderableType:
     if job.failed_reason:
         parts.append(Panel(Text(job.failed_reason), title="Error", title_align="left", border_style="red"))
     for record in job.history:
-        at = when(record.failed_at, precise=True)
+        at = when(record.failed_at, precise=True) if record.failed_at else "(time not recorded by BullMQ)"
         title = f"Attempt {record.attempt} failed {at} on {escape(record.worker or '?')}"
         body = Group(Text(record.error, style="red"), Text(record.stacktrace.rstrip(), style="dim"))
         parts.append(Panel(body, title=title, title_align="left", border_style="red"))
@@ -127,7 +127,10 @@ def render_workers(workers: Sequence[WorkerInfo]) -> Table:
     table.add_column("Last beat")
     for worker in workers:
         name = Text(worker.name)
-        if not worker.name.startswith(f"{worker.host}:{worker.pid}:"):
+        if worker.runtime != "conveyor":  # a Node BullMQ worker: no pid, no counts
+            name.append(" (Node BullMQ)", style="cyan")
+            name.append(f"\n{worker.host}", style="dim")
+        elif not worker.name.startswith(f"{worker.host}:{worker.pid}:"):
             name.append(f"\n{worker.host} pid {worker.pid}", style="dim")
         queues = "\n".join(f"{queue} {worker.active.get(queue, 0)}/{n}" for queue, n in worker.queues.items())
         table.add_row(name, Text(queues), str(worker.processed), ago(worker.started_at), ago(worker.last_beat))

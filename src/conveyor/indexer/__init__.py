@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from conveyor.app import Conveyor
+from conveyor.indexer.errors import IndexMissingError, SearchQueryError, SearchTimeoutError
 from conveyor.indexer.jobs import FULL_INDEX, INDEX_FILE, QUEUE, REMOVE_FILE, register, start_full_index
+from conveyor.indexer.query import SearchMode
 from conveyor.indexer.search import Hit
 from conveyor.indexer.settings import IndexerSettings
 from conveyor.indexer.store import CodeIndex, IndexOutcome
@@ -22,8 +24,12 @@ __all__ = [
     "REMOVE_FILE",
     "CodeIndex",
     "Hit",
+    "IndexMissingError",
     "IndexOutcome",
     "IndexerSettings",
+    "SearchMode",
+    "SearchQueryError",
+    "SearchTimeoutError",
     "Symbol",
     "extract_symbols",
     "register",
@@ -32,11 +38,22 @@ __all__ = [
 ]
 
 
-def search(query: str, limit: int = 20, *, index: Path | None = None) -> list[Hit]:
-    """Ranked hits for `query` from an index database (default: the configured one, see `IndexerSettings`)."""
+def search(
+    query: str, limit: int = 20, *, index: Path | None = None, mode: SearchMode | str = SearchMode.LEXICAL
+) -> list[Hit]:
+    """Ranked hits for `query` read in `mode` from an index database (default: the configured one, see
+    `IndexerSettings`).
+
+    Raises:
+        IndexMissingError: there is no index there (none is created).
+        SearchQueryError: the query is out of bounds or an unusable regex.
+        SearchTimeoutError: the search ran past CONVEYOR_SEARCH_TIMEOUT_S.
+    """
     data_dir = Conveyor().settings.conveyor_data_dir
-    code_index = CodeIndex(IndexerSettings().index_path(data_dir, index))
+    settings = IndexerSettings()
+    path = settings.index_path(data_dir, index)
+    code_index = CodeIndex(path, search_timeout_s=settings.conveyor_search_timeout_s, create=False)
     try:
-        return code_index.search(query, limit)
+        return code_index.search(query, limit, mode=mode)
     finally:
         code_index.close()

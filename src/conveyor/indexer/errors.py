@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conveyor.app import NonRetryableError
 from conveyor.errors import ConveyorError
 
 
@@ -22,8 +23,8 @@ class GrammarUnavailableError(IndexerError):
         )
 
 
-class NotARepositoryError(IndexerError):
-    """`full-index` was given something that is not a directory."""
+class NotARepositoryError(IndexerError, NonRetryableError):
+    """`full-index` was given something that is not a directory (not retried: it would not become one)."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(f"Cannot index {root}: it is not a directory. Pass the root folder of a repository.")
@@ -36,4 +37,27 @@ class IndexUnavailableError(IndexerError):
         super().__init__(
             f"Cannot open the code index at {path}: {reason}. Check the folder exists and is writable, "
             "or point CONVEYOR_INDEX_PATH elsewhere."
+        )
+
+
+class IndexMissingError(IndexerError):
+    """A search was asked of an index database that does not exist (searching never creates one)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"No code index at {path}: run `conveyor index PATH` first, or point CONVEYOR_INDEX_PATH at one."
+        )
+
+
+class SearchQueryError(IndexerError):
+    """A search query that cannot be answered as given: too long, too many terms, or an unusable pattern."""
+
+
+class SearchTimeoutError(IndexerError):
+    """A search ran past its time limit and was stopped."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"The search was stopped after {seconds:g} s. Use fewer or more specific words, or a longer literal "
+            "in a regex (CONVEYOR_SEARCH_TIMEOUT_S sets the limit)."
         )

@@ -59,20 +59,51 @@ EXTENSIONS: dict[str, str] = {
 }
 FILENAMES: dict[str, str] = {"Dockerfile": "dockerfile", "Makefile": "make", "CMakeLists.txt": "cmake"}
 
-# What a query capture means. Every pattern captures the definition node as `@<kind>` and its name as `@name`.
-_JS_COMMON = """
+# What a query capture means. Every pattern captures the definition node as `@<kind>` and its name as `@name`
+# (a node captured by several patterns takes the kind of the first);
+# `@owner` names what a definition outside any other belongs to (`Foo` of `Foo.prototype.bar = function`), and
+# captures starting with `_` only serve predicates.
+_JS_FUNCTION = "[(function_expression) (arrow_function) (generator_function)]"
+_JS_COMMON = f"""
 (function_declaration name: (identifier) @name) @function
 (generator_function_declaration name: (identifier) @name) @function
 (method_definition name: (_) @name) @method
 (variable_declarator name: (identifier) @name value: [(arrow_function) (function_expression)]) @function
+(pair key: [(property_identifier) (string)] @name value: {_JS_FUNCTION}) @method
+(assignment_expression
+  left: (member_expression
+    object: (member_expression object: (identifier) @owner property: (property_identifier) @_prototype)
+    property: (property_identifier) @name)
+  right: {_JS_FUNCTION}
+  (#eq? @_prototype "prototype")) @method
+(assignment_expression
+  left: (member_expression object: (identifier) @_exports property: (property_identifier) @name)
+  right: [{_JS_FUNCTION[1:-1]} (class)]
+  (#eq? @_exports "exports")) @function
+(assignment_expression
+  left: (member_expression
+    object: (member_expression object: (identifier) @_module property: (property_identifier) @_exports)
+    property: (property_identifier) @name)
+  right: [{_JS_FUNCTION[1:-1]} (class)]
+  (#eq? @_module "module")
+  (#eq? @_exports "exports")) @function
+"""
+_JS_FIELDS = f"""
+(field_definition property: [(property_identifier) (private_property_identifier)] @name value: {_JS_FUNCTION}) @method
+"""
+_TS_FIELDS = f"""
+(public_field_definition
+  name: [(property_identifier) (private_property_identifier)] @name
+  value: {_JS_FUNCTION}) @method
 """
 QUERIES: dict[str, str] = {
     "python": """
 (class_definition name: (identifier) @name) @class
 (function_definition name: (identifier) @name) @function
 """,
-    "javascript": _JS_COMMON + "(class_declaration name: (identifier) @name) @class\n",
+    "javascript": _JS_COMMON + _JS_FIELDS + "(class_declaration name: (identifier) @name) @class\n",
     "typescript": _JS_COMMON
+    + _TS_FIELDS
     + """
 (class_declaration name: (type_identifier) @name) @class
 (abstract_class_declaration name: (type_identifier) @name) @class
@@ -85,6 +116,9 @@ QUERIES: dict[str, str] = {
 (method_declaration name: (field_identifier) @name) @method
 (type_spec name: (type_identifier) @name type: (struct_type)) @struct
 (type_spec name: (type_identifier) @name type: (interface_type)) @interface
+(type_spec name: (type_identifier) @name) @type
+(type_alias name: (type_identifier) @name) @type
+(source_file (const_declaration (const_spec name: (identifier) @name) @constant))
 """,
     "rust": """
 (function_item name: (identifier) @name) @function
@@ -94,6 +128,11 @@ QUERIES: dict[str, str] = {
 (trait_item name: (type_identifier) @name) @trait
 (impl_item type: (_) @name) @impl
 (mod_item name: (identifier) @name) @module
+(macro_definition name: (identifier) @name) @macro
+(type_item name: (type_identifier) @name) @type
+(union_item name: (type_identifier) @name) @struct
+(const_item name: (identifier) @name) @constant
+(static_item name: (identifier) @name) @constant
 """,
     "java": """
 (class_declaration name: (identifier) @name) @class
@@ -102,6 +141,8 @@ QUERIES: dict[str, str] = {
 (record_declaration name: (identifier) @name) @class
 (method_declaration name: (identifier) @name) @method
 (constructor_declaration name: (identifier) @name) @constructor
+(compact_constructor_declaration name: (identifier) @name) @constructor
+(annotation_type_declaration name: (identifier) @name) @interface
 """,
 }
 QUERIES["tsx"] = QUERIES["typescript"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from conveyor.indexer.budget import DEFAULT_SEARCH_TIMEOUT_S
 from conveyor.indexer.walker import DEFAULT_MAX_FILE_BYTES
 
 INDEX_FILENAME = "index.sqlite"
@@ -14,15 +15,16 @@ INDEX_FILENAME = "index.sqlite"
 
 class IndexerSettings(BaseSettings):
     """`CONVEYOR_INDEX_PATH` (default `<CONVEYOR_DATA_DIR>/index.sqlite`), `CONVEYOR_INDEX_MAX_FILE_BYTES`
-    (larger files are not indexed), `CONVEYOR_INDEX_POLL_S` (how often a `full-index` job checks on its
-    children) and `CONVEYOR_INDEX_WATCH_DEBOUNCE_MS` (how long watch mode gathers saves of a file)."""
+    (larger files are not indexed), `CONVEYOR_INDEX_WATCH_DEBOUNCE_MS` (how long after a file's last save
+    watch mode indexes it) and `CONVEYOR_SEARCH_TIMEOUT_S` (how long one search may run before it is stopped
+    with an error)."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     conveyor_index_path: Path | None = None
     conveyor_index_max_file_bytes: int = Field(default=DEFAULT_MAX_FILE_BYTES, gt=0)
-    conveyor_index_poll_s: float = Field(default=0.5, gt=0, le=60)
     conveyor_index_watch_debounce_ms: int = Field(default=500, ge=0, le=60_000)
+    conveyor_search_timeout_s: float = Field(default=DEFAULT_SEARCH_TIMEOUT_S, gt=0, le=600)
 
     def index_path(self, data_dir: Path, override: str | Path | None = None) -> Path:
         """The database file: an explicit `override` (e.g. from a job payload), else the configured path, else

@@ -2,15 +2,19 @@
 
 One database file per index. Content is stored as FTS5 rows of `CHUNK_LINES` lines each, keyed by
 `file_id << 20 | block number`, so a file's rows are one rowid range (cheap to delete) and a block's first line
-follows from its rowid. Several worker threads and processes may write the same index: SQLite's WAL mode
-lets readers continue while one writer commits, and a busy timeout makes writers queue instead of failing.
+follows from its rowid. `chunk_grams` indexes the same blocks by trigrams for substring and regex search (it
+reads their text from `chunk_text`, so the text is stored once). Several worker threads and processes may
+write the same index: SQLite's WAL mode lets readers continue while one writer commits, and a busy timeout
+makes writers queue instead of failing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -18,12 +22,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from conveyor.indexer.errors import IndexUnavailableError
+from conveyor.indexer.budget import DEFAULT_SEARCH_TIMEOUT_S, SearchBudget
+from conveyor.indexer.errors import IndexMissingError, IndexUnavailableError
+from conveyor.indexer.generated import looks_generated, looks_minified
+from conveyor.indexer.grep import text_search
+from conveyor.indexer.hits import Hit
 from conveyor.indexer.languages import detect_language
-from conveyor.indexer.search import Hit, search_index
+from conveyor.indexer.outcomes import BINARY, INDEXED, MINIFIED, NOT_A_FILE, UNCHANGED, outcome_of_error
+from conveyor.indexer.query import SearchMode, inside_words, parse_query
+from conveyor.indexer.search import word_search
 from conveyor.indexer.symbols import Symbol, extract_symbols
 from conveyor.indexer.text import chunk_lines, identifier_terms, split_identifier
-from conveyor.indexer.walker import DEFAULT_MAX_FILE_BYTES, SNIFF_BYTES, is_binary, looks_indexable
+from conveyor.indexer.walker import DEFAULT_MAX_FILE_BYTES, SNIFF_BYTES, absolute, is_binary, skip_reason
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +48,8 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     lines INTEGER NOT NULL,
-    indexed_at REAL NOT NULL
+    indexed_at REAL NOT NULL,
+    generated INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS symbols (
     id INTEGER PRIMARY KEY,
@@ -52,15 +63,21 @@ CREATE TABLE IF NOT EXISTS symbols (
     doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS symbols_by_file ON symbols(file_id, start_line);
+CREATE INDEX IF NOT EXISTS symbols_by_name ON symbols(name COLLATE NOCASE);
 CREATE VIRTUAL TABLE IF NOT EXISTS symbol_text USING fts5(terms, signature, doc);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_text USING fts5(body, terms);
 """
+# detail=none: no positions, a third smaller and faster to write; LIKE still narrows through it, and candidate
+# lines are verified anyway.
+GRAMS_TABLE = (
+    "CREATE VIRTUAL TABLE chunk_grams USING fts5(body, content='chunk_text', tokenize='trigram', detail='none')"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class IndexOutcome:
-    """What `index_file` did: `indexed`, `unchanged` (same content hash), `removed` (file gone) or `skipped`
-    (binary or too large; any earlier entry is removed)."""
+    """What `index_file` did: `status` is one of the outcomes of `conveyor.indexer.outcomes` (`indexed`,
+    `unchanged`, `vanished`, a reason it was skipped, or a failure such as `unreadable`)."""
 
     path: str
     status: str
@@ -80,6 +97,7 @@ class FileRecord:
     mtime_ns: int
     lines: int
     indexed_at: float
+    generated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +113,24 @@ class CodeIndex:
     """One code index database. Safe to share between threads; open one per process and reuse it.
 
     Paths are stored absolute and resolved, so the same file indexed from two working directories is one
-    entry.
+    entry. With `create=False` a missing database is an `IndexMissingError` instead of a new empty index
+    (searching never creates one).
     """
 
-    def __init__(self, path: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        search_timeout_s: float = DEFAULT_SEARCH_TIMEOUT_S,
+        create: bool = True,
+    ) -> None:
         self.path = path
         self.max_file_bytes = max_file_bytes
+        self.search_timeout_s = search_timeout_s
         self._lock = threading.Lock()
+        if not create and not path.is_file():
+            raise IndexMissingError(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
@@ -109,8 +138,28 @@ class CodeIndex:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)  # idempotent; each statement commits on its own
+            self._upgrade()
         except (sqlite3.Error, OSError) as exc:
             raise IndexUnavailableError(path, str(exc)) from exc
+
+    def _upgrade(self) -> None:
+        """Bring an index written by an earlier version up to this schema (once; concurrent openers queue, and
+        an index that is up to date is only read, so a read-only one still opens)."""
+        if not self._outdated(self._db):
+            return
+        with self._write() as db:
+            if "generated" not in {row[1] for row in db.execute("PRAGMA table_info(files)")}:
+                db.execute("ALTER TABLE files ADD COLUMN generated INTEGER NOT NULL DEFAULT 0")
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunk_grams'").fetchone() is None:
+                db.execute(GRAMS_TABLE)
+                # FTS5's 'rebuild' cannot read an FTS5 content table; copying the rows does the same.
+                db.execute("INSERT INTO chunk_grams (rowid, body) SELECT rowid, body FROM chunk_text")
+
+    @staticmethod
+    def _outdated(db: sqlite3.Connection) -> bool:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(files)")}
+        grams = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunk_grams'").fetchone()
+        return "generated" not in columns or grams is None
 
     def close(self) -> None:
         """Close the database connection."""
@@ -147,31 +196,47 @@ class CodeIndex:
     def index_file(self, path: Path, *, force: bool = False) -> IndexOutcome:
         """Index one file; unchanged content (same SHA-256) is skipped unless `force`.
 
-        A file that no longer exists, or became binary or too large, leaves the index.
+        Every per-file problem is an outcome, not an exception (see `conveyor.indexer.outcomes`): a file that
+        vanished, cannot be read, is a symlink loop, or is (now) binary, empty, too large or minified is not
+        indexed, and any earlier entry of it leaves the index.
         """
-        path = path.resolve()
-        key = str(path)
-        try:
-            info = path.stat()
-            if not looks_indexable(path, info.st_size, self.max_file_bytes):
-                self.remove(path)
-                return IndexOutcome(key, "skipped")
-            data = path.read_bytes()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            self.remove(path)
-            return IndexOutcome(key, "removed")
-        if is_binary(data[:SNIFF_BYTES]):
-            self.remove(path)
-            return IndexOutcome(key, "skipped")
-        digest = hashlib.sha256(data).hexdigest()
-        language = detect_language(path)
-        if not force and self._unchanged(key, digest, info.st_mtime_ns):
-            return IndexOutcome(key, "unchanged", language, mtime_ns=info.st_mtime_ns)
-        symbols = extract_symbols(data, language)
+        read = self._read(path)
+        if isinstance(read, IndexOutcome):
+            self.remove(read.path)
+            return read
+        key, info, data = read
         text = data.decode("utf-8", "replace")
-        record = FileRecord(key, language, digest, info.st_size, info.st_mtime_ns, text.count("\n") + 1, time.time())
+        if looks_minified(Path(key), text):
+            self.remove(key)
+            return IndexOutcome(key, MINIFIED)
+        digest = hashlib.sha256(data).hexdigest()
+        language = detect_language(key)
+        if not force and self._unchanged(key, digest, info.st_mtime_ns):
+            return IndexOutcome(key, UNCHANGED, language, mtime_ns=info.st_mtime_ns)
+        symbols = extract_symbols(data, language)
+        generated = looks_generated(Path(key), text)
+        lines = text.count("\n") + 1
+        record = FileRecord(key, language, digest, info.st_size, info.st_mtime_ns, lines, time.time(), generated)
         self._store(record, symbols, chunk_lines(text))
-        return IndexOutcome(key, "indexed", language, len(symbols), info.st_mtime_ns)
+        return IndexOutcome(key, INDEXED, language, len(symbols), info.st_mtime_ns)
+
+    def _read(self, path: Path) -> tuple[str, os.stat_result, bytes] | IndexOutcome:
+        """The file's key, stat and bytes, or the outcome that says why it is not indexed."""
+        key = _key(path)
+        try:
+            resolved = path.resolve()
+            info = resolved.stat()
+            if not stat.S_ISREG(info.st_mode):
+                return IndexOutcome(key, NOT_A_FILE)
+            reason = skip_reason(resolved, info.st_size, self.max_file_bytes)
+            if reason is not None:
+                return IndexOutcome(key, reason)
+            data = resolved.read_bytes()
+        except (OSError, RuntimeError) as exc:  # RuntimeError: Python 3.11's resolve() meeting a symlink loop
+            return IndexOutcome(key, outcome_of_error(exc))
+        if is_binary(data[:SNIFF_BYTES]):
+            return IndexOutcome(key, BINARY)
+        return key, info, data
 
     def _unchanged(self, key: str, digest: str, mtime_ns: int) -> bool:
         with self._lock:
@@ -190,10 +255,10 @@ class CodeIndex:
                 _delete_content(db, int(row[0]))
                 db.execute("DELETE FROM files WHERE id = ?", (row[0],))
             cursor = db.execute(
-                "INSERT INTO files (path, language, sha256, size, mtime_ns, lines, indexed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO files (path, language, sha256, size, mtime_ns, lines, indexed_at, generated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.path, record.language, record.sha256, record.size, record.mtime_ns, record.lines,
-                 record.indexed_at),
+                 record.indexed_at, int(record.generated)),
             )  # fmt: skip
             file_id = int(cursor.lastrowid or 0)
             for symbol in symbols:
@@ -208,14 +273,16 @@ class CodeIndex:
                     "INSERT INTO symbol_text (rowid, terms, signature, doc) VALUES (?, ?, ?, ?)",
                     (cursor.lastrowid, terms, symbol.signature, symbol.doc),
                 )
+            rows = [((file_id << CHUNK_BITS) | n, body) for n, body in enumerate(chunks)]
             db.executemany(
                 "INSERT INTO chunk_text (rowid, body, terms) VALUES (?, ?, ?)",
-                [((file_id << CHUNK_BITS) | n, body, identifier_terms(body)) for n, body in enumerate(chunks)],
+                [(rowid, body, identifier_terms(body)) for rowid, body in rows],
             )
+            db.executemany("INSERT INTO chunk_grams (rowid, body) VALUES (?, ?)", rows)
 
     def remove(self, path: Path | str) -> str | None:
         """Take a file out of the index; returns its path if it was indexed."""
-        key = str(Path(path).resolve())
+        key = _key(Path(path))
         with self._write() as db:
             row = db.execute("SELECT id FROM files WHERE path = ?", (key,)).fetchone()
             if row is None:
@@ -238,7 +305,7 @@ class CodeIndex:
         prefix = str(root.resolve()).rstrip("/") + "/"
         with self._lock:
             rows = self._db.execute(
-                "SELECT path, language, sha256, size, mtime_ns, lines, indexed_at FROM files "
+                "SELECT path, language, sha256, size, mtime_ns, lines, indexed_at, generated FROM files "
                 "WHERE substr(path, 1, ?) = ?",
                 (len(prefix), prefix),
             ).fetchall()
@@ -248,7 +315,7 @@ class CodeIndex:
         """The stored record of one file, if indexed."""
         with self._lock:
             row = self._db.execute(
-                "SELECT path, language, sha256, size, mtime_ns, lines, indexed_at FROM files WHERE path = ?",
+                "SELECT path, language, sha256, size, mtime_ns, lines, indexed_at, generated FROM files WHERE path = ?",
                 (str(Path(path).resolve()),),
             ).fetchone()
         return FileRecord(*row) if row else None
@@ -263,10 +330,26 @@ class CodeIndex:
             ).fetchall()
         return [Symbol(*row) for row in rows]
 
-    def search(self, query: str, limit: int = 20) -> list[Hit]:
-        """Ranked hits (file, line, symbol, score, snippet) for a free-text query; see `search_index`."""
-        with self._lock:
-            return search_index(self._db, query, limit, chunk_bits=CHUNK_BITS)
+    def search(self, query: str, limit: int = 20, *, mode: SearchMode | str = SearchMode.LEXICAL) -> list[Hit]:
+        """Ranked hits (file, line, symbol, score, snippet) for a query read in `mode` (see
+        `conveyor.indexer.query`), best first.
+
+        Raises:
+            SearchQueryError: the query is too long, has too many words, or is an unusable regex.
+            SearchTimeoutError: the search ran past `search_timeout_s`.
+        """
+        if limit <= 0 or not query.strip():
+            return []
+        parsed = parse_query(query, mode)  # refused before any work when out of bounds
+        budget = SearchBudget(self.search_timeout_s)
+        with self._lock, budget.guarding(self._db):
+            if not parsed.is_lexical:
+                return text_search(self._db, parsed, limit, chunk_bits=CHUNK_BITS, budget=budget)
+            hits = word_search(self._db, parsed, limit, chunk_bits=CHUNK_BITS)
+            inside = None if hits else inside_words(parsed)
+            if inside is None:
+                return hits
+            return text_search(self._db, inside, limit, chunk_bits=CHUNK_BITS, budget=budget)
 
     def stats(self) -> IndexStats:
         """Counts of files and symbols, and the database's size on disk."""
@@ -284,6 +367,7 @@ class CodeIndex:
         with self._write() as db:
             db.execute("INSERT INTO chunk_text (chunk_text) VALUES ('optimize')")
             db.execute("INSERT INTO symbol_text (symbol_text) VALUES ('optimize')")
+            db.execute("INSERT INTO chunk_grams (chunk_grams) VALUES ('optimize')")
         with self._lock:
             self._db.execute("PRAGMA optimize")
             if vacuum:
@@ -301,8 +385,22 @@ class CodeIndex:
         return gone
 
 
+def _key(path: Path) -> str:
+    """The stored key of a path: resolved, or only made absolute when it cannot be resolved (a loop)."""
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):
+        return str(absolute(path))
+
+
 def _delete_content(db: sqlite3.Connection, file_id: int) -> None:
     db.execute("DELETE FROM symbol_text WHERE rowid IN (SELECT id FROM symbols WHERE file_id = ?)", (file_id,))
     db.execute("DELETE FROM symbols WHERE file_id = ?", (file_id,))
-    low = file_id << CHUNK_BITS
-    db.execute("DELETE FROM chunk_text WHERE rowid BETWEEN ? AND ?", (low, low + (1 << CHUNK_BITS) - 1))
+    low, high = file_id << CHUNK_BITS, (file_id << CHUNK_BITS) + (1 << CHUNK_BITS) - 1
+    # An external-content FTS5 table forgets a row when told its old text, so this comes first.
+    db.execute(
+        "INSERT INTO chunk_grams (chunk_grams, rowid, body) "
+        "SELECT 'delete', rowid, body FROM chunk_text WHERE rowid BETWEEN ? AND ?",
+        (low, high),
+    )
+    db.execute("DELETE FROM chunk_text WHERE rowid BETWEEN ? AND ?", (low, high))

@@ -38,11 +38,14 @@ class _Definition:
     node: Node
     kind: str
     name: str
+    owner: str = ""  # what it belongs to when no enclosing definition says so (`Foo` of `Foo.prototype.x`)
     parent: _Definition | None = None
 
     @property
     def qualified(self) -> str:
-        return f"{self.parent.qualified}.{self.name}" if self.parent else self.name
+        if self.parent:
+            return f"{self.parent.qualified}.{self.name}"
+        return f"{self.owner}.{self.name}" if self.owner else self.name
 
 
 def extract_symbols(source: bytes, language: str | None) -> list[Symbol]:
@@ -64,17 +67,33 @@ def extract_symbols(source: bytes, language: str | None) -> list[Symbol]:
 
 def _definitions(matches: list[tuple[int, dict[str, list[Node]]]], source: bytes) -> list[_Definition]:
     found: dict[int, _Definition] = {}
-    for _, captures in matches:
+    # A node several patterns capture takes its kind from the first of them in the query (Go's `struct` before
+    # the catch-all `type`).
+    for _, captures in sorted(matches, key=lambda match: match[0]):
         names = captures.get("name") or []
-        kinds = [key for key in captures if key != "name"]
+        kinds = [key for key in captures if key not in ("name", "owner") and not key.startswith("_")]
         if not names or not kinds:
             continue
         node = captures[kinds[0]][0]
-        name = _text(names[0], source)
+        name = _text(names[0], source).strip("\"'")
         if kinds[0] == "impl":
             name = name.split("<", 1)[0]  # `impl<T> Trait for Foo<T>` belongs to `Foo`
-        found.setdefault(node.id, _Definition(node, kinds[0], name))
+        owners = captures.get("owner")
+        owner = _text(owners[0], source) if owners else _object_owner(node, source)
+        found.setdefault(node.id, _Definition(node, kinds[0], name, owner))
     return list(found.values())
+
+
+def _object_owner(node: Node, source: bytes) -> str:
+    """The variable an object literal's method belongs to (`api` of `const api = { send() {} }`), if any."""
+    literal = node.parent
+    if node.type not in ("pair", "method_definition") or literal is None or literal.type != "object":
+        return ""
+    holder = literal.parent
+    if holder is not None and holder.type == "variable_declarator":
+        name = holder.child_by_field_name("name")
+        return _text(name, source) if name is not None else ""
+    return ""
 
 
 def _link_parents(definitions: list[_Definition]) -> None:
@@ -127,16 +146,29 @@ def _go_receiver(node: Node, source: bytes) -> str:
 
 def _signature(node: Node, source: bytes) -> str:
     body = node.child_by_field_name("body")
-    value = node.child_by_field_name("value")
+    value = node.child_by_field_name("value") or node.child_by_field_name("right")
     if body is None and value is not None:
         body = value.child_by_field_name("body")
-    end = body.start_byte if body is not None else node.end_byte
+    end = _header_end(body) if body is not None else node.end_byte
     head = source[node.start_byte : end].decode("utf-8", "replace")
     if body is None:
         head = head.split("\n", 1)[0]
     head = " ".join(head.split()).rstrip(":{ ").strip()
     head = _CLOSE_SPACE.sub(")", _OPEN_SPACE.sub("(", head))  # `f( a, b, )` as `f(a, b)`
     return head[:MAX_SIGNATURE]
+
+
+def _header_end(body: Node) -> int:
+    """Where a definition's header ends: after the last token before its body that is not a comment (a
+    Python function's comments above its first statement sit between the `:` and the body)."""
+    end = body.start_byte
+    siblings = body.parent.children if body.parent is not None else []
+    for sibling in siblings:
+        if sibling.start_byte >= body.start_byte:
+            break
+        if "comment" not in sibling.type:
+            end = sibling.end_byte
+    return end
 
 
 def _python_docstring(node: Node, source: bytes) -> str:

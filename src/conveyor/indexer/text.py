@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 CHUNK_LINES = 30  # content is searchable in blocks of this many lines; a hit's line is found inside its block
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-_QUERY_TERM = re.compile(r"[A-Za-z0-9_]+")
+# Letters other than ASCII capitals count as lower case, so `müller` and `日本語` stay whole words.
+_WORD = re.compile(r"[A-Z]+(?=[A-Z][^\W\d_A-Z])|[A-Z]?[^\W\d_A-Z]+|[A-Z]+|[0-9]+")
 
 
 def split_identifier(identifier: str) -> list[str]:
@@ -32,21 +33,20 @@ def chunk_lines(text: str) -> list[str]:
     return ["\n".join(lines[i : i + CHUNK_LINES]) for i in range(0, len(lines), CHUNK_LINES)]
 
 
-def query_terms(query: str) -> list[str]:
-    """The searchable terms of a user query, lower-cased, with identifiers split as the index splits them."""
+def query_terms(words: list[str]) -> list[str]:
+    """The terms of a query's words, lower-cased, with identifiers split as the index splits them."""
     terms: dict[str, None] = {}
-    for raw in _QUERY_TERM.findall(query):
-        terms[raw.lower()] = None
+    for raw in words:
+        terms[fold(raw)] = None
         for word in split_identifier(raw):
-            terms[word] = None
+            terms[fold(word)] = None
     return list(terms)
 
 
-def fts_query(query: str, *, any_term: bool = False) -> str | None:
-    """An FTS5 MATCH expression for a free-text query: each word as a quoted prefix term, all required (or any
-    one with `any_term`). Quoting keeps FTS5 operators in user input (`AND`, `-`, `:`) from being parsed.
+def fts_query(words: list[str], *, any_term: bool = False) -> str | None:
+    """An FTS5 MATCH expression for a query's words: each as a quoted prefix term, all required (or any one
+    with `any_term`). Quoting keeps FTS5 operators in user input (`AND`, `-`, `:`) from being parsed.
     """
-    words = _QUERY_TERM.findall(query)
     if not words:
         return None
     parts = []
@@ -58,3 +58,9 @@ def fts_query(query: str, *, any_term: bool = False) -> str | None:
         else:
             parts.append(f'"{word.lower()}"*')
     return (" OR " if any_term else " AND ").join(parts)
+
+
+def fold(text: str) -> str:
+    """Text lower-cased and without diacritics (`Müller` → `muller`), as the word index compares words."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower()

@@ -4,11 +4,13 @@ are honoured, version-control and tool folders are skipped, and binaries and hug
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from pathspec import GitIgnoreSpec
+
+from conveyor.indexer.outcomes import BINARY, EMPTY, NOT_A_FILE, SYMLINK, TOO_LARGE, outcome_of_error
 
 DEFAULT_MAX_FILE_BYTES = 1_000_000
 SNIFF_BYTES = 8192
@@ -59,7 +61,16 @@ def is_binary(head: bytes) -> bool:
 
 def looks_indexable(path: Path, size: int, max_file_bytes: int) -> bool:
     """Cheap checks before reading: not a known binary extension, not empty, not larger than the limit."""
-    return path.suffix.lower() not in BINARY_EXTENSIONS and 0 < size <= max_file_bytes
+    return skip_reason(path, size, max_file_bytes) is None
+
+
+def skip_reason(path: Path, size: int, max_file_bytes: int) -> str | None:
+    """Why a file is not read, from its name and size alone (`binary`, `empty`, `too-large`), or None."""
+    if path.suffix.lower() in BINARY_EXTENSIONS:
+        return BINARY
+    if size <= 0:
+        return EMPTY
+    return TOO_LARGE if size > max_file_bytes else None
 
 
 class IgnoreRules:
@@ -100,10 +111,10 @@ class IgnoreRules:
 
     def ignored(self, path: Path) -> bool:
         """Whether a path is ignored, itself or through one of its folders (for watch events)."""
-        path = path.resolve()
         try:
+            path = path.resolve()
             parts = path.relative_to(self.root).parts
-        except ValueError:
+        except (ValueError, OSError, RuntimeError):  # outside the root, or a symlink loop: not ours to index
             return True
         current = self.root
         for index, part in enumerate(parts):
@@ -122,14 +133,26 @@ def _read_spec(path: Path) -> GitIgnoreSpec | None:
     return GitIgnoreSpec.from_lines(lines)
 
 
-def walk_repository(root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Iterator[RepoFile]:
+SkipReport = Callable[[Path, str], None]
+
+
+def walk_repository(
+    root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, skipped: SkipReport | None = None
+) -> Iterator[RepoFile]:
     """Every indexable file under `root`, in a stable order.
 
     Ignored files and folders are pruned, symlinks are not followed (they could leave the repository),
-    binaries (NUL in the first 8 KiB) and files above `max_file_bytes` are skipped.
+    binaries (NUL in the first 8 KiB) and files above `max_file_bytes` are skipped. Each file that is not
+    ignored but not yielded either — skipped, unreadable, a folder that cannot be listed — is reported to
+    `skipped` with its outcome (see `conveyor.indexer.outcomes`).
     """
+    report: SkipReport = skipped or (lambda path, reason: None)
     rules = IgnoreRules(root)
-    for directory, dirnames, filenames in os.walk(rules.root, topdown=True, followlinks=False):
+
+    def unlistable(error: OSError) -> None:
+        report(Path(error.filename or rules.root), outcome_of_error(error))
+
+    for directory, dirnames, filenames in os.walk(rules.root, topdown=True, onerror=unlistable, followlinks=False):
         here = Path(directory)
         dirnames[:] = sorted(d for d in dirnames if not rules.matches(here / d, is_dir=True))
         for name in sorted(filenames):
@@ -137,20 +160,26 @@ def walk_repository(root: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES)
             if rules.matches(path, is_dir=False):
                 continue
             found = _indexable(path, rules.root, max_file_bytes)
-            if found is not None:
+            if isinstance(found, RepoFile):
                 yield found
+            else:
+                report(path, found)
 
 
-def _indexable(path: Path, root: Path, max_file_bytes: int) -> RepoFile | None:
+def _indexable(path: Path, root: Path, max_file_bytes: int) -> RepoFile | str:
+    """The file, or why it is not indexed."""
     try:
         info = path.lstat()
-        if not os.path.isfile(path) or os.path.islink(path):
-            return None
-        if not looks_indexable(path, info.st_size, max_file_bytes):
-            return None
+        if os.path.islink(path):
+            return SYMLINK
+        if not os.path.isfile(path):
+            return NOT_A_FILE
+        reason = skip_reason(path, info.st_size, max_file_bytes)
+        if reason is not None:
+            return reason
         with path.open("rb") as handle:
             if is_binary(handle.read(SNIFF_BYTES)):
-                return None
-    except OSError:
-        return None
+                return BINARY
+    except OSError as exc:
+        return outcome_of_error(exc)
     return RepoFile(path, path.relative_to(root).as_posix(), info.st_size, info.st_mtime_ns)

@@ -1,10 +1,13 @@
 """Watch mode: re-index files as they change, a burst of saves to one file becoming one job.
 
-Debouncing uses the queue itself, so it holds across watcher restarts and between several watchers of one
-repository. Each file has a deterministic job id (`watch-<hash of index and path>`); a change adds an
-`index-file` job with that id and a short delay. Adding an id that already exists is a no-op in BullMQ, so
-every further save while the job is still delayed adds nothing: 20 saves within the delay are one job.
-The job reads the file when it runs, so it indexes the latest save.
+The watcher debounces from the *last* save (`TrailingDebounce`): a file is enqueued once it has been quiet
+for the debounce time, so 20 saves spread over 4 s are one job, not one per window. The queue deduplicates
+too, which holds between several watchers of one repository: each file has a deterministic job id
+(`watch-<hash of index and path>`), and adding an id that already exists is a no-op in BullMQ. The job reads
+the file when it runs, so it indexes the latest save.
+
+Nothing in the tree stops the watcher: an event for a path it cannot inspect (a symlink loop, a file without
+permissions, one gone already) is enqueued or dropped like any other, and the job records the outcome.
 
 Two details keep the last save from being lost:
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,6 +67,34 @@ async def enqueue_change(app: Conveyor, path: Path, *, index: Path, debounce_ms:
     return True
 
 
+class TrailingDebounce:
+    """Paths waiting for their saves to stop: each is due `debounce_ms` after the last time it was seen."""
+
+    def __init__(self, debounce_ms: int, now: Callable[[], float] = time.monotonic) -> None:
+        self.debounce_s = debounce_ms / 1000
+        self.now = now
+        self._last_seen: dict[Path, float] = {}
+
+    @property
+    def pending(self) -> int:
+        """How many paths are waiting."""
+        return len(self._last_seen)
+
+    def saw(self, paths: set[Path]) -> None:
+        """Note a save of each path (restarting its wait)."""
+        seen = self.now()
+        for path in paths:
+            self._last_seen[path] = seen
+
+    def due(self) -> list[Path]:
+        """The paths quiet for the debounce time, in order, taken out of the waiting set."""
+        cutoff = self.now() - self.debounce_s
+        ready = sorted(path for path, seen in self._last_seen.items() if seen <= cutoff)
+        for path in ready:
+            del self._last_seen[path]
+        return ready
+
+
 class ChangeWatcher:
     """Watches a repository (honouring its ignore rules) and enqueues debounced `index-file` jobs."""
 
@@ -81,16 +113,21 @@ class ChangeWatcher:
         self.debounce_ms = debounce_ms
         self.on_change = on_change
         self.rules = IgnoreRules(self.root)
+        self.debounce = TrailingDebounce(debounce_ms)
 
     def wanted(self, change: Change, raw_path: str) -> bool:
-        """Whether an event concerns a file the index should follow."""
+        """Whether an event concerns a file the index should follow (never raises: a path that cannot be
+        inspected is the job's to report)."""
         path = Path(raw_path)
-        return not path.is_dir() and not self.rules.ignored(path)
+        try:
+            return not path.is_dir() and not self.rules.ignored(path)
+        except (OSError, RuntimeError, ValueError):
+            log.debug("watch: cannot inspect %s", raw_path, exc_info=True)
+            return False
 
     async def run(self, stop: Any | None = None) -> None:
         """Watch until `stop` (an `asyncio.Event`) is set or the task is cancelled."""
-        retry: set[Path] = set()
-        tick_ms = max(self.debounce_ms, 100)
+        tick_ms = max(min(self.debounce_ms // 2, 100), 20)
         async for changes in awatch(
             self.root,
             watch_filter=self.wanted,
@@ -99,11 +136,13 @@ class ChangeWatcher:
             rust_timeout=tick_ms,
             yield_on_timeout=True,
         ):
-            paths = {Path(raw) for _, raw in changes} | retry
-            retry = set()
-            for path in sorted(paths):
-                if await enqueue_change(self.app, path, index=self.index, debounce_ms=self.debounce_ms):
-                    if self.on_change is not None:
-                        self.on_change(path)
-                else:
-                    retry.add(path)
+            self.debounce.saw({Path(raw) for _, raw in changes})
+            busy = {path for path in self.debounce.due() if not await self._enqueue(path)}
+            self.debounce.saw(busy)  # its job is running: try again after another quiet period
+
+    async def _enqueue(self, path: Path) -> bool:
+        if not await enqueue_change(self.app, path, index=self.index, debounce_ms=0):
+            return False
+        if self.on_change is not None:
+            self.on_change(path)
+        return True

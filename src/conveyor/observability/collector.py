@@ -81,7 +81,7 @@ class ConveyorMetrics(Collector):
             await client.ping()
             ping_s = time.perf_counter() - began
             queues = {name: await self.app.queue(name).counts() for name in self.app.queue_names}
-            workers = await self.app.workers()
+            workers = await self.app.workers(node=False)  # Node workers publish no counts (and may share a name)
             keys = MetricsKeys(self.app.queue(self.app.queue_names[0]).conveyor_keys)
             stored = await MetricsStore(lambda: client, keys).read()
         except (RedisError, OSError, ConveyorError) as exc:

@@ -107,3 +107,7 @@ class ScheduleNotReplicatedError(QueueError):
         )
         self.key = key
         self.acknowledged = acknowledged
+
+
+class UnsupportedLayoutError(QueueError):
+    """The queue was last written by a BullMQ release whose key layout Conveyor cannot run (e.g. bullmq 4.x)."""

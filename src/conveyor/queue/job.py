@@ -77,6 +77,9 @@ class JobState(StrEnum):
     UNKNOWN = "unknown"
 
 
+NODE_WORKER = "Node BullMQ"  # the worker of an attempt known only from BullMQ's `stacktrace` field
+
+
 WAITING_PARTS = frozenset({JobState.WAITING, JobState.PRIORITIZED, JobState.PAUSED})
 
 
@@ -88,12 +91,13 @@ def shown_state(state: str) -> JobState:
 
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
-    """One failed attempt: what went wrong, where, when, on which worker."""
+    """One failed attempt: what went wrong, where, when, on which worker. `failed_at` is None for an attempt a
+    Node BullMQ worker failed before the last one (BullMQ records no time per attempt)."""
 
     attempt: int
     error: str
     stacktrace: str
-    failed_at: datetime
+    failed_at: datetime | None
     worker: str
 
     def to_json(self) -> dict[str, Any]:
@@ -102,7 +106,7 @@ class AttemptRecord:
             "attempt": self.attempt,
             "error": self.error,
             "stacktrace": self.stacktrace,
-            "at": int(self.failed_at.timestamp() * 1000),
+            "at": int(self.failed_at.timestamp() * 1000) if self.failed_at else None,
             "worker": self.worker,
         }
 
@@ -113,7 +117,7 @@ class AttemptRecord:
             attempt=int(raw.get("attempt", 0)),
             error=str(raw.get("error", "")),
             stacktrace=str(raw.get("stacktrace", "")),
-            failed_at=from_ms(raw.get("at")) or datetime.fromtimestamp(0, UTC),
+            failed_at=from_ms(raw.get("at")),
             worker=str(raw.get("worker", "")),
         )
 
@@ -152,6 +156,35 @@ def parse_history(raw: str | None) -> list[AttemptRecord]:
         return numbered([AttemptRecord.from_json(item) for item in items]) if isinstance(items, list) else []
     except (AttributeError, TypeError, ValueError):
         return []
+
+
+def merged_history(fields: dict[str, str]) -> list[AttemptRecord]:
+    """The retry history of a job whichever runtime ran it: Conveyor's records, plus one per failed attempt
+    BullMQ's `stacktrace` field holds that no record covers (attempts a Node worker failed). A Node attempt is
+    numbered from the attempts made, its error is the first line of its stack; only the last attempt has a time
+    (the job's `finishedOn`, or `processedOn` while it is retried) and a worker (`pb`, when the worker is named)."""
+    ours = parse_history(fields.get(HISTORY_FIELD))
+    covered = {record.stacktrace for record in ours}
+    stacks = _json(fields.get("stacktrace"), [])
+    theirs = [s for s in stacks if isinstance(s, str) and s not in covered] if isinstance(stacks, list) else []
+    if not theirs:
+        return ours
+    made = _int(fields.get("atm") or fields.get("attemptsMade"))
+    taken = {record.attempt for record in ours}
+    numbers = [n for n in range(1, max(made, len(ours) + len(theirs)) + 1) if n not in taken][-len(theirs) :]
+    last = max([numbers[-1], *taken])
+    at = from_ms(fields.get("finishedOn") or fields.get("processedOn"))
+    records = [
+        AttemptRecord(
+            attempt=number,
+            error=stack.strip().splitlines()[0] if stack.strip() else "",
+            stacktrace=stack,
+            failed_at=at if number == last else None,
+            worker=f"{NODE_WORKER} {fields['pb']}" if number == last and fields.get("pb") else NODE_WORKER,
+        )
+        for number, stack in zip(numbers, theirs, strict=True)
+    ]
+    return sorted([*ours, *records], key=lambda record: record.attempt)
 
 
 def numbered(records: list[AttemptRecord]) -> list[AttemptRecord]:
@@ -218,7 +251,7 @@ class Job:
             delay_until=from_ms(int(created.timestamp() * 1000) + delay) if created and delay else None,
             result=_json(fields.get("returnvalue")),
             failed_reason=fields.get("failedReason") or None,
-            history=parse_history(fields.get(HISTORY_FIELD)),
+            history=merged_history(fields),
             logs=logs or [],
             worker=fields.get("pb"),
         )

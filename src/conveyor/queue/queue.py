@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ from conveyor.queue.errors import (
 )
 from conveyor.queue.hooks import Enqueue, ProducerHooks
 from conveyor.queue.job import Job, JobState, new_job_id, shown_state
+from conveyor.queue.layout import check_layout, recorded_version
+from conveyor.queue.limits import QueueLimits, disagreements
 from conveyor.queue.options import JobOptions, bullmq_options
 from conveyor.redis.cluster import is_cluster
 from conveyor.redis.connection import decoding, describe_client
@@ -45,6 +48,8 @@ NEWEST_FIRST_AREAS = ("completed", "failed")
 Clock = Callable[[], float]
 WRITTEN_NOTHING = "nothing was written"
 PARTLY_DONE = "it may be partly done; run it again"
+SNAPSHOT_TRIES = 5  # reads of a job whose state keeps changing under get_job before it settles for the last
+log = logging.getLogger(__name__)
 
 
 def encode_payload(data: Any, max_bytes: int) -> str:
@@ -209,15 +214,22 @@ class Queue:
 
     @_redis_call()
     async def get_job(self, job_id: str) -> Job:
-        """A snapshot of the job with its state, logs and retry history, or `JobNotFoundError`."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(self.keys.job(job_id))
-        pipe.lrange(self.keys.logs(job_id), 0, -1)
-        fields, logs = await pipe.execute()
+        """A snapshot of the job with its state, logs and retry history, or `JobNotFoundError`.
+
+        The state is read before and after the hash, and the read repeated if it changed in between: a job
+        that finished meanwhile never reads as completed without its result."""
+        state = await self.scripts.get_state(job_id)
+        for _ in range(SNAPSHOT_TRIES):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(self.keys.job(job_id))
+            pipe.lrange(self.keys.logs(job_id), 0, -1)
+            fields, logs = await pipe.execute()
+            before, state = state, await self.scripts.get_state(job_id)
+            if state == before:
+                break
         if not fields:
             raise JobNotFoundError(self.name, job_id)
-        state = shown_state(await self.scripts.get_state(job_id))
-        return Job.from_hash(self.name, job_id, fields, state, logs)
+        return Job.from_hash(self.name, job_id, fields, shown_state(state), logs)
 
     @_redis_call()
     async def state_of(self, job_id: str) -> JobState:
@@ -303,19 +315,40 @@ class Queue:
     # --- managing --------------------------------------------------------------------------------------
 
     @_redis_call()
-    async def apply_limits(self, rate_limit: RateLimit | None, global_concurrency: int | None) -> None:
-        """Set (or clear) the queue-wide rate limit and concurrency. BullMQ's scripts enforce them for every
-        worker of the queue (Node ones included): they live in the queue's meta hash."""
-        pipe = self.client.pipeline(transaction=True)
-        if rate_limit is None:
-            pipe.hdel(self.keys.meta, "max", "duration")
-        else:
-            pipe.hset(self.keys.meta, mapping={"max": rate_limit.max, "duration": rate_limit.duration_ms})
-        if global_concurrency is None:
-            pipe.hdel(self.keys.meta, "concurrency")
-        else:
-            pipe.hset(self.keys.meta, "concurrency", global_concurrency)
-        await pipe.execute()
+    async def apply_limits(self, rate_limit: RateLimit | None, global_concurrency: int | None) -> QueueLimits:
+        """Write the queue-wide rate limit and concurrency that are given (configured); leave one that is None as
+        Redis holds it (e.g. set from Node). BullMQ's scripts enforce them for every worker of the queue, Node
+        ones included: they live in the queue's meta hash. Logs a warning for each given limit that replaces a
+        different one. Returns the limits in force afterwards."""
+        configured = QueueLimits(rate_limit, global_concurrency)
+        in_force = await self.limits()
+        for message in disagreements(self.name, configured, in_force):
+            log.warning(message)
+        fields = configured.meta_fields()
+        if fields and configured.over(in_force) != in_force:
+            await self.client.hset(self.keys.meta, mapping={name: value for name, value in fields.items()})
+        return configured.over(in_force)
+
+    async def limits(self) -> QueueLimits:
+        """The queue-wide limits in force, whoever set them (this configuration, another one, Node)."""
+        names = ("max", "duration", "concurrency")
+        values = await self.client.hmget(self.keys.meta, list(names))
+        return QueueLimits.from_meta({name: str(value) for name, value in zip(names, values, strict=True) if value})
+
+    async def check_layout(self) -> None:
+        """Refuse a queue last written by an unsupported Node bullmq release (see `conveyor.queue.layout`).
+
+        Raises:
+            UnsupportedLayoutError: e.g. a queue of bullmq 4.x.
+        """
+        check_layout(self.name, await recorded_version(self.client, self.keys))
+
+    async def remove_limits(self, *, rate_limit: bool = False, global_concurrency: bool = False) -> None:
+        """Delete the queue-wide rate limit and/or concurrency from Redis (as Node's `removeGlobalRateLimit`
+        / `removeGlobalConcurrency` do); a configuration that sets them writes them again when it next starts."""
+        fields = [*(("max", "duration") if rate_limit else ()), *(("concurrency",) if global_concurrency else ())]
+        if fields:
+            await self.client.hdel(self.keys.meta, *fields)
 
     @_redis_call()
     async def pause(self) -> None:

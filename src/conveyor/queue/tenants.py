@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from conveyor.config import RateLimit
 from conveyor.queue.errors import InvalidOptionsError, QueueError
+from conveyor.queue.limits import QueueLimits
 from conveyor.queue.options import JobOptions
 from conveyor.queue.queue import NewJob, Queue
 from conveyor.redis.cluster import is_cluster
@@ -169,13 +170,13 @@ class TenantQueue(Queue):
             self.max_payload_bytes = min(self.base_max_payload_bytes, limit or self.base_max_payload_bytes)
         return self._quotas
 
-    async def apply_limits(self, rate_limit: RateLimit | None, global_concurrency: int | None) -> None:
+    async def apply_limits(self, rate_limit: RateLimit | None, global_concurrency: int | None) -> QueueLimits:
         """The queue's limits, with the tenant's rate-limit quota on top (the stricter of the two applies):
         BullMQ's scripts then enforce it for every worker of the tenant's queue."""
         quota = (await self.quotas()).rate_limit
         if quota is not None and (rate_limit is None or _per_ms(quota) < _per_ms(rate_limit)):
             rate_limit = quota
-        await super().apply_limits(rate_limit, global_concurrency)
+        return await super().apply_limits(rate_limit, global_concurrency)
 
     async def waiting_jobs(self) -> int:
         """Jobs not yet started across the tenant's queues (waiting, paused, prioritized, delayed)."""

@@ -135,6 +135,10 @@ class QueueKeys:
         """The hash holding a job."""
         return self.base + job_id
 
+    def job_scheduler(self, scheduler_id: str) -> str:
+        """BullMQ's hash of one job scheduler (its spec and template); the `repeat` zset scores it by next run."""
+        return f"{self.base}repeat:{scheduler_id}"
+
     def lock(self, job_id: str) -> str:
         """The lock of an active job; its value is the owning worker's token."""
         return f"{self.base}{job_id}:lock"
@@ -216,10 +220,6 @@ class ConveyorKeys:
         """Key set while a cancellation request for an active job is pending (survives missed messages)."""
         return f"{self.ns}:cancel:{queue}:{job_id}"
 
-    def fanout(self, queue: str, parent_id: str) -> str:
-        """Hash of a parent job's finished children (child id -> done/failed/lost), for fan-out progress."""
-        return f"{self.ns}:fanout:{queue}:{parent_id}"
-
     def rate_group(self, group: str) -> str:
         """Counter of jobs started in the current window of a rate-limit group (expires with the window)."""
         return f"{self.ns}:rate:{group}"
@@ -263,23 +263,19 @@ class ConveyorKeys:
 
     @property
     def schedules(self) -> str:
-        """Hash of schedules: key -> JSON spec (cron or interval, target queue, job type, payload, options)."""
+        """Legacy (before schedules became BullMQ job schedulers): hash of schedules, key -> JSON spec. Read
+        once by the migration (`conveyor.queue.schedule_migration`), then deleted."""
         return f"{self.ns}:schedules"
 
     @property
     def schedule_ticks(self) -> str:
-        """Sorted set: schedule key, scored by its next tick (ms since the epoch)."""
+        """Legacy sorted set: schedule key, scored by its next tick (ms). Deleted by the migration."""
         return f"{self.ns}:schedules:next"
 
     @property
-    def scheduler_lock(self) -> str:
-        """Lock key held by the one scheduler that fires ticks (value: its token)."""
-        return f"{self.ns}:schedules:lock"
-
-    @property
-    def schedules_changed(self) -> str:
-        """Pub/sub channel: a schedule was added, changed or removed (wakes the scheduler)."""
-        return f"{self.ns}:schedules:changed"
+    def schedule_migration_lock(self) -> str:
+        """Lock key held by the one process moving legacy schedules into BullMQ job schedulers."""
+        return f"{self.ns}:schedules:migrating"
 
     @property
     def tenants(self) -> str:

@@ -51,6 +51,9 @@ SCRIPT_FILES = {
     "moveJobsToWait": "moveJobsToWait-8.lua",
     "cleanJobsInSet": "cleanJobsInSet-3.lua",
     "moveJobFromActiveToWait": "moveJobFromActiveToWait-9.lua",
+    "addJobScheduler": "addJobScheduler-11.lua",
+    "updateJobScheduler": "updateJobScheduler-12.lua",
+    "removeJobScheduler": "removeJobScheduler-3.lua",
 }
 
 

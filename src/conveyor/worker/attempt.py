@@ -21,6 +21,7 @@ from conveyor.queue.options import RATE_KEY_OPTION, keep_jobs
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.context import JobContext, JobInfo
 from conveyor.worker.errors import (
+    DeadlineExceededError,
     JobCancelledError,
     JobRefusedError,
     MalformedJobError,
@@ -31,7 +32,9 @@ from conveyor.worker.errors import (
 from conveyor.worker.execution import attempt_budget_s, run_attempt
 from conveyor.worker.fetched import CheckedJob, check_fields, repairs, taken_despite
 from conveyor.worker.limits import group_delay_ms
+from conveyor.worker.redact import redact_secrets
 from conveyor.worker.retry import decide_retry
+from conveyor.worker.schedule_runs import SCHEDULER_FIELD, run_taken
 
 if TYPE_CHECKING:
     from conveyor.worker.runner import QueueRunner
@@ -98,6 +101,10 @@ async def execute(runner: QueueRunner, job: ActiveJob) -> tuple[Any, BaseExcepti
     info = job.ctx.job
     handler = runner.lookup(info.queue, info.type)
     try:
+        if SCHEDULER_FIELD in job.fields and not await run_taken(
+            runner.queue, job.job_id, job.fields, job.opts, runner.now_ms()
+        ):
+            return None, None  # a missed run of a schedule that skips missed runs
         if job.checked.problem is not None:
             raise _malformed(runner, job, job.checked.problem)
         if job.ctx.cancel_requested:
@@ -162,6 +169,7 @@ async def record(
         keep = keep_jobs(job.opts.get("removeOnComplete"))
         return "completed", await _finished(runner, job, "completed", value, keep, fetch_next)
     now = runner.now_ms()
+    error = _within_deadline(error, job.opts.get("deadline"), now)
     if isinstance(error, RateLimitedError | JobRefusedError):  # not the job's fault: later, no attempt counted
         return await _put_off(runner, job, error, now), None
     info = job.ctx.job
@@ -186,6 +194,18 @@ async def record(
     else:
         await runner.scripts.retry_job(job_id=job.job_id, token=job.token, timestamp=now, fields=updates)
     return "retried", None
+
+
+def _within_deadline(error: BaseException, deadline_ms: Any, now_ms: int) -> BaseException:
+    """A rate-limit wait that would end after the job's deadline is the deadline's failure now instead: the
+    job could not run again in time, and waiting without counting attempts must not outlast it."""
+    if not isinstance(error, RateLimitedError) or not isinstance(deadline_ms, int | float):
+        return error
+    if now_ms + error.retry_after_ms <= deadline_ms:
+        return error
+    exceeded = DeadlineExceededError(f"{error}, which is past the job's deadline")
+    exceeded.__cause__ = error
+    return exceeded
 
 
 async def _put_off(runner: QueueRunner, job: ActiveJob, error: RateLimitedError | JobRefusedError, now: int) -> str:
@@ -244,8 +264,8 @@ async def _finished(
 def failure_fields(job: ActiveJob, error: BaseException, worker: str, now_ms: int) -> dict[str, str]:
     """The hash fields a failed attempt updates: BullMQ's `failedReason` and `stacktrace` (for Bull Board and
     Node tools) and Conveyor's retry history."""
-    reason = f"{type(error).__name__}: {error}"
-    stack = "".join(traceback.format_exception(error))
+    reason = redact_secrets(f"{type(error).__name__}: {error}")
+    stack = redact_secrets("".join(traceback.format_exception(error)))
     entry = AttemptRecord(
         attempt=job.ctx.job.attempt,
         error=reason,

@@ -33,6 +33,7 @@ class WorkerInfo:
     started_at: datetime
     last_beat: datetime
     job_types: dict[str, list[str]] = field(default_factory=dict)  # queue -> the job types it has handlers for
+    runtime: str = "conveyor"  # or "bullmq": a Node worker, seen by its connection (`conveyor.worker.node_workers`)
 
     def to_json(self) -> str:
         """The record stored in Redis."""

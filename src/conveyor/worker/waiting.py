@@ -17,7 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from conveyor.queue.queue import Queue
-from conveyor.redis.cluster import is_cluster
+from conveyor.redis.cluster import connection_options, is_cluster
 from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.lane import close_lane, lane_for
 from conveyor.redis.scripts import FetchedJob
@@ -39,7 +39,10 @@ class MarkerWait:
     def __init__(self, queue: Queue, blocking: Redis) -> None:
         self.queue = queue
         self.blocking = blocking
-        lane = lane_for(blocking, name="conveyor-fetcher", slot_key=queue.keys.marker)
+        # The lane is the connection that waits: it carries the blocking client's name (a BullMQ worker name).
+        # On a cluster it is the lane of the queue's slot, on the primary serving it.
+        name = _client_name(blocking) or "conveyor-fetcher"
+        lane = lane_for(blocking, name=name, slot_key=queue.keys.marker)
         self.lane = lane if lane.usable and queue.scripts.lane.usable else None
         self._blocking_id: int | None = None  # of the waiting connection, while a nudgeable wait is on
         self._unblocking: asyncio.Future[Any] | None = None
@@ -136,6 +139,13 @@ class MarkerWait:
         if self.lane is not None:
             return await self.lane.command("BZPOPMIN", self.queue.keys.marker, wait_s)
         return await self.blocking.bzpopmin(self.queue.keys.marker, wait_s)
+
+
+def _client_name(client: Redis) -> str | None:
+    """The CLIENT SETNAME name a client's connections carry."""
+    options = connection_options(client) if is_cluster(client) else client.connection_pool.connection_kwargs
+    name = options.get("client_name")
+    return str(name) if name else None
 
 
 async def _first_of(call: asyncio.Future[Any], stop: asyncio.Event) -> None:

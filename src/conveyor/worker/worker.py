@@ -12,12 +12,13 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from redis.asyncio import Redis
 
 from conveyor.config import RateLimit
 from conveyor.queue.queue import Queue
+from conveyor.redis.client_names import bullmq_worker_name
 from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.keys import ConveyorKeys
 from conveyor.worker.dead_letters import DeadLetterKeeper
@@ -68,7 +69,7 @@ class Worker:
         client: Redis,
         queues: Sequence[tuple[Queue, int]],
         lookup: HandlerLookup,
-        make_blocking_client: Callable[[], Redis],
+        make_blocking_client: Callable[..., Redis],
         config: WorkerConfig | None = None,
         clock: Callable[[], float] = time.time,
         hooks: Sequence[WorkerHook] = (),
@@ -76,7 +77,9 @@ class Worker:
     ) -> None:
         """`job_types` (queue -> the types `lookup` has handlers for) is what the worker advertises to the
         others, so a job it takes without having a handler for it goes to one that does (see
-        `conveyor.worker.routing`)."""
+        `conveyor.worker.routing`). `make_blocking_client(name=...)` makes a client whose connection has that
+        CLIENT SETNAME name: each queue's fetch connection is named as BullMQ names a worker's, so Node
+        `Queue.getWorkers()` and Bull Board list this worker (`conveyor.redis.client_names`)."""
         self.client = client
         self.config = config or WorkerConfig()
         self.id = uuid.uuid4().hex[:12]
@@ -108,7 +111,7 @@ class Worker:
             self.hooks.hooks.append(dead_letters)
             # A 30 s leader lock: renewed every 10 s, so an idle worker costs Redis next to nothing; a dead
             # leader is replaced within about 30 s (ticks are fired by timers, not by this period).
-            self._duties += [dead_letters.run, Scheduler(client, served, clock=clock, lock_ms=30_000).run]
+            self._duties += [dead_letters.run, Scheduler(client, served, clock=clock).run]
         self._stop = asyncio.Event()
         self._force = asyncio.Event()  # a second stop request: stop waiting for handler threads
         self._duties_done = asyncio.Event()
@@ -121,7 +124,7 @@ class Worker:
         return [
             QueueRunner(
                 queue,
-                self._blocking_client(),
+                self._blocking_client(bullmq_worker_name(queue.keys.prefix, queue.name, self.name)),
                 lookup,
                 self.executor,
                 self._runner_config(queue, concurrency),
@@ -148,8 +151,8 @@ class Worker:
             prefetch=concurrency // 4 if defaults.prefetch is None else defaults.prefetch,
         )
 
-    def _blocking_client(self) -> Redis:
-        client = self._make_blocking()
+    def _blocking_client(self, name: str | None = None) -> Redis:
+        client = self._make_blocking() if name is None else self._make_blocking(name=name)
         self._blocking.append(client)
         return client
 
@@ -167,8 +170,7 @@ class Worker:
 
     async def run(self) -> None:
         """Serve until `request_stop`, then shut down gracefully."""
-        for runner in self.runners:  # queue-wide limits live in Redis, for every worker (Node ones too)
-            await runner.queue.apply_limits(runner.queue.defaults.rate_limit, runner.queue.defaults.global_concurrency)
+        await self._prepare_queues()
         # Duties (lock renewal above all) outlive the stop request: they end only after the grace period.
         duties = [asyncio.create_task(duty(self._duties_done)) for duty in self._duties]
         fetchers = [asyncio.create_task(runner.run(), name=f"fetch:{runner.queue.name}") for runner in self.runners]
@@ -177,6 +179,18 @@ class Worker:
             await self._stop.wait()
         finally:
             await self._shutdown(fetchers, duties)
+
+    async def _prepare_queues(self) -> None:
+        """Refuse a queue of an unsupported BullMQ layout (`UnsupportedLayoutError`), then write the configured
+        queue-wide limits (they live in Redis, for every worker, Node ones too), leaving those not configured as
+        they are; a queue-wide concurrency in force, whoever set it, changes how the queue's runner fetches."""
+        for runner in self.runners:
+            await runner.queue.check_layout()
+        for runner in self.runners:
+            defaults = runner.queue.defaults
+            in_force = await runner.queue.apply_limits(defaults.rate_limit, defaults.global_concurrency)
+            if in_force.global_concurrency is not None and not runner.config.global_concurrency:
+                runner.config = replace(runner.config, global_concurrency=True)
 
     async def _shutdown(self, fetchers: list[asyncio.Task[None]], duties: list[asyncio.Task[None]]) -> None:
         for runner in self.runners:

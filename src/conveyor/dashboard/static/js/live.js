@@ -7,7 +7,7 @@ export const THROUGHPUT_SUBSCRIPTION = `subscription Throughput($queue: String!,
   queueThroughput(queue: $queue, interval: $interval) { start end completed failed }
 }`;
 export const WORKERS_SUBSCRIPTION = `subscription Workers {
-  workers { id name host pid processed startedAt lastBeat queues { name concurrency active } }
+  workers { id name host pid processed startedAt lastBeat runtime queues { name concurrency active } }
 }`;
 
 /** Samples of finished jobs per interval, kept for a few minutes: current rates and sparkline series. */

@@ -26,7 +26,7 @@ function timeline(job) {
   const events = [['Created', job.createdAt]];
   if (job.delayedUntil) events.push(['Delayed until', job.delayedUntil]);
   if (job.deadline) events.push(['Deadline', job.deadline]);
-  for (const attempt of job.retryHistory) {
+  for (const attempt of job.retryHistory.filter((a) => a.failedAt)) { // a Node attempt may have no time
     events.push([`Attempt ${attempt.attempt} failed${attempt.worker ? ` on ${attempt.worker}` : ''}`, attempt.failedAt]);
   }
   const latest = job.state === 'ACTIVE' ? job.attempts + 1 : Math.max(job.attempts, 1);

@@ -15,9 +15,9 @@ function when(schedule) {
   return `every ${duration(schedule.everyMs)}`;
 }
 
-/** The queue page searching for the jobs a schedule added (their ids are `sched-<key>-<tick ms>`). */
+/** The queue page searching for the jobs a schedule added (BullMQ run ids: `repeat:<key>:<tick ms>`). */
 function jobsHref(schedule) {
-  const query = new URLSearchParams({ tab: 'completed', q: `id:sched-${schedule.key}-*` });
+  const query = new URLSearchParams({ tab: 'completed', q: `id:repeat:${schedule.key}:*` });
   return `#/queues/${encodeURIComponent(schedule.queue)}?${query}`;
 }
 

@@ -23,7 +23,8 @@ export function render(ctx) {
       const active = w.queues.reduce((sum, q) => sum + q.active, 0);
       const slots = w.queues.reduce((sum, q) => sum + q.concurrency, 0);
       return h('tr', { dataset: { worker: w.id } },
-        h('th', { scope: 'row' }, w.name), h('td', {}, w.host), h('td', { class: 'num' }, String(w.pid)),
+        h('th', { scope: 'row' }, w.name, w.runtime === 'bullmq' ? h('span', { class: 'badge', title: 'A Node BullMQ worker (no heartbeat: counts are not published)' }, ' Node BullMQ') : null),
+        h('td', {}, w.host), h('td', { class: 'num' }, w.runtime === 'bullmq' ? '-' : String(w.pid)),
         h('td', {}, h('ul', { class: 'inline-list' }, w.queues.map((q) => h('li', {},
           h('a', { href: `#/queues/${encodeURIComponent(q.name)}` }, q.name), ` ${q.active}/${q.concurrency}`)))),
         h('td', { class: 'num' }, `${active}/${slots}`), h('td', { class: 'num' }, count(w.processed)),
