@@ -13,11 +13,14 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from conveyor import Conveyor, load_settings
+from conveyor.indexer import IndexerSettings
+from conveyor.indexer import register as register_indexer
 from tests.advanced.conftest import register_handlers
 from tests.advanced.test_tenants import tenants  # noqa: F401 (the tenant suite's fixture)
 from tests.api.conftest import api, start_api  # noqa: F401 (the API suite's fixtures, serving `api_app`)
 from tests.api.worker_app import register_handlers as register_api_handlers
 from tests.cluster.servers import TestCluster
+from tests.indexer.conftest import index_path, repo  # noqa: F401 (the indexer suite's fixtures)
 from tests.queue.conftest import Gate, gate, register_test_handlers  # noqa: F401 (the queue suite's fixture)
 
 
@@ -54,10 +57,15 @@ async def app(request: pytest.FixtureRequest, cluster_nodes: str) -> AsyncIterat
     """The `app` of the suite the test comes from (its handlers, its shutdown grace), on the cluster."""
     suite = getattr(request.function, "__module__", "")
     grace = 1 if suite.startswith("tests.advanced.") else 2
-    conveyor = Conveyor(load_settings(redis_cluster_nodes=cluster_nodes, conveyor_shutdown_grace_s=grace))
+    data_dir = request.getfixturevalue("tmp_path") / "data"
+    conveyor = Conveyor(
+        load_settings(redis_cluster_nodes=cluster_nodes, conveyor_shutdown_grace_s=grace, conveyor_data_dir=data_dir)
+    )
     suite_gate: Gate | None = None
     if suite.startswith("tests.advanced."):
         register_handlers(conveyor)
+    elif suite.startswith("tests.indexer."):
+        register_indexer(conveyor, IndexerSettings(conveyor_index_path=request.getfixturevalue("index_path")))
     elif suite.startswith("tests.queue."):
         suite_gate = request.getfixturevalue("gate")
         register_test_handlers(conveyor, suite_gate)

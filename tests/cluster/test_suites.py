@@ -13,6 +13,7 @@ import pytest
 from conveyor.queue.flows import FlowError
 from tests.advanced import test_dead_letters, test_flows, test_schedules, test_tenants
 from tests.api import test_mutations, test_pagination, test_queries, test_subscriptions
+from tests.indexer import test_index_jobs
 from tests.queue import test_adding, test_events, test_inspecting, test_job_ids, test_managing, test_options
 from tests.worker import test_hooks, test_limits, test_processing, test_registry, test_retries, test_scheduling
 
@@ -69,5 +70,6 @@ for _module in (
     test_mutations,
     test_pagination,
     test_subscriptions,
+    test_index_jobs,
 ):
     _adopt(_module)
