@@ -15,7 +15,7 @@ import pytest
 from conveyor import Conveyor, load_settings
 from conveyor.indexer import IndexerSettings
 from conveyor.indexer import register as register_indexer
-from tests.advanced.conftest import register_handlers
+from tests.advanced.conftest import register_handlers, webhook  # noqa: F401 (the DLQ alert suite's receiver)
 from tests.advanced.test_tenants import tenants  # noqa: F401 (the tenant suite's fixture)
 from tests.api.conftest import api, start_api  # noqa: F401 (the API suite's fixtures, serving `api_app`)
 from tests.api.worker_app import register_handlers as register_api_handlers

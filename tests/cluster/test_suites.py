@@ -1,6 +1,7 @@
 """The single-server feature suites, run again on the cluster (see `app` in conftest.py): each test keeps its
 name, prefixed with its suite. Tests that need one server (a URL, a raw client, a kill) skip themselves; those
-that cannot hold on a cluster by design are marked here with the reason."""
+that cannot hold on a cluster by design are marked here with the reason. Not adopted: the tenant isolation suite,
+whose shared fixture builds a flow across queues (refused on a cluster); tenants are covered by `test_tenants`."""
 
 from __future__ import annotations
 
@@ -11,9 +12,16 @@ from typing import Any
 import pytest
 
 from conveyor.queue.flows import FlowError
-from tests.advanced import test_dead_letters, test_flows, test_schedules, test_tenants
+from tests.advanced import (
+    test_dead_letter_alerts,
+    test_dead_letters,
+    test_flows,
+    test_schedules,
+    test_tenants,
+)
 from tests.api import test_mutations, test_pagination, test_queries, test_subscriptions
 from tests.indexer import test_index_jobs
+from tests.observability import test_metrics
 from tests.queue import test_adding, test_events, test_inspecting, test_job_ids, test_managing, test_options
 from tests.worker import test_hooks, test_limits, test_processing, test_registry, test_retries, test_scheduling
 
@@ -71,5 +79,7 @@ for _module in (
     test_pagination,
     test_subscriptions,
     test_index_jobs,
+    test_dead_letter_alerts,
+    test_metrics,
 ):
     _adopt(_module)
