@@ -62,8 +62,10 @@ def install(package: str) -> NodeBullmq:
         for stale in target.parent.glob(f"{package}-*"):  # installs of older lock files
             if stale != target and (stale / ".installed").exists():
                 shutil.rmtree(stale, ignore_errors=True)
-    for script in NODE_DIR.glob("*.mjs"):
-        shutil.copy(script, target / script.name)
+    for script in NODE_DIR.glob("*.mjs"):  # replaced whole: another test process may be running it
+        staged = target / f".{script.name}.{os.getpid()}"
+        shutil.copy(script, staged)
+        staged.replace(target / script.name)
     version = json.loads((target / "node_modules" / "bullmq" / "package.json").read_text())["version"]
     return NodeBullmq(target, version)
 
