@@ -30,8 +30,11 @@ from conveyor.cli.output import print_json, say, stderr, stdout
 from conveyor.cli.session import connected
 from conveyor.errors import ConveyorError
 from conveyor.indexer import CodeIndex, IndexerSettings, SearchMode, SearchQueryError, start_full_index
+from conveyor.indexer.embedding import embedder_from
+from conveyor.indexer.errors import EmbeddingError, SemanticIndexEmptyError
 from conveyor.indexer.fullindex import full_index_status
 from conveyor.indexer.languages import PARSED_LANGUAGES, detect_language
+from conveyor.indexer.semantic import search_code
 from conveyor.indexer.walker import walk_repository
 from conveyor.indexer.watch import ChangeWatcher
 from conveyor.queue.job import Job, JobState
@@ -157,8 +160,16 @@ def search(
     ],
     limit: Annotated[int, typer.Option(min=1, max=500, help="Number of hits.")] = 20,
     mode: Annotated[
-        SearchMode, typer.Option("--mode", help="lexical (words), phrase, substring, or regex (Python syntax).")
+        SearchMode,
+        typer.Option(
+            "--mode",
+            help="lexical (words), phrase, substring, regex (Python syntax), semantic (meaning, by embeddings) or "
+            "hybrid (lexical and semantic fused).",
+        ),
     ] = SearchMode.LEXICAL,
+    semantic: Annotated[
+        bool, typer.Option("--semantic", help="Same as --mode hybrid: words and meaning, exact names first.")
+    ] = False,
     index_file: IndexOption = None,
     json_out: JsonOption = False,
     app_spec: AppOption = None,
@@ -168,10 +179,13 @@ def search(
     path = _index_path(app, index_file)
     if not path.exists():
         raise UsageError(f"No index at {path}: run `conveyor index PATH` first (or pass --index).")
-    code_index = CodeIndex(path, search_timeout_s=IndexerSettings().conveyor_search_timeout_s, create=False)
+    settings = IndexerSettings()
+    mode = SearchMode.HYBRID if semantic else mode
+    code_index = CodeIndex(path, search_timeout_s=settings.conveyor_search_timeout_s, create=False)
     try:
-        hits = code_index.search(query, limit, mode=mode)
-    except SearchQueryError as exc:
+        embedder = embedder_from(settings) if mode.uses_vectors else None
+        hits = search_code(code_index, query, limit, mode=mode, embedder=embedder)
+    except (SearchQueryError, SemanticIndexEmptyError, EmbeddingError) as exc:
         raise UsageError(str(exc)) from exc
     finally:
         code_index.close()
