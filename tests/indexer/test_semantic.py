@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -234,3 +236,17 @@ async def _jobs_of_type(queue: Any, name: str) -> list[str]:
             return found
         await asyncio.sleep(0.05)
     return []
+
+
+def test_offline_embedder_runs_without_any_network() -> None:
+    """In a process with no network interface but loopback (a new network namespace), the model loads from the
+    installed wheel's files and embeds."""
+    script = "from conveyor.indexer.embedding import OfflineEmbedder; print(OfflineEmbedder().embed(['x']).shape)"
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip("cannot create a network namespace here (needs unshare and privileges)")
+    result = subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "(1, 256)"

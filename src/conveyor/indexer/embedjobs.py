@@ -58,7 +58,7 @@ async def enqueue_embed(app: Conveyor, settings: IndexerSettings, index: CodeInd
 def embed_missing(index: CodeIndex, embedder: Embedder, paths: list[str], batch: int, ctx: Any = None) -> int:
     """Compute and store the vectors of `paths`' symbols (every file's when empty) that have none of
     `embedder.model`; returns how many were stored. Stops between batches when `ctx` is cancelled."""
-    vectors = SymbolVectors(index)
+    vectors = SymbolVectors.of(index)
     stored = 0
     while True:
         if ctx is not None and ctx.cancelled.is_set():

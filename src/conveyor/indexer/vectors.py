@@ -13,7 +13,9 @@ doc comment, so a description in words can find it.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+import threading
+import weakref
+from typing import Any, ClassVar
 
 from conveyor.indexer.embedding import Embedder, numpy_module
 from conveyor.indexer.hits import MAX_SNIPPET, Hit
@@ -37,13 +39,27 @@ def symbol_text(kind: str, qualified: str, signature: str, doc: str) -> str:
 
 
 class SymbolVectors:
-    """The embeddings of one index's symbols."""
+    """The embeddings of one index's symbols (`of(index)` shares one per open index, with its cached matrix)."""
+
+    _shared: ClassVar[weakref.WeakKeyDictionary[CodeIndex, SymbolVectors]] = weakref.WeakKeyDictionary()
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, index: CodeIndex) -> None:
         self.index = index
         self._cache: tuple[tuple[Any, ...], Any, list[int]] | None = None
-        with index.writing() as db:
-            db.execute(SCHEMA)
+        with index.reading() as db:
+            exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'symbol_vectors'").fetchone()
+        if exists is None:
+            with index.writing() as db:
+                db.execute(SCHEMA)
+
+    @classmethod
+    def of(cls, index: CodeIndex) -> SymbolVectors:
+        """The vectors of an open index, one object per index (so searches reuse the loaded matrix)."""
+        with cls._shared_lock:
+            if index not in cls._shared:
+                cls._shared[index] = cls(index)
+            return cls._shared[index]
 
     def missing(self, paths: list[str], model: str, limit: int) -> list[tuple[int, str]]:
         """Up to `limit` (symbol id, text) of the files' symbols without a vector of `model` (all files' when
