@@ -13,7 +13,8 @@ Queries (at least 60):
 - descriptions: the hand-labelled natural-language queries of `bench/search_queries.py`.
 
 Embeddings come from the offline provider (WordLlama), computed directly here (the `embed` jobs run the same
-function). Throughput runs index with embeddings off, so they compare the queue with the direct loop alone.
+function). Throughput runs index with embeddings off, so they compare the queue with the direct loop alone; a
+last run indexes through the queue with embeddings on and is timed until its `embed` jobs are done as well.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.bench_indexer import Run, run_queue
 from bench.search_queries import DESCRIBED
@@ -205,6 +207,35 @@ def measure_quality(repo: Path, work: Path) -> str:
     return head + "\n\n" + quality_table(metrics, latency)
 
 
+async def run_queue_with_embeddings(url: str, repo: Path, database: Path, workers: int, concurrency: int) -> Run:
+    """A `full-index` with embeddings on, timed until its `embed` jobs are done too (the workers are restarted
+    between the two parts; their start is not timed)."""
+    from bench.bench_indexer import start_workers, stop_workers
+    from conveyor import Conveyor, JobState, load_settings
+
+    os.environ["CONVEYOR_EMBED_PROVIDER"] = "offline"
+    indexing = await run_queue(url, repo, database, workers, concurrency)  # stops its workers when indexing ends
+    pending = (JobState.WAITING, JobState.PRIORITIZED, JobState.ACTIVE)
+    app = Conveyor(load_settings(redis_url=url))
+    async with app:
+        queue = app.queue("indexing")
+        procs = start_workers(url, workers, concurrency)
+        try:
+            started = time.perf_counter()
+            while True:  # the jobs run in other processes: poll their counts
+                if not await _pending(queue, pending):
+                    break
+                await asyncio.sleep(0.05)
+            elapsed = time.perf_counter() - started
+        finally:
+            stop_workers(procs)
+    return Run("queue, then its embed jobs", workers, indexing.files, indexing.seconds + elapsed)
+
+
+async def _pending(queue: Any, states: tuple[Any, ...]) -> int:
+    return sum([await queue.count_of(state) for state in states])
+
+
 def measure_throughput(repo: Path, work: Path, concurrency: int) -> str:
     from conveyor.redis.embedded import EmbeddedRedis
 
@@ -212,9 +243,10 @@ def measure_throughput(repo: Path, work: Path, concurrency: int) -> str:
     runs = [index_directly_in(n, repo, work / f"direct-{n}.sqlite") for n in (1, 2)]
     with EmbeddedRedis(work / "redis") as server:
         for workers in (1, 2):
-            runs.append(
-                asyncio.run(run_queue(server.url, repo, work / f"queue-{workers}.sqlite", workers, concurrency))
-            )
+            database = work / f"queue-{workers}.sqlite"
+            runs.append(asyncio.run(run_queue(server.url, repo, database, workers, concurrency)))
+        database = work / "queue-embed.sqlite"
+        runs.append(asyncio.run(run_queue_with_embeddings(server.url, repo, database, 2, concurrency)))
     return f"{os.cpu_count()} cores; queue concurrency {concurrency} per process.\n\n" + throughput_table(runs)
 
 

@@ -42,7 +42,7 @@ def search_code(
     if embedder is None:
         raise SearchQueryError(f"`{mode}` search is off: set CONVEYOR_EMBED_PROVIDER to `offline` or `openai`.")
     vectors = SymbolVectors.of(index)
-    if vectors.count(embedder.model) == 0:
+    if vectors.loaded(embedder.model) == 0:
         raise SemanticIndexEmptyError(index.path)
     semantic = vectors.nearest(embedder, query, limit * CANDIDATES)
     if mode is SearchMode.SEMANTIC:

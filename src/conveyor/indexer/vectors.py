@@ -6,8 +6,11 @@ Search is brute-force cosine over the rows of the query's model in numpy, kept i
 until the table changes: at 75,000 symbols x 256 dimensions one search is a 77 MB matrix product of a few
 milliseconds, and needs no SQLite extension (which Python builds on macOS may not load).
 
-What a symbol's vector is made from (`symbol_text`): its kind, qualified name split into words, signature and
-doc comment, so a description in words can find it.
+What a symbol's vector is made from (`symbol_text`): its module's name (the file's, or its package's for an
+`__init__.py`), kind, qualified name split into words, signature and doc comment, so a description in words
+can find it. The module name gives a short name its context (`quote` in `shlex` is about shells, in
+`urllib.parse` about URLs): on the evaluation in `bench/` it raised the natural-language queries' semantic
+recall@10 from 0.49 to 0.56 and hybrid's from 0.64 to 0.67.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import weakref
+from pathlib import PurePath
 from typing import Any, ClassVar
 
 from conveyor.indexer.embedding import Embedder, numpy_module
@@ -22,20 +26,25 @@ from conveyor.indexer.hits import MAX_SNIPPET, Hit
 from conveyor.indexer.store import CodeIndex
 from conveyor.indexer.text import split_identifier
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS symbol_vectors (
-    symbol_id INTEGER PRIMARY KEY REFERENCES symbols(id) ON DELETE CASCADE,
-    model TEXT NOT NULL,
-    vector BLOB NOT NULL
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS symbol_vectors (symbol_id INTEGER PRIMARY KEY REFERENCES symbols(id) "
+    "ON DELETE CASCADE, model TEXT NOT NULL, vector BLOB NOT NULL)",
+    # counting and checking a model's rows reads this index, not the table's 1 KB vectors
+    "CREATE INDEX IF NOT EXISTS symbol_vectors_by_model ON symbol_vectors(model, symbol_id)",
 )
-"""
 MAX_DOC_CHARS = 400
 
 
-def symbol_text(kind: str, qualified: str, signature: str, doc: str) -> str:
-    """The text a symbol's vector is made from."""
+def symbol_text(kind: str, qualified: str, signature: str, doc: str, path: str = "") -> str:
+    """The text a symbol's vector is made from (see the module's description)."""
     words = " ".join(split_identifier(qualified.replace(".", " ")))
-    return f"{kind} {qualified} {words}\n{signature}\n{doc[:MAX_DOC_CHARS]}".strip()
+    return f"{module_of(path)} {kind} {qualified} {words}\n{signature}\n{doc[:MAX_DOC_CHARS]}".strip()
+
+
+def module_of(path: str) -> str:
+    """The module a file stands for: its name without extension, or its folder's for `__init__`/`index` files."""
+    file = PurePath(path)
+    return file.parent.name if file.stem in ("__init__", "index", "mod", "lib") else file.stem
 
 
 class SymbolVectors:
@@ -48,10 +57,11 @@ class SymbolVectors:
         self.index = index
         self._cache: tuple[tuple[Any, ...], Any, list[int]] | None = None
         with index.reading() as db:
-            exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'symbol_vectors'").fetchone()
+            exists = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'symbol_vectors_by_model'").fetchone()
         if exists is None:
             with index.writing() as db:
-                db.execute(SCHEMA)
+                for statement in SCHEMA:
+                    db.execute(statement)
 
     @classmethod
     def of(cls, index: CodeIndex) -> SymbolVectors:
@@ -65,7 +75,8 @@ class SymbolVectors:
         """Up to `limit` (symbol id, text) of the files' symbols without a vector of `model` (all files' when
         `paths` is empty)."""
         query = (
-            "SELECT s.id, s.kind, s.qualified, s.signature, s.doc FROM symbols s JOIN files f ON f.id = s.file_id "
+            "SELECT s.id, s.kind, s.qualified, s.signature, s.doc, f.path "
+            "FROM symbols s JOIN files f ON f.id = s.file_id "
             "LEFT JOIN symbol_vectors v ON v.symbol_id = s.id AND v.model = ? WHERE v.symbol_id IS NULL"
         )
         args: list[Any] = [model]
@@ -74,7 +85,7 @@ class SymbolVectors:
             args += paths
         with self.index.reading() as db:
             rows = db.execute(query + " ORDER BY s.id LIMIT ?", [*args, limit]).fetchall()
-        return [(int(row[0]), symbol_text(row[1], row[2], row[3], row[4])) for row in rows]
+        return [(int(row[0]), symbol_text(row[1], row[2], row[3], row[4], row[5])) for row in rows]
 
     def put(self, model: str, ids: list[int], vectors: Any) -> int:
         """Store vectors (rows in the order of `ids`); ids whose symbol is gone meanwhile are skipped."""
@@ -99,6 +110,10 @@ class SymbolVectors:
                 return int(db.execute("SELECT count(*) FROM symbol_vectors").fetchone()[0])
             return int(db.execute("SELECT count(*) FROM symbol_vectors WHERE model = ?", (model,)).fetchone()[0])
 
+    def loaded(self, model: str) -> int:
+        """How many vectors of `model` a search compares with (read once, then while the table is unchanged)."""
+        return len(self._matrix(model)[1])
+
     def nearest(self, embedder: Embedder, text: str, limit: int) -> list[Hit]:
         """The `limit` symbols closest to `text` by cosine similarity, best first (score = similarity)."""
         np = numpy_module()
@@ -121,7 +136,8 @@ class SymbolVectors:
                 return self._cache[1], self._cache[2]
             rows = db.execute("SELECT symbol_id, vector FROM symbol_vectors WHERE model = ?", (model,)).fetchall()
         ids = [int(row[0]) for row in rows]
-        matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32).reshape(len(rows), -1)
+        matrix = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
+        matrix = matrix.reshape(len(rows), -1) if rows else matrix.reshape(0, 0)
         self._cache = (version, matrix, ids)
         return matrix, ids
 
