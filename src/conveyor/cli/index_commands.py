@@ -1,10 +1,11 @@
-"""`conveyor index`, `conveyor search` and `conveyor ai summarize|show`: the codebase indexer and AI processing
-from the command line.
+"""`conveyor index`, `conveyor search`, `conveyor embed` and `conveyor ai summarize|show`: the codebase indexer
+and AI processing from the command line.
 
 Mount in `conveyor.cli.main`:
 
     cli.command()(index_commands.index)
     cli.command(context_settings=index_commands.SEARCH_CONTEXT)(index_commands.search)
+    cli.command()(index_commands.embed)
     cli.add_typer(index_commands.ai_cli, name="ai")
 """
 
@@ -31,6 +32,7 @@ from conveyor.cli.session import connected
 from conveyor.errors import ConveyorError
 from conveyor.indexer import CodeIndex, IndexerSettings, SearchMode, SearchQueryError, start_full_index
 from conveyor.indexer.embedding import embedder_from
+from conveyor.indexer.embedjobs import embed_missing
 from conveyor.indexer.errors import EmbeddingError, SemanticIndexEmptyError
 from conveyor.indexer.fullindex import full_index_status
 from conveyor.indexer.languages import PARSED_LANGUAGES, detect_language
@@ -203,6 +205,32 @@ def search(
             line.append(f"  {hit.symbol}", style="cyan")
         console.print(line, soft_wrap=True)
         console.print(Text(f"         {hit.snippet}"), soft_wrap=True)
+
+
+# --- conveyor embed ----------------------------------------------------------------------------------------
+
+
+@cli_command
+def embed(index_file: IndexOption = None, app_spec: AppOption = None) -> None:
+    """Compute the missing symbol embeddings of an index here, without the queue (indexing through workers
+    enqueues `embed` jobs instead): for an index made before semantic search, or after changing the provider."""
+    app = open_app(app_spec)
+    path = _index_path(app, index_file)
+    if not path.exists():
+        raise UsageError(f"No index at {path}: run `conveyor index PATH` first (or pass --index).")
+    settings = IndexerSettings()
+    code_index = CodeIndex(path, create=False)
+    try:
+        embedder = embedder_from(settings)
+        if embedder is None:
+            raise UsageError("CONVEYOR_EMBED_PROVIDER is `off`: set it to `offline` or `openai` first.")
+        started = time.perf_counter()
+        count = embed_missing(code_index, embedder, [], settings.conveyor_embed_batch)
+    except EmbeddingError as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        code_index.close()
+    say(f"Embedded {count:,} symbols with {embedder.model} in {time.perf_counter() - started:.1f} s.", style="green")
 
 
 # --- conveyor ai ---------------------------------------------------------------------------------------------

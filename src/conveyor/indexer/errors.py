@@ -74,6 +74,6 @@ class SemanticIndexEmptyError(IndexerError):
     def __init__(self, path: Path) -> None:
         super().__init__(
             f"The index at {path} has no embeddings yet: with CONVEYOR_EMBED_PROVIDER set (default `offline`), "
-            "index the repository with a worker running (`conveyor index PATH`), or run `conveyor embed`, and "
+            "index the repository with a worker running (`conveyor index PATH`) or run `conveyor embed`, then "
             "search again. Lexical search works meanwhile."
         )
