@@ -184,6 +184,7 @@ def search(
     settings = IndexerSettings()
     mode = SearchMode.HYBRID if semantic else mode
     code_index = CodeIndex(path, search_timeout_s=settings.conveyor_search_timeout_s, create=False)
+    embedder = None
     try:
         embedder = embedder_from(settings) if mode.uses_vectors else None
         hits = search_code(code_index, query, limit, mode=mode, embedder=embedder)
@@ -191,6 +192,8 @@ def search(
         raise UsageError(str(exc)) from exc
     finally:
         code_index.close()
+        if embedder is not None:
+            embedder.close()
     if json_out:
         print_json(hits)
         return
@@ -226,6 +229,7 @@ def embed(index_file: IndexOption = None, app_spec: AppOption = None) -> None:
             raise UsageError("CONVEYOR_EMBED_PROVIDER is `off`: set it to `offline` or `openai` first.")
         started = time.perf_counter()
         count = embed_missing(code_index, embedder, [], settings.conveyor_embed_batch)
+        embedder.close()
     except EmbeddingError as exc:
         raise UsageError(str(exc)) from exc
     finally:

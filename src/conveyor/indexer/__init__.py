@@ -67,8 +67,11 @@ def search(
     settings = IndexerSettings()
     path = settings.index_path(data_dir, index)
     code_index = CodeIndex(path, search_timeout_s=settings.conveyor_search_timeout_s, create=False)
+    embedder = None
     try:
         embedder = embedder_from(settings) if SearchMode(mode).uses_vectors else None
         return search_code(code_index, query, limit, mode=mode, embedder=embedder)
     finally:
         code_index.close()
+        if embedder is not None:
+            embedder.close()

@@ -43,6 +43,10 @@ class Embedder(Protocol):
         """One unit-length row per text."""
         ...
 
+    def close(self) -> None:
+        """Release connections (nothing for the offline model, which stays loaded for the process)."""
+        ...
+
 
 def numpy_module() -> Any:
     """numpy, or an `EmbeddingError` that says how to install it."""
@@ -83,6 +87,9 @@ class OfflineEmbedder:
         if not texts:
             return normalized(numpy_module().zeros((0, 256)))
         return normalized(self._inference.embed(texts, norm=False))
+
+    def close(self) -> None:
+        """Nothing to release: the model stays loaded for the process."""
 
 
 @functools.cache
