@@ -29,7 +29,7 @@ VENV = ROOT / ".venv"
 RUN_LOCK = ROOT / "requirements.txt"
 DEV_LOCK = ROOT / "requirements-dev.txt"
 BUILD_INPUT = ROOT / "requirements-build.in"
-RUN_EXTRAS = ("embedded", "otel")
+RUN_EXTRAS = ("embedded", "otel", "semantic")
 DEV_EXTRAS = (*RUN_EXTRAS, "dev")
 # What the upgrade check runs beyond lint and types: the layers every other one stands on, in about a minute.
 UPGRADE_CHECK_TESTS = ("tests/config", "tests/redis", "tests/queue", "tests/app", "tests/api/test_queries.py")

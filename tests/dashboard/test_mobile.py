@@ -84,6 +84,7 @@ async def test_no_page_scrolls_sideways_at_390_px(dashboard: Dashboard, phone: B
         "dead-letter": f"#/dead-letters/background/{ids['failed']}",
         "schedules": "#/schedules",
         "tenants": "#/tenants",
+        "code": "#/code?q=anything",
     }
     page = await phone.open(dashboard, role="admin")
     problems = []

@@ -6,7 +6,13 @@ from playwright.async_api import Locator, expect
 
 from tests.dashboard.conftest import Browsing, Dashboard
 
-PAGES = {"#/": "Overview", "#/workers": "Workers", "#/dead-letters": "Dead letters", "#/schedules": "Schedules"}
+PAGES = {
+    "#/": "Overview",
+    "#/workers": "Workers",
+    "#/dead-letters": "Dead letters",
+    "#/schedules": "Schedules",
+    "#/code": "Code",
+}
 
 
 async def test_the_current_page_and_only_it_is_highlighted(dashboard: Dashboard, browsing: Browsing) -> None:

@@ -25,6 +25,7 @@ def _cli() -> typer.Typer:
     cli = typer.Typer()
     cli.command()(index_commands.index)
     cli.command(context_settings=index_commands.SEARCH_CONTEXT)(index_commands.search)
+    cli.command()(index_commands.embed)
     cli.add_typer(index_commands.ai_cli, name="ai")
     return cli
 
@@ -97,3 +98,26 @@ def test_search_takes_a_query_that_starts_with_a_dash(env: dict[str, str], tmp_p
     regex = runner.invoke(_cli(), ["search", r"\(-send\)", "--mode", "regex", *options], env=env)
     assert regex.exit_code == 0, regex.output
     assert '"line": 5' in regex.output
+
+
+def test_semantic_search_says_how_to_embed_then_finds_by_meaning_after_conveyor_embed(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    pytest.importorskip("wordllama")
+    source = tmp_path / "cards.py"
+    source.write_text('def shuffle_deck(cards):\n    """Randomly reorder the playing cards."""\n')
+    index_path = tmp_path / "index.sqlite"
+    code_index = CodeIndex(index_path)
+    code_index.index_file(source)
+    code_index.close()
+    runner, options = CliRunner(), ["--index", str(index_path)]
+    before = runner.invoke(_cli(), ["search", "put cards in random order", "--semantic", *options], env=env)
+    assert before.exit_code == 2
+    assert "conveyor embed" in before.output
+    embedded = runner.invoke(_cli(), ["embed", *options], env=env)
+    assert embedded.exit_code == 0, embedded.output
+    assert "Embedded 1 symbols" in embedded.output
+    for mode in (["--semantic"], ["--mode", "semantic"]):
+        found = runner.invoke(_cli(), ["search", "put cards in random order", *mode, *options, "--json"], env=env)
+        assert found.exit_code == 0, found.output
+        assert '"symbol": "shuffle_deck"' in found.output

@@ -12,7 +12,16 @@ from conveyor.api.auth import require
 from conveyor.api.context import ApiInfo
 from conveyor.api.errors import ApiError, ErrorCode
 from conveyor.api.tokens import Role
-from conveyor.indexer import Hit, IndexMissingError, SearchMode, SearchQueryError, SearchTimeoutError, search
+from conveyor.indexer import (
+    EmbeddingError,
+    Hit,
+    IndexMissingError,
+    SearchMode,
+    SearchQueryError,
+    SearchTimeoutError,
+    SemanticIndexEmptyError,
+    search,
+)
 
 MAX_HITS = 200
 
@@ -34,13 +43,16 @@ class CodeHit:
 @strawberry.enum(
     name="CodeSearchMode",
     description="How `searchCode` reads its query: words (quoted parts are phrases), one phrase, an exact "
-    "substring, or a Python regular expression.",
+    "substring, a Python regular expression, meaning (SEMANTIC: symbols by embedding similarity), or words and "
+    "meaning fused (HYBRID, exact names first).",
 )
 class CodeSearchMode(Enum):
     LEXICAL = SearchMode.LEXICAL.value
     PHRASE = SearchMode.PHRASE.value
     SUBSTRING = SearchMode.SUBSTRING.value
     REGEX = SearchMode.REGEX.value
+    SEMANTIC = SearchMode.SEMANTIC.value
+    HYBRID = SearchMode.HYBRID.value
 
 
 @strawberry.type
@@ -60,8 +72,10 @@ class CodeQuery:
             hits = await asyncio.to_thread(search, query, limit, mode=SearchMode(mode.value))
         except IndexMissingError as exc:
             raise ApiError(ErrorCode.INDEX_NOT_FOUND, str(exc)) from exc
-        except SearchQueryError as exc:
+        except (SearchQueryError, SemanticIndexEmptyError) as exc:
             raise ApiError(ErrorCode.BAD_USER_INPUT, str(exc)) from exc
+        except EmbeddingError as exc:
+            raise ApiError(ErrorCode.EMBEDDINGS_UNAVAILABLE, str(exc)) from exc
         except SearchTimeoutError as exc:
             raise ApiError(ErrorCode.LIMIT_EXCEEDED, str(exc)) from exc
         return [CodeHit.of(hit) for hit in hits]

@@ -1,10 +1,11 @@
-"""`conveyor index`, `conveyor search` and `conveyor ai summarize|show`: the codebase indexer and AI processing
-from the command line.
+"""`conveyor index`, `conveyor search`, `conveyor embed` and `conveyor ai summarize|show`: the codebase indexer
+and AI processing from the command line.
 
 Mount in `conveyor.cli.main`:
 
     cli.command()(index_commands.index)
     cli.command(context_settings=index_commands.SEARCH_CONTEXT)(index_commands.search)
+    cli.command()(index_commands.embed)
     cli.add_typer(index_commands.ai_cli, name="ai")
 """
 
@@ -30,8 +31,12 @@ from conveyor.cli.output import print_json, say, stderr, stdout
 from conveyor.cli.session import connected
 from conveyor.errors import ConveyorError
 from conveyor.indexer import CodeIndex, IndexerSettings, SearchMode, SearchQueryError, start_full_index
+from conveyor.indexer.embedding import embedder_from
+from conveyor.indexer.embedjobs import embed_missing
+from conveyor.indexer.errors import EmbeddingError, SemanticIndexEmptyError
 from conveyor.indexer.fullindex import full_index_status
 from conveyor.indexer.languages import PARSED_LANGUAGES, detect_language
+from conveyor.indexer.semantic import search_code
 from conveyor.indexer.walker import walk_repository
 from conveyor.indexer.watch import ChangeWatcher
 from conveyor.queue.job import Job, JobState
@@ -157,8 +162,16 @@ def search(
     ],
     limit: Annotated[int, typer.Option(min=1, max=500, help="Number of hits.")] = 20,
     mode: Annotated[
-        SearchMode, typer.Option("--mode", help="lexical (words), phrase, substring, or regex (Python syntax).")
+        SearchMode,
+        typer.Option(
+            "--mode",
+            help="lexical (words), phrase, substring, regex (Python syntax), semantic (meaning, by embeddings) or "
+            "hybrid (lexical and semantic fused).",
+        ),
     ] = SearchMode.LEXICAL,
+    semantic: Annotated[
+        bool, typer.Option("--semantic", help="Same as --mode hybrid: words and meaning, exact names first.")
+    ] = False,
     index_file: IndexOption = None,
     json_out: JsonOption = False,
     app_spec: AppOption = None,
@@ -168,13 +181,19 @@ def search(
     path = _index_path(app, index_file)
     if not path.exists():
         raise UsageError(f"No index at {path}: run `conveyor index PATH` first (or pass --index).")
-    code_index = CodeIndex(path, search_timeout_s=IndexerSettings().conveyor_search_timeout_s, create=False)
+    settings = IndexerSettings()
+    mode = SearchMode.HYBRID if semantic else mode
+    code_index = CodeIndex(path, search_timeout_s=settings.conveyor_search_timeout_s, create=False)
+    embedder = None
     try:
-        hits = code_index.search(query, limit, mode=mode)
-    except SearchQueryError as exc:
+        embedder = embedder_from(settings) if mode.uses_vectors else None
+        hits = search_code(code_index, query, limit, mode=mode, embedder=embedder)
+    except (SearchQueryError, SemanticIndexEmptyError, EmbeddingError) as exc:
         raise UsageError(str(exc)) from exc
     finally:
         code_index.close()
+        if embedder is not None:
+            embedder.close()
     if json_out:
         print_json(hits)
         return
@@ -189,6 +208,33 @@ def search(
             line.append(f"  {hit.symbol}", style="cyan")
         console.print(line, soft_wrap=True)
         console.print(Text(f"         {hit.snippet}"), soft_wrap=True)
+
+
+# --- conveyor embed ----------------------------------------------------------------------------------------
+
+
+@cli_command
+def embed(index_file: IndexOption = None, app_spec: AppOption = None) -> None:
+    """Compute the missing symbol embeddings of an index here, without the queue (indexing through workers
+    enqueues `embed` jobs instead): for an index made before semantic search, or after changing the provider."""
+    app = open_app(app_spec)
+    path = _index_path(app, index_file)
+    if not path.exists():
+        raise UsageError(f"No index at {path}: run `conveyor index PATH` first (or pass --index).")
+    settings = IndexerSettings()
+    code_index = CodeIndex(path, create=False)
+    try:
+        embedder = embedder_from(settings)
+        if embedder is None:
+            raise UsageError("CONVEYOR_EMBED_PROVIDER is `off`: set it to `offline` or `openai` first.")
+        started = time.perf_counter()
+        count = embed_missing(code_index, embedder, [], settings.conveyor_embed_batch)
+        embedder.close()
+    except EmbeddingError as exc:
+        raise UsageError(str(exc)) from exc
+    finally:
+        code_index.close()
+    say(f"Embedded {count:,} symbols with {embedder.model} in {time.perf_counter() - started:.1f} s.", style="green")
 
 
 # --- conveyor ai ---------------------------------------------------------------------------------------------

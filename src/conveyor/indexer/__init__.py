@@ -1,5 +1,6 @@
 """The codebase indexer: files, symbols and content of repositories in SQLite with FTS5, kept current by jobs
-on the `indexing` queue (`index-file`, `full-index`, `remove-file`) and searchable with `CodeIndex.search`.
+on the `indexing` queue (`index-file`, `full-index`, `remove-file`, and `embed` for semantic search) and
+searchable with `CodeIndex.search` (text modes) or `search_code` (every mode, semantic and hybrid included).
 
 `register(app)` adds the handlers to an application; `search(query)` answers from the configured index.
 """
@@ -9,10 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from conveyor.app import Conveyor
-from conveyor.indexer.errors import IndexMissingError, SearchQueryError, SearchTimeoutError
+from conveyor.indexer.embedding import embedder_from
+from conveyor.indexer.errors import (
+    EmbeddingError,
+    IndexMissingError,
+    SearchQueryError,
+    SearchTimeoutError,
+    SemanticIndexEmptyError,
+)
 from conveyor.indexer.jobs import FULL_INDEX, INDEX_FILE, QUEUE, REMOVE_FILE, register, start_full_index
 from conveyor.indexer.query import SearchMode
 from conveyor.indexer.search import Hit
+from conveyor.indexer.semantic import search_code
 from conveyor.indexer.settings import IndexerSettings
 from conveyor.indexer.store import CodeIndex, IndexOutcome
 from conveyor.indexer.symbols import Symbol, extract_symbols
@@ -23,6 +32,7 @@ __all__ = [
     "QUEUE",
     "REMOVE_FILE",
     "CodeIndex",
+    "EmbeddingError",
     "Hit",
     "IndexMissingError",
     "IndexOutcome",
@@ -30,10 +40,12 @@ __all__ = [
     "SearchMode",
     "SearchQueryError",
     "SearchTimeoutError",
+    "SemanticIndexEmptyError",
     "Symbol",
     "extract_symbols",
     "register",
     "search",
+    "search_code",
     "start_full_index",
 ]
 
@@ -48,12 +60,18 @@ def search(
         IndexMissingError: there is no index there (none is created).
         SearchQueryError: the query is out of bounds or an unusable regex.
         SearchTimeoutError: the search ran past CONVEYOR_SEARCH_TIMEOUT_S.
+        SemanticIndexEmptyError: a `semantic` or `hybrid` search of an index without embeddings.
+        EmbeddingError: the query could not be embedded (provider missing, unreachable or refusing).
     """
     data_dir = Conveyor().settings.conveyor_data_dir
     settings = IndexerSettings()
     path = settings.index_path(data_dir, index)
     code_index = CodeIndex(path, search_timeout_s=settings.conveyor_search_timeout_s, create=False)
+    embedder = None
     try:
-        return code_index.search(query, limit, mode=mode)
+        embedder = embedder_from(settings) if SearchMode(mode).uses_vectors else None
+        return search_code(code_index, query, limit, mode=mode, embedder=embedder)
     finally:
         code_index.close()
+        if embedder is not None:
+            embedder.close()

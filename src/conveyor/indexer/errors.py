@@ -61,3 +61,19 @@ class SearchTimeoutError(IndexerError):
             f"The search was stopped after {seconds:g} s. Use fewer or more specific words, or a longer literal "
             "in a regex (CONVEYOR_SEARCH_TIMEOUT_S sets the limit)."
         )
+
+
+class EmbeddingError(IndexerError):
+    """Embeddings could not be computed: the provider is unavailable, misconfigured or refused the request (the
+    message never holds the API key)."""
+
+
+class SemanticIndexEmptyError(IndexerError):
+    """A semantic search found no embeddings in the index."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"The index at {path} has no embeddings yet: with CONVEYOR_EMBED_PROVIDER set (default `offline`), "
+            "index the repository with a worker running (`conveyor index PATH`) or run `conveyor embed`, then "
+            "search again. Lexical search works meanwhile."
+        )

@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.app import Conveyor, JobContext
+from conveyor.indexer.embedjobs import enqueue_embed
 from conveyor.indexer.indexes import OpenIndexes
 from conveyor.indexer.outcomes import FAILURES, INDEXED, UNCHANGED, VANISHED
 from conveyor.indexer.planning import FullIndexPlan, index_settled, plan_full_index
@@ -194,6 +195,7 @@ class FullIndexJobs:
         index = self.indexes.get(request.index)
         outcomes: Counter[str] = Counter()
         failed: list[str] = []
+        indexed: list[str] = []
         for path in request.paths:
             if ctx.cancelled.is_set():
                 raise asyncio.CancelledError
@@ -201,6 +203,9 @@ class FullIndexJobs:
             outcomes[status] += 1
             if status in FAILED_OUTCOMES:
                 failed.append(path)
+            elif status == INDEXED:
+                indexed.append(path)
+        await enqueue_embed(self.app, self.indexes.settings, index, indexed)
         return {"files": len(request.paths), "outcomes": dict(outcomes), "failedFiles": failed}
 
     async def summary(self, request: FullIndexSummaryRequest, ctx: JobContext) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The indexer's jobs on the `indexing` queue: `index-file`, `full-index` (a flow of `index-batch` children
-and a `full-index-summary`, see `conveyor.indexer.fullindex`) and `remove-file`. `register(app)` adds their
+and a `full-index-summary`, see `conveyor.indexer.fullindex`), `remove-file` and `embed` (symbol embeddings
+for semantic search, enqueued after indexing, see `conveyor.indexer.embedjobs`). `register(app)` adds their
 handlers to an application.
 
 Every per-file problem is an outcome (see `conveyor.indexer.outcomes`): skipped files complete their job, and
@@ -19,6 +20,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from conveyor.app import Conveyor, JobContext, NonRetryableError
+from conveyor.indexer.embedjobs import EMBED, EmbedJobs, EmbedRequest, enqueue_embed
 from conveyor.indexer.fullindex import (
     FULL_INDEX_SUMMARY,
     INDEX_BATCH,
@@ -27,12 +29,13 @@ from conveyor.indexer.fullindex import (
     IndexBatchRequest,
 )
 from conveyor.indexer.indexes import OpenIndexes
-from conveyor.indexer.outcomes import FAILURES
+from conveyor.indexer.outcomes import FAILURES, INDEXED
 from conveyor.indexer.planning import FullIndexPlan, index_settled, plan_full_index
 from conveyor.indexer.settings import IndexerSettings
 from conveyor.indexer.walker import absolute
 
 __all__ = [
+    "EMBED",
     "FULL_INDEX",
     "INDEX_FILE",
     "QUEUE",
@@ -99,6 +102,8 @@ class IndexingJobs:
         outcome = await asyncio.to_thread(index_settled, index, Path(request.path), force=request.force)
         if outcome.status in FAILURES:
             raise NonRetryableError(f"{outcome.path} was not indexed: {outcome.status} (retrying would not help)")
+        if outcome.status == INDEXED:
+            await enqueue_embed(self.app, self.indexes.settings, index, [outcome.path])
         return dataclasses.asdict(outcome)
 
     async def full_index(self, request: FullIndexRequest, ctx: JobContext) -> dict[str, Any]:
@@ -119,21 +124,24 @@ def declare(app: Conveyor) -> None:
     app.job_type(QUEUE, REMOVE_FILE, payload=RemoveFileRequest)
     app.job_type(QUEUE, INDEX_BATCH, payload=IndexBatchRequest)
     app.job_type(QUEUE, FULL_INDEX_SUMMARY, payload=FullIndexSummaryRequest)
+    app.job_type(QUEUE, EMBED, payload=EmbedRequest)
 
 
 def register(app: Conveyor, settings: IndexerSettings | None = None) -> None:
-    """Register `index-file`, `full-index`, `index-batch`, `full-index-summary` and `remove-file` on the
+    """Register `index-file`, `full-index`, `index-batch`, `full-index-summary`, `remove-file` and `embed` on the
     `indexing` queue of `app`.
 
     Settings default to the environment (`IndexerSettings`); the handlers share one open database per index
     file for the life of the process.
     """
-    jobs = IndexingJobs(app, OpenIndexes(app, settings))
+    indexes = OpenIndexes(app, settings)
+    jobs = IndexingJobs(app, indexes)
     app.handler(QUEUE, INDEX_FILE, payload=IndexFileRequest)(jobs.index_file)
     app.handler(QUEUE, FULL_INDEX, payload=FullIndexRequest)(jobs.full_index)
     app.handler(QUEUE, INDEX_BATCH, payload=IndexBatchRequest)(jobs.full.index_batch)
     app.handler(QUEUE, FULL_INDEX_SUMMARY, payload=FullIndexSummaryRequest)(jobs.full.summary)
     app.handler(QUEUE, REMOVE_FILE, payload=RemoveFileRequest)(jobs.remove_file)
+    app.handler(QUEUE, EMBED, payload=EmbedRequest)(EmbedJobs(indexes).embed)
 
 
 async def start_full_index(app: Conveyor, root: Path, *, index: Path | None = None, force: bool = False) -> str:

@@ -13,7 +13,11 @@ Four modes answer what developers type:
 
 Every query is refused up front, with a message that says what to change, when it is longer than
 `MAX_QUERY_CHARS` or has more than `MAX_TERMS` words, so its cost is bounded before it runs; the time a search
-may take is bounded separately (see `conveyor.indexer.budget`). A later `semantic` mode fits beside these.
+may take is bounded separately (see `conveyor.indexer.budget`).
+
+Two more modes compare meanings rather than text (see `conveyor.indexer.semantic`): `semantic` ranks symbols
+by the cosine similarity of their embedding to the query's, and `hybrid` fuses that ranking with the lexical
+one. Their queries are bounded by length only (a description in words may be long).
 """
 
 from __future__ import annotations
@@ -45,6 +49,13 @@ class SearchMode(StrEnum):
     PHRASE = "phrase"
     SUBSTRING = "substring"
     REGEX = "regex"
+    SEMANTIC = "semantic"
+    HYBRID = "hybrid"
+
+    @property
+    def uses_vectors(self) -> bool:
+        """True for the modes answered with embeddings (see `conveyor.indexer.semantic`)."""
+        return self in (SearchMode.SEMANTIC, SearchMode.HYBRID)
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,8 @@ def parse_query(text: str, mode: SearchMode | str = SearchMode.LEXICAL) -> Searc
             f"The query has {len(text):,} characters; the limit is {MAX_QUERY_CHARS}. Search for the few words "
             "that matter (names, identifiers) instead of pasting text."
         )
+    if mode.uses_vectors:
+        return SearchQuery(stripped, mode, terms=tuple(words_of(stripped)))
     if mode is SearchMode.REGEX:
         return _regex_query(text)
     if mode is SearchMode.SUBSTRING:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.indexer.budget import DEFAULT_SEARCH_TIMEOUT_S, SearchBudget
-from conveyor.indexer.errors import IndexMissingError, IndexUnavailableError
+from conveyor.indexer.errors import IndexMissingError, IndexUnavailableError, SearchQueryError
 from conveyor.indexer.generated import looks_generated, looks_minified
 from conveyor.indexer.grep import text_search
 from conveyor.indexer.hits import Hit
@@ -222,7 +222,7 @@ class CodeIndex:
 
     def _read(self, path: Path) -> tuple[str, os.stat_result, bytes] | IndexOutcome:
         """The file's key, stat and bytes, or the outcome that says why it is not indexed."""
-        key = _key(path)
+        key = path_key(path)
         try:
             resolved = path.resolve()
             info = resolved.stat()
@@ -282,7 +282,7 @@ class CodeIndex:
 
     def remove(self, path: Path | str) -> str | None:
         """Take a file out of the index; returns its path if it was indexed."""
-        key = _key(Path(path))
+        key = path_key(Path(path))
         with self._write() as db:
             row = db.execute("SELECT id FROM files WHERE path = ?", (key,)).fetchone()
             if row is None:
@@ -341,6 +341,10 @@ class CodeIndex:
         if limit <= 0 or not query.strip():
             return []
         parsed = parse_query(query, mode)  # refused before any work when out of bounds
+        if parsed.mode.uses_vectors:
+            raise SearchQueryError(
+                f"`{parsed.mode}` search needs an embedder: use `conveyor.indexer.semantic.search_code`."
+            )
         budget = SearchBudget(self.search_timeout_s)
         with self._lock, budget.guarding(self._db):
             if not parsed.is_lexical:
@@ -385,7 +389,7 @@ class CodeIndex:
         return gone
 
 
-def _key(path: Path) -> str:
+def path_key(path: Path) -> str:
     """The stored key of a path: resolved, or only made absolute when it cannot be resolved (a loop)."""
     try:
         return str(path.resolve())

@@ -13,6 +13,7 @@ import * as deadLettersPage from './pages/deadletters.js';
 import * as deadLetterPage from './pages/deadletter.js';
 import * as schedulesPage from './pages/schedules.js';
 import * as tenantsPage from './pages/tenants.js';
+import * as codePage from './pages/code.js';
 
 const THEME_KEY = 'conveyor.theme';
 const main = document.getElementById('main');
@@ -92,6 +93,7 @@ function parseRoute() {
   const params = new URLSearchParams(query);
   if (parts[0] === 'workers') return { page: workersPage, nav: 'workers', params, args: {} };
   if (parts[0] === 'schedules') return { page: schedulesPage, nav: 'schedules', params, args: {} };
+  if (parts[0] === 'code') return { page: codePage, nav: 'code', params, args: {} };
   if (parts[0] === 'tenants') return { page: tenantsPage, nav: 'tenants', params, args: {} };
   if (parts[0] === 'dead-letters' && parts[1] && parts[2]) {
     return { page: deadLetterPage, nav: 'dead-letters', params, args: { queue: parts[1], id: parts[2] } };
