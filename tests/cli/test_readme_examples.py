@@ -39,6 +39,9 @@ SKIPPED = {
     "conveyor stats --watch": "refreshes until Ctrl-C (`conveyor stats` without --watch is tested elsewhere)",
     "conveyor index . --watch": "watches files until Ctrl-C (tests/indexer/test_watch.py covers the watcher)",
     "open http://127.0.0.1:8000/": "opens a browser: the test GETs the dashboard of its `up` instead",
+    "REDIS_CLUSTER_NODES=10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000 REDIS_PASSWORD=… conveyor worker": (
+        "needs a Redis Cluster at those addresses: tests/cluster/ runs workers against one the tests start"
+    ),
 }
 # What a command must print besides exiting 0, by the start of the command.
 EXPECTED = {

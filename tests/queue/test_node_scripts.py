@@ -21,10 +21,11 @@ DIFFERENT_BODIES = {
         "addDelayedJob-6", "addParentJob-6", "addPrioritizedJob-9", "addStandardJob-9", "cleanJobsInSet-3", "drain-5",
         "moveJobFromActiveToWait-9", "moveJobsToWait-8", "moveStalledJobsToWait-9", "moveToActive-11",
         "moveToFinished-14", "obliterate-2", "pause-7", "promote-9", "removeJob-2", "retryJob-11",
+        "addJobScheduler-11", "updateJobScheduler-12",
     },
     "6.7.6": {
         "addDelayedJob-6", "addParentJob-6", "addPrioritizedJob-9", "addStandardJob-9", "cleanJobsInSet-3", "drain-5",
-        "getCounts-1", "moveToFinished-14", "obliterate-2", "removeJob-2",
+        "getCounts-1", "moveToFinished-14", "obliterate-2", "removeJob-2", "addJobScheduler-11",
     },
 }  # fmt: skip
 
