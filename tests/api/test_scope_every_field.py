@@ -86,6 +86,7 @@ RULES: dict[str, tuple[Case, ...]] = {
     "Mutation.promoteDelayedJobs": (refused('mutation { promoteDelayedJobs(queue: "background") }'),),
     "Query.searchCode": (refused('{ searchCode(query: "queue") { file } }'),),
     "Queue.lastEventId": (refused('{ queue(name: "background") { lastEventId } }'),),
+    "Queue.limits": (refused('{ queue(name: "background") { limits { globalConcurrency } } }'),),
     "Job.logs": (refused('{ job(queue: "background", id: "b-job") { logs } }'),),
     "Job.children": (
         hidden('query($id: ID!) { job(queue: "ai-processing", id: $id) { children { id queue } } }', id="parent_a"),

@@ -141,3 +141,17 @@ async def test_state_tabs_work_with_the_keyboard(dashboard: Dashboard, browsing:
     await page.keyboard.press("End")
     await expect(page.get_by_role("tab", name="Waiting for children")).to_be_focused()
     assert "tab=waiting-children" in page.url
+
+
+async def test_the_queue_page_shows_the_limits_in_force_whoever_set_them(
+    dashboard: Dashboard, browsing: Browsing
+) -> None:
+    page = await browsing.open(dashboard, route="#/queues/indexing")
+    await expect(page.get_by_test_id("queue-limits")).to_have_text("No queue-wide limits.")
+    # As Node's setGlobalRateLimit and setGlobalConcurrency write them: in the queue's meta hash.
+    meta = dashboard.app.queue("background").keys.meta
+    await dashboard.app.client.hset(meta, mapping={"max": 5, "duration": 1000, "concurrency": 3})
+    await page.goto(page.url.replace("#/queues/indexing", "#/queues/background"))
+    await expect(page.get_by_test_id("queue-limits")).to_have_text(
+        "Queue-wide limits: at most 5 jobs started per 1.0 s; at most 3 running at once across all workers."
+    )

@@ -11,14 +11,8 @@ import strawberry
 from conveyor.api import fields as described
 from conveyor.api.context import ApiInfo
 from conveyor.api.query import require_token_admin
-from conveyor.api.types import QueueNode
+from conveyor.api.types import QueueNode, RateLimitNode
 from conveyor.queue.tenants import Tenant, TenantStore, UnknownTenantError, tenant_quotas
-
-
-@strawberry.type(name="RateLimit", description="At most `max` jobs per `durationMs`.")
-class RateLimitNode:
-    max: int
-    duration_ms: int
 
 
 @strawberry.type(name="Tenant", description="A tenant: its own namespace of queues, with quotas.")

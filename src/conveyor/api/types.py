@@ -15,6 +15,7 @@ from conveyor.api.errors import ApiError, ErrorCode
 from conveyor.api.tokens import Role, TokenInfo
 from conveyor.queue.events import EventStream, QueueEvent
 from conveyor.queue.job import AttemptRecord, Job, JobState, from_ms
+from conveyor.queue.limits import QueueLimits
 from conveyor.queue.metrics import MinuteCount, Percentiles, QueueMetrics
 from conveyor.queue.queue import QueueCounts
 from conveyor.worker.registry import WorkerInfo
@@ -150,6 +151,32 @@ class JobNode:
         return JSON(await job_children_results(info.context, self.queue, str(self.id)))
 
 
+@strawberry.type(name="RateLimit", description="At most `max` jobs per `durationMs`.")
+class RateLimitNode:
+    max: int
+    duration_ms: int
+
+
+@strawberry.type(
+    name="QueueLimits",
+    description="Queue-wide limits in force in Redis, for every worker of the queue (Conveyor's and Node's), "
+    "whoever set them; null where there is none.",
+)
+class QueueLimitsNode:
+    rate_limit: RateLimitNode | None
+    global_concurrency: int | None = strawberry.field(
+        description="At most this many of the queue's jobs run at once, across all workers."
+    )
+
+    @classmethod
+    def of(cls, limits: QueueLimits) -> QueueLimitsNode:
+        rate = limits.rate_limit
+        return cls(
+            rate_limit=RateLimitNode(max=rate.max, duration_ms=rate.duration_ms) if rate is not None else None,
+            global_concurrency=limits.global_concurrency,
+        )
+
+
 @strawberry.type(name="Queue", description="A queue and how many jobs it holds in each state.")
 class QueueNode:
     name: str
@@ -175,6 +202,11 @@ class QueueNode:
     async def last_event_id(self, info: ApiInfo) -> str:
         require(info.context, Role.VIEWER, self.name)
         return await EventStream(info.context.app.client, info.context.app.queue(self.name).keys).last_id()
+
+    @described.field("The queue-wide limits in force (rate limit, global concurrency), whoever set them.")
+    async def limits(self, info: ApiInfo) -> QueueLimitsNode:
+        require(info.context, Role.VIEWER, self.name)
+        return QueueLimitsNode.of(await info.context.app.queue(self.name).limits())
 
     @classmethod
     def of(cls, name: str, counts: QueueCounts, concurrency: int) -> QueueNode:

@@ -9,6 +9,17 @@ import { jobList } from './joblist.js';
 import { addJobDialog, writableQueues } from '../jobform.js';
 
 const QUEUE_QUERY = `query Queue($name: String!) { queue(name: $name) { ${QUEUE_FIELDS} } }`;
+const LIMITS_QUERY = `query Limits($name: String!) {
+  queue(name: $name) { limits { rateLimit { max durationMs } globalConcurrency } }
+}`;
+
+/** The queue-wide limits in force, in words (they bind every worker of the queue, Conveyor's and Node's). */
+export function describeLimits(limits) {
+  const parts = [];
+  if (limits.rateLimit) parts.push(`at most ${count(limits.rateLimit.max)} jobs started per ${duration(limits.rateLimit.durationMs)}`);
+  if (limits.globalConcurrency !== null) parts.push(`at most ${count(limits.globalConcurrency)} running at once across all workers`);
+  return parts.length ? `Queue-wide limits: ${parts.join('; ')}.` : 'No queue-wide limits.';
+}
 const METRICS_QUERY = `query Metrics($queue: String!) {
   queueMetrics(queue: $queue, range: LAST_HOUR) {
     completed failed jobsPerSecond truncated
@@ -111,7 +122,11 @@ export function render(ctx, { queue }) {
   if (perms.can('OPERATOR', queue)) actions.append(addButton, pauseButton, retryAllButton, promoteAllButton, cleanButton);
   if (perms.can('ADMIN', queue)) actions.append(clearButton);
   const crumbs = h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Queues'), ' / ', queue);
-  main.append(crumbs, h('div', { class: 'page-head' }, h('h1', {}, queue, ' ', badge), actions));
+  const limitsLine = h('p', { class: 'help queue-limits', 'data-testid': 'queue-limits' }, 'Queue-wide limits: …');
+  main.append(crumbs, h('div', { class: 'page-head' }, h('h1', {}, queue, ' ', badge), actions), limitsLine);
+  client.request(LIMITS_QUERY, { name: queue })
+    .then(({ queue: q }) => { limitsLine.textContent = q ? describeLimits(q.limits) : ''; })
+    .catch((error) => { limitsLine.textContent = `Cannot read the queue's limits: ${describeError(error)}`; });
   let state = null;
   const throughput = new Throughput(client, queue);
   const list = jobList(ctx, queue);
