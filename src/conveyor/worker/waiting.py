@@ -44,6 +44,10 @@ class MarkerWait:
         name = _client_name(blocking) or "conveyor-fetcher"
         lane = lane_for(blocking, name=name, slot_key=queue.keys.marker)
         self.lane = lane if lane.usable and queue.scripts.lane.usable else None
+        if self.lane is not None and not is_cluster(blocking):
+            # Only the lane carries the name: a connection the client opens beside it (a fallback under load)
+            # would make Node's getWorkers and Bull Board list this worker twice.
+            blocking.connection_pool.connection_kwargs["client_name"] = "conveyor-fetcher"
         self._blocking_id: int | None = None  # of the waiting connection, while a nudgeable wait is on
         self._unblocking: asyncio.Future[Any] | None = None
 
