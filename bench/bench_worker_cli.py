@@ -14,8 +14,8 @@ workers rotates each round):
   per add (huey's baseline only when huey is installed: it is not a dependency).
 
 Prints the medians per worker, `conveyor worker`'s ratios to the Node workers and to the bare runtime, and the
-targets of issue 18. `--src DIR` runs the Python workers from another source tree (an export of an older
-commit's `src/`), for before/after figures of start-up and memory.
+targets of issue 18. `--before DIR` adds `conveyor worker` run from another source tree (an export of an older
+commit's `src/`) as one more worker, for before/after figures in the same run.
 """
 
 from __future__ import annotations
@@ -139,10 +139,11 @@ class Bench:
 
 
 async def run(args: argparse.Namespace) -> tuple[Results, WorkerKinds]:
-    kinds = WorkerKinds(args.src)
+    kinds = WorkerKinds(args.before)
     chosen = [k for k in kinds.available if not args.kinds or k in args.kinds]
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp), transport="tcp") as server:
         bench = Bench(server.url, kinds, args.jobs)
+        kinds.warm_up(server.url)
         try:
             for round_no in range(args.rounds):
                 order = chosen[round_no % len(chosen) :] + chosen[: round_no % len(chosen)]
@@ -208,16 +209,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per drain (a multiple of 1,000)")
     parser.add_argument("--only", default="drain,startup,pickup,enqueue", help="comma-separated scenarios")
-    parser.add_argument("--kinds", default="", help="comma-separated workers: cli,bare,node5,node6 (default: all)")
-    parser.add_argument("--src", type=Path, default=None, help="run the Python workers from this source tree")
+    parser.add_argument("--kinds", default="", help="workers: cli,before,bare,node5,node6 (default: all)")
+    parser.add_argument("--before", type=Path, default=None, help="also run `conveyor worker` from this source tree")
     args = parser.parse_args()
     args.only = {s for s in args.only.split(",") if s}
     args.kinds = {k for k in args.kinds.split(",") if k}
     results, kinds = uvloop.run(run(args))
     print()
     print(table(results, kinds, args.rounds, args.jobs))
-    if args.src is not None:
-        print(f"\n(Python workers run from {args.src})")
+    print(f"\nWorker logs: {kinds.logs}")
+    if args.before is not None:
+        print(f"\n`conveyor worker, before` ran from {args.before}.")
 
 
 if __name__ == "__main__":

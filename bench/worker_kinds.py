@@ -1,13 +1,18 @@
 """The workers `bench_worker_cli` compares, each started as its users start it, in a process of its own.
 
 - `cli`: `conveyor worker --app bench.cli_app:app` (the `conveyor` script; metrics, logging and tracing settings
-  as shipped);
+  as shipped); `before`: the same command run from another source tree of `conveyor` (`--before DIR`, e.g. an
+  export of an older commit's `src/`), for before/after figures in one run;
 - `bare`: Conveyor's runtime built in a small script (`bench/worker_proc.py`, as in `bench.run`);
 - `node5`, `node6`: a Node BullMQ `Worker` of each major (`bench/node/drain_worker.mjs`), installed from the
   locked package dirs of the Node compatibility tests (`tests/queue/node/bullmq-5`, `bullmq-6`) with their
   installer, into the same cache.
 
 All serve the queue `bench` at concurrency 10; the handler is a no-op (`noop`) or returns its start time (`start`).
+
+The Python workers run with bytecode caches, as an installed package has them (pip compiles at install): this
+session may set PYTHONDONTWRITEBYTECODE, which would make every start compile Conveyor's sources again (about
+0.1 s here). Their caches go to a temporary PYTHONPYCACHEPREFIX, written by `warm_up` before anything is timed.
 """
 
 from __future__ import annotations
@@ -24,7 +29,13 @@ from bench.cli_app import CONCURRENCY, QUEUE
 from bench.common import ROOT, WorkerProcess
 
 NODE_SCRIPT = ROOT / "bench" / "node" / "drain_worker.mjs"
-LABELS = {"cli": "conveyor worker", "bare": "bare runtime", "node5": "Node BullMQ 5", "node6": "Node BullMQ 6"}
+LABELS = {
+    "cli": "conveyor worker",
+    "before": "conveyor worker, before",
+    "bare": "bare runtime",
+    "node5": "Node BullMQ 5",
+    "node6": "Node BullMQ 6",
+}
 
 Launcher = Callable[[str, str], subprocess.Popen[str]]  # (redis url, handler) -> a process not yet ready
 
@@ -32,9 +43,10 @@ Launcher = Callable[[str, str], subprocess.Popen[str]]  # (redis url, handler) -
 class WorkerKinds:
     """How to start each kind of worker; `available` lists those that can run here (Node may be missing)."""
 
-    def __init__(self, src: Path | None = None) -> None:
-        self.src = src  # another source tree of `conveyor` to run (e.g. an export of an older commit)
+    def __init__(self, before: Path | None = None) -> None:
+        self.before = before  # another source tree of `conveyor`, run by the `before` kind
         self.logs = Path(tempfile.mkdtemp(prefix="bench-worker-logs-"))
+        self.pycache = Path(tempfile.mkdtemp(prefix="bench-pycache-"))
         self.node_dirs: dict[str, Path] = {}
         self.skipped: dict[str, str] = {}
         for kind, package in (("node5", "bullmq-5"), ("node6", "bullmq-6")):
@@ -45,12 +57,15 @@ class WorkerKinds:
 
     @property
     def available(self) -> list[str]:
-        return ["cli", "bare", *self.node_dirs]
+        return ["cli", *(["before"] if self.before else []), "bare", *self.node_dirs]
 
     def spawn(self, kind: str, url: str, handler: str) -> subprocess.Popen[str]:
         """Start a worker of `kind` (it reports ready later: see `ready`)."""
-        env = {**os.environ, "REDIS_URL": url, "PYTHONPATH": self._pythonpath(), "BENCH_HANDLER": handler}
-        if kind == "cli":
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        sources = [self.before, ROOT] if kind == "before" else [ROOT]
+        env.update(REDIS_URL=url, PYTHONPATH=os.pathsep.join(map(str, sources)), PYTHONPYCACHEPREFIX=str(self.pycache))
+        env["BENCH_HANDLER"] = handler
+        if kind in ("cli", "before"):
             args = [*_conveyor_command(), "worker", "--app", "bench.cli_app:app"]
         elif kind == "bare":
             args = [sys.executable, "-m", "bench.worker_proc", "conveyor", QUEUE, str(CONCURRENCY), handler]
@@ -66,8 +81,11 @@ class WorkerKinds:
         ready(proc, kind)
         return WorkerProcess(proc)
 
-    def _pythonpath(self) -> str:
-        return os.pathsep.join(str(p) for p in (self.src, ROOT) if p is not None)
+    def warm_up(self, url: str) -> None:
+        """Start and stop each Python worker once, untimed: its bytecode caches are written."""
+        for kind in ("cli", "before", "bare"):
+            if kind in self.available:
+                self.start(kind, url, "noop").stop()
 
 
 def ready(proc: subprocess.Popen[str], kind: str) -> None:
