@@ -25,6 +25,7 @@ import asyncio
 import logging
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -157,6 +158,7 @@ async def run(args: argparse.Namespace) -> tuple[Results, WorkerKinds]:
                     await bench.enqueue()
         finally:
             await bench.client.aclose()
+            shutil.rmtree(kinds.pycache, ignore_errors=True)
     return bench.results, kinds
 
 
