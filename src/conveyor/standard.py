@@ -13,20 +13,18 @@ import os
 import sys
 from collections.abc import Callable
 
-from conveyor.ai import jobs as ai_jobs
 from conveyor.app import Conveyor
 from conveyor.config import ConfigError, Settings
 from conveyor.errors import ConveyorError
-from conveyor.indexer import jobs as indexer_jobs
-from conveyor.maintenance import jobs as maintenance_jobs
 
 APP_ENV_VAR = "CONVEYOR_APP"
 DEFAULT_APP = "conveyor.standard:create_app"
 
 Register = Callable[[Conveyor], None]
 
-# The domain packages whose handlers the standard app serves, each as its `register(app)` function.
-_DOMAIN_PACKAGES: tuple[Register, ...] = (indexer_jobs.register, ai_jobs.register, maintenance_jobs.register)
+# The domain packages whose handlers the standard app serves, each with a `jobs.register(app)` function.
+# Imported by `create_app` only: a worker of another app (`--app`) never loads the indexer or the AI features.
+_DOMAIN_PACKAGES: tuple[str, ...] = ("conveyor.indexer.jobs", "conveyor.ai.jobs", "conveyor.maintenance.jobs")
 
 
 class AppLoadError(ConfigError):
@@ -40,7 +38,8 @@ def create_app(settings: Settings | None = None) -> Conveyor:
         settings: explicit settings; read from the environment (and `.env`) when None.
     """
     app = Conveyor(settings)
-    for register in _DOMAIN_PACKAGES:
+    for package in _DOMAIN_PACKAGES:
+        register: Register = importlib.import_module(package).register
         register(app)
     return app
 

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from conveyor.api.config import load_api_config
-from conveyor.api.server import serve as serve_api
 from conveyor.api.tokens import Role, TokenInfo, TokenStore
 from conveyor.app import Conveyor
 from conveyor.cli.errors import RefusedError, cli_command, run_async
@@ -48,6 +47,8 @@ async def api_service(app: Conveyor, host: str | None = None, port: int | None =
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     config = load_api_config(app.settings, **overrides)
     say(f"API: http://{config.host}:{config.port}/graphql, dashboard at http://{config.host}:{config.port}/")
+    from conveyor.api.server import serve as serve_api  # the server's stack only where one runs
+
     await serve_api(app, config, handle_signals=False)
 
 
@@ -59,6 +60,8 @@ def serve(host: HostOption = None, port: PortOption = None, app_spec: AppOption 
     config = load_api_config(app.settings, **overrides)
 
     async def body() -> None:
+        from conveyor.api.server import serve as serve_api  # the server's stack only where one runs
+
         # This process owns SIGTERM/SIGINT (uvicorn's own handling re-raises the signal after its shutdown,
         # which would end the process with a signal status instead of 0).
         stop = asyncio.Event()

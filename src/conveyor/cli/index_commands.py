@@ -19,26 +19,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from conveyor.ai import TASKS, ResultStore, batch
+from conveyor.ai.provider import TASKS
 from conveyor.app import Conveyor
 from conveyor.cli.errors import UsageError, cli_command, run_async
 from conveyor.cli.options import AppOption, JsonOption, open_app
 from conveyor.cli.output import print_json, say, stderr, stdout
 from conveyor.cli.session import connected
 from conveyor.errors import ConveyorError
-from conveyor.indexer import CodeIndex, IndexerSettings, SearchMode, SearchQueryError, start_full_index
-from conveyor.indexer.embedding import embedder_from
-from conveyor.indexer.embedjobs import embed_missing
-from conveyor.indexer.errors import EmbeddingError, SemanticIndexEmptyError
-from conveyor.indexer.fullindex import full_index_status
-from conveyor.indexer.languages import PARSED_LANGUAGES, detect_language
-from conveyor.indexer.semantic import search_code
-from conveyor.indexer.walker import walk_repository
-from conveyor.indexer.watch import ChangeWatcher
+from conveyor.indexer.query import SearchMode
 from conveyor.queue.job import Job, JobState
 
 POLL_S = 0.2
@@ -59,6 +50,8 @@ class JobFailedError(ConveyorError):
 
 
 def _index_path(app: Conveyor, override: Path | None) -> Path:
+    from conveyor.indexer.settings import IndexerSettings
+
     return IndexerSettings().index_path(app.settings.conveyor_data_dir, override)
 
 
@@ -91,6 +84,8 @@ def index(
 
 
 async def _index(app: Conveyor, root: Path, watch: bool, force: bool, index_path: Path) -> None:
+    from conveyor.indexer.jobs import start_full_index
+
     async with connected(app):
         job_id = await start_full_index(app, root, index=index_path, force=force)
         job = await _follow_full_index(app, job_id, f"Indexing {_shown(str(root))}")
@@ -118,6 +113,8 @@ def index_summary(result: dict[str, Any]) -> str:
 
 
 async def _follow_full_index(app: Conveyor, job_id: str, label: str) -> Job:
+    from conveyor.indexer.fullindex import full_index_status
+
     started, hinted = time.monotonic(), False
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=stderr(), transient=True) as progress:
@@ -140,6 +137,9 @@ async def _hint_if_no_worker(app: Conveyor) -> bool:
 
 
 async def _watch(app: Conveyor, root: Path, index_path: Path) -> None:
+    from conveyor.indexer.settings import IndexerSettings
+    from conveyor.indexer.watch import ChangeWatcher
+
     debounce = IndexerSettings().conveyor_index_watch_debounce_ms
     say(f"Watching {_shown(str(root))} for changes (Ctrl-C to stop).")
     watcher = ChangeWatcher(
@@ -177,6 +177,12 @@ def search(
     app_spec: AppOption = None,
 ) -> None:
     """Search the code index: ranked hits with file, line and symbol (no Redis needed)."""
+    from conveyor.indexer.embedding import embedder_from
+    from conveyor.indexer.errors import EmbeddingError, SearchQueryError, SemanticIndexEmptyError
+    from conveyor.indexer.semantic import search_code
+    from conveyor.indexer.settings import IndexerSettings
+    from conveyor.indexer.store import CodeIndex
+
     app = open_app(app_spec)
     path = _index_path(app, index_file)
     if not path.exists():
@@ -217,6 +223,12 @@ def search(
 def embed(index_file: IndexOption = None, app_spec: AppOption = None) -> None:
     """Compute the missing symbol embeddings of an index here, without the queue (indexing through workers
     enqueues `embed` jobs instead): for an index made before semantic search, or after changing the provider."""
+    from conveyor.indexer.embedding import embedder_from
+    from conveyor.indexer.embedjobs import embed_missing
+    from conveyor.indexer.errors import EmbeddingError
+    from conveyor.indexer.settings import IndexerSettings
+    from conveyor.indexer.store import CodeIndex
+
     app = open_app(app_spec)
     path = _index_path(app, index_file)
     if not path.exists():
@@ -247,6 +259,9 @@ ai_cli = typer.Typer(
 def source_files(paths: Sequence[Path], limit: int) -> list[Path]:
     """The files named, and the source files (languages with a grammar) under the folders named, up to
     `limit`; ignored files (.gitignore) are left out of folders."""
+    from conveyor.indexer.languages import PARSED_LANGUAGES, detect_language
+    from conveyor.indexer.walker import walk_repository
+
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -290,6 +305,8 @@ def summarize(
 
 
 async def _summarize(app: Conveyor, files: list[Path], task: str, fields: dict[str, str]) -> None:
+    from conveyor.ai.jobs import batch
+
     async with connected(app):
         jobs = batch(files, task, **fields)
         ids: list[str] = []
@@ -333,6 +350,11 @@ def show(
     app_spec: AppOption = None,
 ) -> None:
     """Show the stored AI results of a file (newest first)."""
+    from rich.markdown import Markdown
+
+    from conveyor.ai.results import ResultStore
+    from conveyor.indexer.store import CodeIndex
+
     app = open_app(app_spec)
     database = _index_path(app, index_file)
     if not database.exists():

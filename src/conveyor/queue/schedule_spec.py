@@ -13,15 +13,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from conveyor.queue.errors import InvalidOptionsError
 from conveyor.queue.options import JobOptions
 from conveyor.redis.job_schedulers import iteration_job_id
+
+if TYPE_CHECKING:
+    from croniter import croniter
 
 SCHEDULE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 MISFIRE_GRACE_MS = 1000  # a tick fired later than this counts as missed (run once, or skipped, by option)
@@ -98,10 +100,18 @@ def _cron_args(expr: str) -> dict[str, Any]:
     return {"second_at_beginning": len(expr.split()) == 6}
 
 
+def _croniter() -> type[croniter]:
+    # croniter (with pytz and dateutil) loads on the first cron expression, not with every worker: most
+    # workers never see one, and it costs start-up time and memory.
+    from croniter import croniter as loaded
+
+    return cast("type[croniter]", loaded)
+
+
 def _is_valid_cron(expr: str) -> bool:
     if len(expr.split()) not in (5, 6):
         return False
-    return bool(croniter.is_valid(expr, **_cron_args(expr)))
+    return bool(_croniter().is_valid(expr, **_cron_args(expr)))
 
 
 def tick_job_id(key: str, tick_ms: int) -> str:
@@ -124,7 +134,7 @@ def next_tick(spec: ScheduleSpec, after_ms: int) -> int:
         return (after_ms // spec.every_ms + 1) * spec.every_ms
     zone = ZoneInfo(spec.tz)
     start = datetime.fromtimestamp(after_ms / 1000, zone).replace(tzinfo=None)
-    candidates = croniter(spec.cron, start, **_cron_args(spec.cron or ""))
+    candidates = _croniter()(spec.cron, start, **_cron_args(spec.cron or ""))
     while True:  # past wall times come up again only right after clocks went back: a few steps at most
         instant = _instant(candidates.get_next(datetime), zone)
         if instant > after_ms:
@@ -137,7 +147,7 @@ def latest_tick(spec: ScheduleSpec, at_ms: int, since_ms: int) -> int:
         return max(since_ms, at_ms // spec.every_ms * spec.every_ms)
     zone = ZoneInfo(spec.tz)
     wall = datetime.fromtimestamp((at_ms + 1) / 1000, zone).replace(tzinfo=None)
-    candidates = croniter(spec.cron, wall, **_cron_args(spec.cron or ""))
+    candidates = _croniter()(spec.cron, wall, **_cron_args(spec.cron or ""))
     while True:
         instant = _instant(candidates.get_prev(datetime), zone)
         if instant <= at_ms:

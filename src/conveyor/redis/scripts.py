@@ -12,7 +12,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cache
-from importlib import resources
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any, cast
 
 import msgpack
@@ -60,7 +61,17 @@ SCRIPT_FILES = {
 @cache
 def script_source(name: str) -> str:
     """The Lua source of a BullMQ script as shipped by the pinned `bullmq` package."""
-    return (resources.files("bullmq") / "commands" / SCRIPT_FILES[name]).read_text()
+    return (_bullmq_commands() / SCRIPT_FILES[name]).read_text()
+
+
+@cache
+def _bullmq_commands() -> Path:
+    # The package is found, not imported: importing `bullmq` loads its whole Python client (Queue, Worker,
+    # croniter, ...), which Conveyor never uses, into every process; only its Lua scripts are read.
+    spec = find_spec("bullmq")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the `bullmq` package (a dependency of Conveyor, for its Lua scripts) is missing")
+    return Path(next(iter(spec.submodule_search_locations))) / "commands"
 
 
 def _pack(value: Any) -> bytes:

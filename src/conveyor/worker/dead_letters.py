@@ -28,8 +28,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import httpx
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.exceptions import RedisError
@@ -40,6 +40,9 @@ from conveyor.queue.job import AttemptRecord, Job, JobState, numbered
 from conveyor.queue.queue import Queue
 from conveyor.worker.context import JobInfo
 from conveyor.worker.hooks import AttemptEnd, AttemptStart, WorkerHook
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +200,11 @@ class DeadLetterKeeper(WorkerHook):
     async def run(self, stop: asyncio.Event) -> None:
         """Sweep and send alerts until `stop` is set."""
         next_sweep = 0.0
-        http = httpx.AsyncClient(timeout=self.settings.webhook_timeout_s) if self.alerting else None
+        http = None
+        if self.alerting:  # httpx only in workers that send alerts (its import costs start-up time and memory)
+            import httpx
+
+            http = httpx.AsyncClient(timeout=self.settings.webhook_timeout_s)
         try:
             while not stop.is_set():
                 now = self._clock()
@@ -256,6 +263,8 @@ class DeadLetterKeeper(WorkerHook):
 
     async def deliver_once(self, http: httpx.AsyncClient) -> int:
         """Send the alerts that are due; returns how many were delivered."""
+        import httpx  # already loaded by whoever made `http`
+
         url = self.settings.webhook_url
         if not url:
             return 0
