@@ -13,7 +13,7 @@ from typing import Any
 import uvloop
 
 from conveyor import Conveyor, JobContext, load_settings
-from tests.worker.sample_app import note_start
+from tests.worker.sample_app import main, note_start
 
 
 def create_app() -> Conveyor:
@@ -29,15 +29,7 @@ def create_app() -> Conveyor:
     return app
 
 
-async def main(queues: list[str], concurrency: int) -> None:
-    app = create_app()
-    async with app:
-        worker = app.worker(queues, {name: concurrency for name in queues})
-        worker.install_signal_handlers()
-        await worker.run()
-
-
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
-    uvloop.run(main(sys.argv[1].split(","), int(sys.argv[2])))
+    uvloop.run(main(sys.argv[1].split(","), int(sys.argv[2]), create_app))
     os._exit(0)

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -95,8 +96,8 @@ def note_start(job_id: str) -> None:
         os.close(fd)
 
 
-async def main(queues: list[str], concurrency: int) -> None:
-    app = create_app()
+async def main(queues: list[str], concurrency: int, make_app: Callable[[], Conveyor] = create_app) -> None:
+    app = make_app()
     async with app:
         worker = app.worker(queues, {name: concurrency for name in queues})
         worker.install_signal_handlers()
