@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from conveyor import Conveyor, JobContext, JobState, NewJob
 from conveyor.observability import instrument
+from conveyor.observability.tracing import PROVIDER_RECHECK_S, ProviderWatch
 from tests.observability.conftest import WorkerProcesses, read_spans
 from tests.worker.conftest import running, state_is, wait_until
 
@@ -143,3 +145,29 @@ async def test_retried_attempts_each_get_a_span_with_the_error_recorded(
     assert attempts[1].status.status_code is StatusCode.UNSET
     assert attempts[0].parent is not None
     assert attempts[0].parent == attempts[1].parent  # both children of the enqueue span
+
+
+def test_spans_are_skipped_until_a_recording_tracer_provider_is_set_then_always_made() -> None:
+    now = [100.0]
+    provider: list[trace.TracerProvider] = [trace.ProxyTracerProvider()]
+    looks: list[float] = []
+
+    def current() -> trace.TracerProvider:
+        looks.append(now[0])
+        return provider[0]
+
+    recording = ProviderWatch(clock=lambda: now[0], provider=current)
+    assert not recording()
+    now[0] += PROVIDER_RECHECK_S / 2
+    assert not recording()  # not looked at again within the interval: the common no-SDK case costs no lookup
+    provider[0] = trace.NoOpTracerProvider()
+    now[0] += PROVIDER_RECHECK_S
+    assert not recording()  # a no-op provider records nothing either
+    provider[0] = TracerProvider()
+    assert not recording()  # set within the interval: seen at the next look
+    now[0] += PROVIDER_RECHECK_S
+    assert recording()
+    now[0] += 0.001
+    provider[0] = trace.ProxyTracerProvider()
+    assert recording()  # once on, on for good (OpenTelemetry sets its global provider once)
+    assert looks == [100.0, 100.0 + 1.5 * PROVIDER_RECHECK_S, 100.0 + 2.5 * PROVIDER_RECHECK_S]

@@ -60,12 +60,13 @@ def instrument(app: Conveyor, settings: ObservabilitySettings | None = None) -> 
 
 def _install_tracing(app: Conveyor) -> bool:
     try:
-        from conveyor.observability.tracing import ProducerTracing, WorkerTracing
+        from conveyor.observability.tracing import ProducerTracing, ProviderWatch, WorkerTracing
     except ImportError:
         log.info("tracing is off: install the `otel` extra (opentelemetry-api, opentelemetry-sdk) to turn it on")
         return False
-    app.hooks.append(WorkerTracing())
-    attach_producer_hook(app, ProducerTracing())
+    recording = ProviderWatch()
+    app.hooks.append(WorkerTracing(recording))
+    attach_producer_hook(app, ProducerTracing(recording))
     return True
 
 

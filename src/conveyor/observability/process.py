@@ -41,16 +41,29 @@ class ProcessMetrics:
             ["queue", *extra],
             registry=self.registry,
         )
+        # Children by label values: `labels()` validates and locks on every call, a cost per job.
+        self._active: dict[str, Gauge] = {}
+        self._ended: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
 
     def active(self, queue: str) -> Gauge:
         """The active-jobs gauge of one queue."""
-        return self.active_jobs.labels(queue=queue, **self.labels)
+        gauge = self._active.get(queue)
+        if gauge is None:
+            gauge = self._active[queue] = self.active_jobs.labels(queue=queue, **self.labels)
+        return gauge
 
     def attempt_ended(self, end: AttemptEnd) -> None:
         """Count a finished attempt."""
         job = end.job
-        self.attempts.labels(queue=job.queue, job_type=job.type, outcome=end.outcome, **self.labels).inc()
-        self.run_seconds.labels(queue=job.queue, job_type=job.type, **self.labels).observe(end.run_s)
+        key = (job.queue, job.type, str(end.outcome))
+        series = self._ended.get(key)
+        if series is None:
+            series = self._ended[key] = (
+                self.attempts.labels(queue=job.queue, job_type=job.type, outcome=key[2], **self.labels),
+                self.run_seconds.labels(queue=job.queue, job_type=job.type, **self.labels),
+            )
+        series[0].inc()
+        series[1].observe(end.run_s)

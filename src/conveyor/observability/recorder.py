@@ -57,11 +57,12 @@ class MetricsRecorder(WorkerHook):
         if self.process is None:
             yield
             return
-        self.process.active(start.job.queue).inc()
+        active = self.process.active(start.job.queue)
+        active.inc()
         try:
             yield
         finally:
-            self.process.active(start.job.queue).dec()
+            active.dec()
 
     def attempt_ended(self, end: AttemptEnd) -> None:
         """Count the outcome and record the run time."""

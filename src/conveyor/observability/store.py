@@ -7,6 +7,7 @@ buckets are stored per bucket (not cumulative) and cumulated when read.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -33,8 +34,8 @@ def bucket_label(bound: float) -> str:
 
 
 def bucket_of(value: float, bounds: Sequence[float]) -> float:
-    """The smallest bound that holds `value`."""
-    return next(bound for bound in bounds if value <= bound)
+    """The smallest bound that holds `value` (the last bound is infinite)."""
+    return bounds[bisect.bisect_left(bounds, value)]
 
 
 @dataclass

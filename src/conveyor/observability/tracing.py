@@ -16,7 +16,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -35,8 +36,43 @@ TELEMETRY_METADATA = "tm"  # BullMQ's encoded `opts.telemetry.metadata`
 OMIT_CONTEXT = "omc"  # BullMQ's encoded `opts.telemetry.omitContext`
 
 
+PROVIDER_RECHECK_S = 1.0
+
+
 def _tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
+
+
+class ProviderWatch:
+    """Whether an OpenTelemetry tracer provider that records spans is set (an SDK's, not the API's default).
+
+    Without one every span is a no-op, but making it still costs tens of microseconds per job: the hooks skip
+    spans until a provider appears. Once one is set it stays (OpenTelemetry sets the global provider once);
+    until then the global is looked at again at most once per `PROVIDER_RECHECK_S`, so a provider configured
+    after the worker started is picked up within a second.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        provider: Callable[[], trace.TracerProvider] = trace.get_tracer_provider,
+    ) -> None:
+        self._clock = clock
+        self._provider = provider
+        self._on = False
+        self._next_check = 0.0
+
+    def __call__(self) -> bool:
+        """True when spans would be recorded."""
+        if self._on:
+            return True
+        now = self._clock()
+        if now < self._next_check:
+            return False
+        self._next_check = now + PROVIDER_RECHECK_S
+        provider = self._provider()
+        self._on = not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+        return self._on
 
 
 def inject_context(opts: dict[str, Any], ctx: otel_context.Context | None = None) -> None:
@@ -75,10 +111,15 @@ def _job_attributes(queue: str, operation: str, operation_type: str) -> dict[str
 class ProducerTracing(ProducerHook):
     """`add <queue>` (one job) or `addBulk <queue>` with one `create <queue>` span per job."""
 
+    def __init__(self, recording: ProviderWatch | None = None) -> None:
+        self._recording = recording or ProviderWatch()
+
     @contextlib.contextmanager
     def around_add(self, enqueue: Enqueue) -> Iterator[None]:
         """Open the producer span(s) and put their context into the jobs' options."""
-        if len(enqueue.jobs) == 1:
+        if not self._recording():
+            yield
+        elif len(enqueue.jobs) == 1:
             with self._single(enqueue):
                 yield
         else:
@@ -125,12 +166,16 @@ class ProducerTracing(ProducerHook):
 class WorkerTracing(WorkerHook):
     """A `process <queue>` consumer span around each attempt, child of the span that enqueued the job."""
 
-    def __init__(self) -> None:
+    def __init__(self, recording: ProviderWatch | None = None) -> None:
         self._open: dict[JobInfo, Span] = {}
+        self._recording = recording or ProviderWatch()
 
     @contextlib.contextmanager
     def around_attempt(self, start: AttemptStart) -> Iterator[None]:
         """Start the span, make it current for the handler, and hand it to `attempt_ended` to finish."""
+        if not self._recording():
+            yield
+            return
         span = self._start_span(start)
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
@@ -166,6 +211,8 @@ class WorkerTracing(WorkerHook):
 
     def attempt_ended(self, end: AttemptEnd) -> None:
         """Record the outcome (and the error of a failed attempt) and end the span."""
+        if not self._open:
+            return
         span = self._open.pop(end.job, None)
         if span is None:
             return
