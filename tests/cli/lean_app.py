@@ -10,13 +10,13 @@ import sys
 
 from conveyor import Conveyor
 
-# What `conveyor worker` must not import for an app that does not use it: the GraphQL API and its server,
-# the dashboard, the code indexer and AI features (tree-sitter, the embedding model, numpy), webhook HTTP,
-# the browser driver of the dashboard tests, the other CLI commands and their renderers (Markdown, syntax
-# highlighting), cron parsing (croniter, with pytz and dateutil) for an app without cron schedules, and the
-# Python `bullmq` client (only its Lua scripts are read). The `conveyor.indexer` and `conveyor.ai` packages
-# themselves load their names lazily: the CLI's option types (`SearchMode`, the AI task names) are all it
-# takes from them.
+# What `conveyor worker` must not import for an app that does not use it: the GraphQL API and its server, the
+# dashboard, the code indexer and AI features (tree-sitter, the embedding model, numpy), webhook HTTP, the browser
+# driver of the dashboard tests, the other CLI commands and their renderers (Markdown, syntax highlighting, and Rich
+# itself: a worker prints plain lines), cron parsing (croniter, with pytz and dateutil) for an app without cron
+# schedules, and the Python `bullmq` client (only its Lua scripts are read). The `conveyor.indexer` and
+# `conveyor.ai` packages themselves load their names lazily: the CLI's option types (`SearchMode`, the AI task
+# names) are all it takes from them.
 HEAVY_MODULES = (
     "conveyor.api.server",
     "conveyor.dashboard",
@@ -38,6 +38,9 @@ HEAVY_MODULES = (
     "pygments",
     "conveyor.cli.index_commands",
     "conveyor.cli.dlq_commands",
+    "conveyor.cli.api_commands",
+    "conveyor.api",
+    "rich",
     "croniter",
     "bullmq",
 )

@@ -13,14 +13,11 @@ from conveyor.api.config import load_api_config
 from conveyor.api.tokens import Role, TokenInfo, TokenStore
 from conveyor.app import Conveyor
 from conveyor.cli.errors import RefusedError, cli_command, run_async
-from conveyor.cli.options import AppOption, JsonOption, TenantOption, open_app
+from conveyor.cli.options import AppOption, HostOption, JsonOption, PortOption, TenantOption, open_app
 from conveyor.cli.output import print_json, say
 from conveyor.cli.session import check_tenant, connected, describe_redis
 from conveyor.config import ConfigError
 from conveyor.observability import instrument
-
-HostOption = Annotated[str | None, typer.Option("--host", help="Bind address (default: CONVEYOR_API_HOST).")]
-PortOption = Annotated[int | None, typer.Option("--port", help="Port (default: CONVEYOR_API_PORT).")]
 
 tokens_cli = typer.Typer(help="Create, list and revoke API tokens (roles: viewer, operator, admin).")
 

@@ -40,6 +40,8 @@ QueueArg = Annotated[
 ]
 JobIdArg = Annotated[str, typer.Argument(metavar="ID", help="Job id.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+HostOption = Annotated[str | None, typer.Option("--host", help="Bind address (default: CONVEYOR_API_HOST).")]
+PortOption = Annotated[int | None, typer.Option("--port", help="Port (default: CONVEYOR_API_PORT).")]
 
 
 def open_app(spec: str | None, *queues: str, embedded: EmbeddedMode = EmbeddedMode.ATTACH) -> Conveyor:

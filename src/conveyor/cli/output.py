@@ -1,41 +1,63 @@
-"""Where the CLI writes: Rich consoles for people, plain JSON for programs."""
+"""Where the CLI writes: Rich consoles for people, plain JSON for programs.
+
+Rich is imported on first use, not with this module: `conveyor worker` prints a few plain lines and should not
+pay for Rich's import at start-up.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def stdout() -> Console:
     """A console on the current stdout (made per call, so it follows redirection and terminal detection)."""
+    from rich.console import Console
+
     return Console(highlight=False)
 
 
 def stderr() -> Console:
     """A console on the current stderr."""
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
+
+
+def _line(to_stderr: bool, message: str, style: str) -> None:
+    """One line, never wrapped, markup in the message shown as is. Without a style, or where Rich would not
+    colour it anyway (not a terminal, no FORCE_COLOR), the line is written as is and Rich is not loaded."""
+    stream = sys.stderr if to_stderr else sys.stdout
+    if not style or not (stream.isatty() or os.environ.get("FORCE_COLOR")):
+        stream.write(message + "\n")
+        stream.flush()
+        return
+    from rich.text import Text
+
+    (stderr() if to_stderr else stdout()).print(Text(message, style=style), soft_wrap=True)
 
 
 def print_error(message: str) -> None:
     """Print an error as one red line on stderr (never wrapped, markup in the message shown as is)."""
-    stderr().print(Text(f"Error: {message}", style="bold red"), soft_wrap=True)
+    _line(True, f"Error: {message}", "bold red")
 
 
 def print_warning(message: str) -> None:
     """Print a warning as one yellow line on stderr (never wrapped, markup in the message shown as is)."""
-    stderr().print(Text(f"Warning: {message}", style="yellow"), soft_wrap=True)
+    _line(True, f"Warning: {message}", "yellow")
 
 
 def say(message: str, style: str | None = None) -> None:
     """Print one line for people on stdout (markup in the message shown as is)."""
-    stdout().print(Text(message, style=style or ""), soft_wrap=True)
+    _line(False, message, style or "")
 
 
 def to_jsonable(value: Any) -> Any:

@@ -16,9 +16,16 @@ from typing import Annotated, Any, cast
 import typer
 
 from conveyor.app import Conveyor
-from conveyor.cli.api_commands import HostOption, PortOption, api_service, check_api_port
 from conveyor.cli.errors import cli_command, run_async
-from conveyor.cli.options import AppOption, TenantOption, open_app, parse_concurrency, parse_queue_list
+from conveyor.cli.options import (
+    AppOption,
+    HostOption,
+    PortOption,
+    TenantOption,
+    open_app,
+    parse_concurrency,
+    parse_queue_list,
+)
 from conveyor.cli.output import say
 from conveyor.cli.session import check_tenant, connected, describe_redis, tenant_view
 from conveyor.observability import enable_worker_metrics, instrument
@@ -46,6 +53,8 @@ MetricsPortOption = Annotated[
 def up_services(app: Conveyor, host: str | None = None, port: int | None = None) -> list[Service]:
     """What `conveyor up` runs beside its worker, each as `await service(app)` until cancelled at shutdown:
     the GraphQL API server (and the dashboard it serves)."""
+    from conveyor.cli.api_commands import api_service  # the API stack: only `up` needs it, never a worker
+
     return [functools.partial(api_service, host=host, port=port)]
 
 
@@ -63,6 +72,8 @@ def up(
     above), else started in the data dir. Ctrl-C or SIGTERM stops the worker gracefully, then the Redis this
     process started.
     """
+    from conveyor.cli.api_commands import check_api_port
+
     app = open_app(app_spec, embedded=EmbeddedMode.PROJECT)
     check_api_port(app, host, port)  # before Redis or a worker starts: nothing to clean up
     services = up_services(app, host, port)
