@@ -1,8 +1,10 @@
 """The workers `bench_worker_cli` compares, each started as its users start it, in a process of its own.
 
 - `cli`: `conveyor worker --app bench.cli_app:app` (the `conveyor` script; metrics, logging and tracing settings
-  as shipped); `before`: the same command run from another source tree of `conveyor` (`--before DIR`, e.g. an
-  export of an older commit's `src/`), for before/after figures in one run;
+  as shipped), run from a virtualenv that holds exactly the run lock (`requirements.txt`, what
+  `python3 bootstrap.py up` installs), made once per lock in a cache (`run_env`); `before`: the same command
+  run from another source tree of `conveyor` (`--before DIR`, e.g. an export of an older commit's `src/`), for
+  before/after figures in one run, with this process's Python and packages (the dev lock);
 - `bare`: Conveyor's runtime built in a small script (`bench/worker_proc.py`, as in `bench.run`);
 - `node5`, `node6`: a Node BullMQ `Worker` of each major (`bench/node/drain_worker.mjs`), installed from the
   locked package dirs of the Node compatibility tests (`tests/queue/node/bullmq-5`, `bullmq-6`) with their
@@ -17,11 +19,13 @@ session may set PYTHONDONTWRITEBYTECODE, which would make every start compile Co
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import venv
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +39,7 @@ LABELS = {
     "bare": "bare runtime",
     "node5": "Node BullMQ 5",
     "node6": "Node BullMQ 6",
+    "huey": "huey",  # enqueue only: its producer, in the benchmark's process
 }
 
 Launcher = Callable[[str, str], subprocess.Popen[str]]  # (redis url, handler) -> a process not yet ready
@@ -47,6 +52,7 @@ class WorkerKinds:
         self.before = before  # another source tree of `conveyor`, run by the `before` kind
         self.logs = Path(tempfile.mkdtemp(prefix="bench-worker-logs-"))
         self.pycache = Path(tempfile.mkdtemp(prefix="bench-pycache-"))
+        self.cli_script = run_env() / "bin" / "conveyor"
         self.node_dirs: dict[str, Path] = {}
         self.skipped: dict[str, str] = {}
         for kind, package in (("node5", "bullmq-5"), ("node6", "bullmq-6")):
@@ -65,7 +71,9 @@ class WorkerKinds:
         sources = [self.before, ROOT] if kind == "before" else [ROOT]
         env.update(REDIS_URL=url, PYTHONPATH=os.pathsep.join(map(str, sources)), PYTHONPYCACHEPREFIX=str(self.pycache))
         env["BENCH_HANDLER"] = handler
-        if kind in ("cli", "before"):
+        if kind == "cli":
+            args = [str(self.cli_script), "worker", "--app", "bench.cli_app:app"]
+        elif kind == "before":
             args = [*_conveyor_command(), "worker", "--app", "bench.cli_app:app"]
         elif kind == "bare":
             args = [sys.executable, "-m", "bench.worker_proc", "conveyor", QUEUE, str(CONCURRENCY), handler]
@@ -102,6 +110,25 @@ def _conveyor_command() -> list[str]:
     """The `conveyor` script users run, beside this Python (`python -m conveyor` where there is none)."""
     script = Path(sys.executable).with_name("conveyor")
     return [str(script)] if script.exists() else [sys.executable, "-m", "conveyor"]
+
+
+def run_env() -> Path:
+    """A virtualenv holding exactly the run lock and this checkout's `conveyor` (editable), as users get it from
+    `python3 bootstrap.py up`; made once per lock, pyproject.toml and checkout (hash-checked install)."""
+    lock = ROOT / "requirements.txt"
+    made_of = lock.read_bytes() + (ROOT / "pyproject.toml").read_bytes() + str(ROOT).encode()  # editable: this tree
+    digest = hashlib.sha256(made_of).hexdigest()[:16]
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "conveyor-bench" / f"run-{digest}"
+    python = home / "bin" / "python"
+    if not (home / ".complete").exists():
+        shutil.rmtree(home, ignore_errors=True)
+        print("bench: installing the run lock into a cached virtualenv (once per lock)", flush=True)
+        venv.create(home, with_pip=True)
+        pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        subprocess.run([*pip, "--require-hashes", "-r", str(lock)], check=True)
+        subprocess.run([*pip, "--no-deps", "--no-build-isolation", "-e", str(ROOT)], check=True)
+        (home / ".complete").touch()
+    return home
 
 
 def _install_node(package: str) -> Path:
