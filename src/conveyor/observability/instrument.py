@@ -62,7 +62,7 @@ def _install_tracing(app: Conveyor) -> bool:
     try:
         from conveyor.observability.tracing import ProducerTracing, ProviderWatch, WorkerTracing
     except ImportError:
-        log.info("tracing is off: install the `otel` extra (opentelemetry-api, opentelemetry-sdk) to turn it on")
+        log.info("tracing is off: install the `otel` extra (opentelemetry-api) and an SDK to turn it on")
         return False
     recording = ProviderWatch()
     app.hooks.append(WorkerTracing(recording))
