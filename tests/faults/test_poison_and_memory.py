@@ -58,13 +58,14 @@ async def test_a_poison_job_that_kills_its_workers_fails_after_two_crashes_and_t
     await wait_until(lambda: _dead_lettered(app, poison))
     assert [job_id for job_id in added if not runs.get(job_id)] == []  # none lost
     assert max(len(runs[job_id]) for job_id in added) <= 2
-    # Collateral: a job running beside the poison at both crashes stalled twice too, and fails the same way,
-    # visibly (at most one worker's slots).
+    # Collateral: a job held beside the poison at both crashes stalled twice too, and fails the same way,
+    # visibly (at most one worker's slots). Held is not always run: a job taken ahead of a free slot (prefetched)
+    # when its worker died had not started, so it may have run once before failing (seen under load).
     failed = [await queue.get_job(job_id) for job_id in await queue.job_ids(JobState.FAILED) if job_id != poison]
     assert len(failed) <= CONCURRENCY, len(failed)
     for job in failed:
         assert "stalled more than allowable limit" in (job.failed_reason or ""), job.failed_reason
-        assert len(runs[job.id]) == 2
+        assert 1 <= len(runs[job.id]) <= 2
 
 
 async def test_redis_filling_up_under_load_refuses_adds_clearly_and_runs_every_acknowledged_job_once(

@@ -43,6 +43,8 @@ def has_undecodable(text: str) -> bool:
 
 def first_undecodable(text: str) -> tuple[int, int] | None:
     """(character offset, byte value) of the first escaped byte in `text`, or None."""
+    if text.isascii():  # most job hashes: nothing to search
+        return None
     found = _ESCAPED_BYTE.search(text)
     return None if found is None else (found.start(), ord(found.group()) - 0xDC00)
 

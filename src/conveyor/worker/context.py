@@ -26,6 +26,9 @@ class JobInfo:
     worker: str
 
 
+_CANCELLED_MADE = threading.Lock()
+
+
 class JobContext:
     """Passed to a handler as its second argument (when it takes one).
 
@@ -37,13 +40,24 @@ class JobContext:
 
     def __init__(self, info: JobInfo, scripts: QueueScripts, loop: asyncio.AbstractEventLoop) -> None:
         self.job = info
-        self.cancelled = threading.Event()
+        self._cancelled: threading.Event | None = None  # made on first use: most jobs are never cancelled
         self.cancel_requested = False  # set by the runtime when someone cancels the job
         self.thread: Future[Any] | None = None  # a sync handler's run in the worker's thread pool
         self._scripts = scripts
         self._loop = loop
         self._outbox: asyncio.Queue[tuple[str, Any]] | None = None  # made on first use: most jobs never log
         self._writer: asyncio.Task[None] | None = None
+
+    @property
+    def cancelled(self) -> threading.Event:
+        """Set when the job is cancelled or its attempt timed out: long-running sync handlers check it."""
+        event = self._cancelled
+        if event is None:
+            with _CANCELLED_MADE:  # a handler thread and the event loop may ask first at the same time
+                if self._cancelled is None:
+                    self._cancelled = threading.Event()
+                event = self._cancelled
+        return event
 
     @property
     def in_thread(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 from concurrent.futures import Executor
@@ -20,6 +21,8 @@ from conveyor.worker.errors import (
 )
 from conveyor.worker.handler import Handler
 from conveyor.worker.sandbox import Sandbox, run_sandboxed
+
+_NO_LIMIT = contextlib.nullcontext()
 
 
 def attempt_budget_s(timeout_ms: int | None, deadline_ms: int | None, now_ms: int) -> tuple[float | None, bool]:
@@ -63,9 +66,9 @@ async def run_attempt(
     if handler.sandbox is not None:
         return await _sandboxed(handler, handler.sandbox, data, ctx, budget_s, limit_is_deadline)
     args = _arguments(handler, data, ctx)
-    limit = asyncio.timeout(budget_s)
+    limit = None if budget_s is None else asyncio.timeout(budget_s)  # most jobs have none: no timer to set up
     try:
-        async with limit:
+        async with limit or _NO_LIMIT:
             if batcher is not None:
                 return await batcher.submit(args[0], ctx)
             if handler.is_async:
@@ -75,7 +78,7 @@ async def run_attempt(
             ctx.thread = executor.submit(call)  # a shutdown waits for it: a thread cannot be stopped
             return await asyncio.wrap_future(ctx.thread)
     except TimeoutError:
-        if not limit.expired():
+        if limit is None or not limit.expired():
             raise  # the handler's own TimeoutError
         ctx.cancelled.set()
         if limit_is_deadline:

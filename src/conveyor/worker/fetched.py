@@ -22,7 +22,7 @@ from conveyor.redis.scripts import FetchedJob, QueueScripts
 
 TEXT_FIELDS = ("name", "data", "opts")
 INTEGER_FIELDS = ("atm", "ats", "timestamp", "priority", "delay")  # BullMQ's; its scripts count on some of them
-_INTEGER = re.compile(r"-?\d{1,18}")  # what Redis' HINCRBY takes (a 64-bit integer), with room to count
+_INTEGER = re.compile(r"-?[0-9]{1,18}")  # what Redis' HINCRBY takes (a 64-bit integer), with room to count
 _SHOWN = 40  # characters of a bad value quoted in a reason
 
 
@@ -94,7 +94,7 @@ def _text_problem(fields: dict[str, str]) -> str | None:
 def _integer_problem(fields: dict[str, str]) -> str | None:
     for field in INTEGER_FIELDS:
         value = fields.get(field)
-        if value is not None and value != "" and not _INTEGER.fullmatch(value):
+        if value and not _is_integer_text(value):
             return f"field {field!r} is not an integer ({_quoted(value)})"
     return None
 
@@ -106,10 +106,10 @@ def _options(raw: str) -> tuple[dict[str, Any], str | None]:
         return {}, f"field 'opts' is not JSON ({exc})"
     if not isinstance(opts, dict):
         return {}, f"field 'opts' is not a JSON object ({_quoted(raw)})"
-    for option, (valid, expected) in _OPTION_TYPES.items():
-        value = opts.get(option)
-        if value is not None and not valid(value):
-            return {}, f"option {option!r} is not {expected} ({_quoted(json.dumps(value))})"
+    for option, value in opts.items():  # the options a job has: usually fewer than the rules
+        rule = _OPTION_TYPES.get(option)
+        if rule is not None and value is not None and not rule[0](value):
+            return {}, f"option {option!r} is not {rule[1]} ({_quoted(json.dumps(value))})"
     if isinstance(opts.get("backoff"), int):  # BullMQ's short form: a fixed delay
         opts["backoff"] = {"type": "fixed", "delay": opts["backoff"]}
     return opts, None
@@ -152,8 +152,14 @@ _OPTION_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 
+def _is_integer_text(value: str) -> bool:
+    if value.isascii() and value.isdigit():  # the usual case, without the pattern
+        return len(value) <= 18
+    return _INTEGER.fullmatch(value) is not None
+
+
 def _integer(value: str | None) -> int:
-    return int(value) if value and _INTEGER.fullmatch(value) else 0
+    return int(value) if value and _is_integer_text(value) else 0
 
 
 def _quoted(value: str) -> str:

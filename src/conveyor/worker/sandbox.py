@@ -27,7 +27,6 @@ import os
 import resource
 import signal
 import sys
-import threading
 import traceback
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -207,7 +206,7 @@ class _ChildContext(JobContext):
 
     def __init__(self, info: JobInfo) -> None:  # no Redis here: everything goes through the parent
         self.job = info
-        self.cancelled = threading.Event()
+        self._cancelled = None
         self.cancel_requested = False
 
     def progress(self, value: int | float | dict[str, Any]) -> None:
