@@ -21,9 +21,10 @@ def ms(*args: int, tz: object = UTC) -> int:
 
 
 async def job_ids(app: Conveyor, queue: str = "background") -> list[str]:
-    found: list[str] = []
+    found: set[str] = set()
+    # One state after another, not atomically: a job that moves on between two reads is seen in both.
     for state in (JobState.WAITING, JobState.ACTIVE, JobState.COMPLETED, JobState.FAILED):
-        found.extend(await app.queue(queue).job_ids(state, 0, 1000))
+        found.update(await app.queue(queue).job_ids(state, 0, 1000))
     return sorted(found)
 
 

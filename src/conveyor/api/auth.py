@@ -4,40 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from conveyor.api.config import is_loopback
+from conveyor.api.context import ApiContext
 from conveyor.api.errors import ApiError, ErrorCode
-from conveyor.api.tokens import Role, TokenInfo, TokenStore
+from conveyor.api.principal import ANONYMOUS_LOOPBACK, Principal
+from conveyor.api.tokens import Role, TokenStore
 from conveyor.queue.errors import UnknownQueueError
-
-if TYPE_CHECKING:
-    from conveyor.api.context import ApiContext
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The caller: a token's name, role, queue scope (None: every queue) and tenant (None: the deployment's own
-    queues; else the caller sees and touches only that tenant's namespace)."""
-
-    name: str
-    role: Role
-    queues: tuple[str, ...] | None
-    token_id: str | None = None
-    tenant: str | None = None
-
-    @classmethod
-    def of(cls, info: TokenInfo) -> Principal:
-        """The principal of a verified token."""
-        return cls(info.name, info.role, info.queues, info.id, info.tenant)
-
-    def may_access(self, queue: str) -> bool:
-        """True when the token's scope includes the queue."""
-        return self.queues is None or queue in self.queues
-
-
-ANONYMOUS_LOOPBACK = Principal("anonymous (loopback, development mode)", Role.ADMIN, None)
 
 
 def bearer_token(header: str | None) -> str | None:

@@ -9,8 +9,8 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.types import Info
 
-from conveyor.api.auth import Principal
 from conveyor.api.config import ApiConfig
+from conveyor.api.principal import Principal
 from conveyor.api.tenancy import TenantViews
 from conveyor.api.tokens import TokenStore
 from conveyor.app import Conveyor

@@ -11,8 +11,9 @@ from conveyor.api import fields as described
 from conveyor.api.auth import may_read, require
 from conveyor.api.context import ApiContext, ApiInfo
 from conveyor.api.errors import ApiError, ErrorCode
+from conveyor.api.job_node import AttemptNode
 from conveyor.api.tokens import Role
-from conveyor.api.types import AttemptNode, BulkFailure
+from conveyor.api.types import BulkFailure
 from conveyor.queue.dlq import DeadLetter, DeadLetterFilter, DeadLetterNotFoundError, DeadLetters, Selection
 from conveyor.queue.flows import Flows
 

@@ -1,26 +1,23 @@
-"""Flows in the API: add trees and chains of jobs; read a job's children, parent and children's results.
+"""Flows in the API: add trees and chains of jobs.
 
-`Job.children`, `Job.parent` and `Job.childrenResults` (see `conveyor.api.types.JobNode`) resolve here, so a
-flow reads as a tree: `job(queue: "background", id: "…") { state children { queue id state children { … } } }`.
-Jobs in queues outside the caller's scope are left out; a tenant's caller only ever sees its own namespace.
+A job's children, parent and children's results are fields of the `Job` type (`conveyor.api.job_node.JobNode`),
+so a flow reads as a tree.
 """
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 
 from conveyor.api import fields as described
-from conveyor.api.auth import require, visible_queues
+from conveyor.api.auth import require
 from conveyor.api.context import ApiContext, ApiInfo
 from conveyor.api.errors import ApiError, ErrorCode
 from conveyor.api.inputs import JobOptionsInput, options_of
+from conveyor.api.job_node import JobNode
 from conveyor.api.tokens import Role
-from conveyor.api.types import JobNode
-from conveyor.queue.errors import JobNotFoundError
 from conveyor.queue.flows import FailurePolicy, FlowJob, Flows
 
 
@@ -57,39 +54,6 @@ def _authorize(ctx: ApiContext, flow: FlowJob) -> None:
         raise ApiError(ErrorCode.LIMIT_EXCEEDED, f"A flow may hold at most {ctx.config.max_batch_size} jobs.")
     for queue in {job.queue for job in jobs}:
         require(ctx, Role.OPERATOR, queue)
-
-
-async def _job(ctx: ApiContext, queue: str, job_id: str) -> JobNode | None:
-    try:
-        return JobNode.of(await ctx.app.queue(queue).get_job(job_id))
-    except JobNotFoundError:
-        return None
-
-
-async def job_children(ctx: ApiContext, queue: str, job_id: str) -> list[JobNode]:
-    """The existing children of a job, in queues the caller may see."""
-    visible = set(visible_queues(ctx))
-    found = []
-    for child in await Flows.of(ctx.app).children(queue, job_id):
-        if child.queue in visible and (node := await _job(ctx, child.queue, child.job_id)) is not None:
-            found.append(node)
-    return found
-
-
-async def job_parent(ctx: ApiContext, queue: str, job_id: str) -> JobNode | None:
-    """The parent of a job, if it has one the caller may see."""
-    ref = await Flows.of(ctx.app).parent(queue, job_id)
-    if ref is None or ref.queue not in visible_queues(ctx):
-        return None
-    return await _job(ctx, ref.queue, ref.job_id)
-
-
-async def job_children_results(ctx: ApiContext, queue: str, job_id: str) -> dict[str, Any]:
-    """The results of a job's completed children in queues the caller may see, by child id (kept even after the
-    children were removed)."""
-    visible = set(visible_queues(ctx))
-    children = await Flows.of(ctx.app).children(queue, job_id)
-    return {c.job_id: c.result for c in children if c.status == "completed" and c.queue in visible}
 
 
 @strawberry.type

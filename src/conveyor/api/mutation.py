@@ -13,6 +13,7 @@ from conveyor.api.auth import require
 from conveyor.api.context import ApiContext, ApiInfo
 from conveyor.api.errors import ApiError, ErrorCode, describe
 from conveyor.api.inputs import JobFilterInput, JobOptionsInput, NewJobInput, options_of
+from conveyor.api.job_node import JobNode
 from conveyor.api.query import require_token_admin
 from conveyor.api.tokens import Role
 from conveyor.api.types import (
@@ -21,7 +22,6 @@ from conveyor.api.types import (
     BulkResult,
     CancelResult,
     CreatedApiToken,
-    JobNode,
     RetryWhereResult,
     RoleEnum,
     role_of,

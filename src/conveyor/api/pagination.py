@@ -12,7 +12,8 @@ import binascii
 import json
 
 from conveyor.api.errors import ApiError, ErrorCode
-from conveyor.api.types import JobConnection, JobEdge, JobNode, PageInfo
+from conveyor.api.job_node import JobNode
+from conveyor.api.types import JobConnection, JobEdge, PageInfo
 from conveyor.queue.search import JobPage, ScanPosition
 
 VERSION = 1

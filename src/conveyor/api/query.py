@@ -5,17 +5,18 @@ from __future__ import annotations
 import strawberry
 
 from conveyor.api import fields as described
-from conveyor.api.auth import ANONYMOUS_LOOPBACK, require, visible_queues
+from conveyor.api.auth import require, visible_queues
 from conveyor.api.context import ApiContext, ApiInfo
 from conveyor.api.errors import ApiError, ErrorCode
 from conveyor.api.inputs import MetricsRange, job_filter
+from conveyor.api.job_node import JobNode
 from conveyor.api.pagination import connection, decode_cursor
+from conveyor.api.principal import ANONYMOUS_LOOPBACK
 from conveyor.api.tokens import Role
 from conveyor.api.types import (
     ApiTokenNode,
     CallerNode,
     JobConnection,
-    JobNode,
     QueueMetricsNode,
     QueueNode,
     RoleEnum,

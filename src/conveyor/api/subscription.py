@@ -13,10 +13,10 @@ from conveyor.api import fields as described
 from conveyor.api.auth import require
 from conveyor.api.context import ApiContext, ApiInfo
 from conveyor.api.errors import ApiError, ErrorCode
+from conveyor.api.job_node import JobNode
 from conveyor.api.query import find_job, queue_node
 from conveyor.api.tokens import Role
 from conveyor.api.types import (
-    JobNode,
     JobUpdateNode,
     QueueEventNode,
     QueueNode,

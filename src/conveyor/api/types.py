@@ -1,8 +1,9 @@
-"""The GraphQL object types and enums, each built from the queue layer's plain objects."""
+"""The GraphQL object types and enums, each built from the queue layer's plain objects (the `Job` type and its
+links in a flow are `conveyor.api.job_node`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 
 import strawberry
@@ -11,29 +12,14 @@ from strawberry.scalars import JSON
 from conveyor.api import fields as described
 from conveyor.api.auth import require, visible_queues
 from conveyor.api.context import ApiContext, ApiInfo
-from conveyor.api.errors import ApiError, ErrorCode
+from conveyor.api.job_node import JobNode
 from conveyor.api.tokens import Role, TokenInfo
 from conveyor.queue.events import EventStream, QueueEvent
-from conveyor.queue.job import AttemptRecord, Job, JobState, from_ms
+from conveyor.queue.job import JobState
 from conveyor.queue.limits import QueueLimits
 from conveyor.queue.metrics import MinuteCount, Percentiles, QueueMetrics
 from conveyor.queue.queue import QueueCounts
 from conveyor.worker.registry import WorkerInfo
-
-EPOCH = datetime.fromtimestamp(0, UTC)
-MAX_LOG_LINES = 1000
-
-
-# The queue layer's own enum is the GraphQL type (same members, so no second copy to keep in step).
-strawberry.enum(
-    JobState,
-    name="JobState",
-    description=(
-        "Where a job is; a job is in exactly one state at a time. WAITING is every job waiting to run. "
-        "PRIORITIZED and PAUSED are never a job's state: as filters they pick the waiting jobs with a priority "
-        "and every waiting job of a paused queue."
-    ),
-)
 
 
 @strawberry.enum(name="Role", description="What an API token may do.")
@@ -41,114 +27,6 @@ class RoleEnum(Enum):
     VIEWER = "viewer"
     OPERATOR = "operator"
     ADMIN = "admin"
-
-
-@strawberry.type(name="AttemptRecord", description="One failed attempt of a job.")
-class AttemptNode:
-    attempt: int
-    error: str
-    stacktrace: str
-    failed_at: datetime | None = strawberry.field(
-        description="When it failed; null for an attempt of a Node BullMQ worker before the last (not recorded)."
-    )
-    worker: str
-
-    @classmethod
-    def of(cls, record: AttemptRecord) -> AttemptNode:
-        return cls(
-            attempt=record.attempt,
-            error=record.error,
-            stacktrace=record.stacktrace,
-            failed_at=record.failed_at,
-            worker=record.worker,
-        )
-
-
-@strawberry.type(name="Job", description="A snapshot of one job.")
-class JobNode:
-    id: strawberry.ID
-    queue: str
-    type: str
-    data: JSON
-    options: JSON = strawberry.field(description="The job's stored options (BullMQ's `opts`).")
-    progress: JSON | None
-    state: JobState
-    attempts: int = strawberry.field(description="Attempts made so far.")
-    max_attempts: int
-    priority: int = strawberry.field(description="BullMQ priority: 1 runs first (critical), 4 is low.")
-    created_at: datetime
-    processed_at: datetime | None = strawberry.field(description="When the latest attempt started.")
-    finished_at: datetime | None
-    completed_at: datetime | None
-    failed_at: datetime | None
-    delayed_until: datetime | None
-    deadline: datetime | None
-    failed_reason: str | None
-    result: JSON | None
-    retry_history: list[AttemptNode]
-    worker: str | None
-    snapshot_logs: strawberry.Private[list[str] | None]
-
-    @classmethod
-    def of(cls, job: Job, *, with_logs: bool = False) -> JobNode:
-        """The GraphQL view of a job (`with_logs`: the job was read with its logs)."""
-        return cls(
-            id=strawberry.ID(job.id),
-            queue=job.queue,
-            type=job.type,
-            data=job.data,
-            options=JSON(dict(job.options)),
-            progress=job.progress,
-            state=job.state,
-            attempts=job.attempts_made,
-            max_attempts=job.max_attempts,
-            priority=job.priority,
-            created_at=job.created_at or EPOCH,
-            processed_at=job.processed_at,
-            finished_at=job.finished_at,
-            completed_at=job.finished_at if job.state is JobState.COMPLETED else None,
-            failed_at=job.finished_at if job.state is JobState.FAILED else None,
-            delayed_until=job.delay_until,
-            deadline=from_ms(job.options.get("deadline")),
-            failed_reason=job.failed_reason,
-            result=job.result,
-            retry_history=[AttemptNode.of(record) for record in job.history],
-            worker=job.worker,
-            snapshot_logs=list(job.logs) if with_logs else None,
-        )
-
-    @described.field("The job's log lines, oldest first (the last `last` of them).")
-    async def logs(self, info: ApiInfo, last: int = 100) -> list[str]:
-        if not 0 < last <= MAX_LOG_LINES:
-            raise ApiError(ErrorCode.LIMIT_EXCEEDED, f"`last` must be between 1 and {MAX_LOG_LINES}.")
-        require(info.context, Role.VIEWER, self.queue)
-        lines = self.snapshot_logs
-        if lines is None:
-            lines = (await info.context.app.queue(self.queue).get_job(str(self.id))).logs
-        return lines[-last:]
-
-    # Flows (issue 6): resolved in `conveyor.api.flows`, imported here late because that module uses this type.
-
-    @described.field("The jobs this job waits for or waited for (a flow's children, in any queue you may see).")
-    async def children(self, info: ApiInfo) -> list[JobNode]:
-        from conveyor.api.flows import job_children
-
-        require(info.context, Role.VIEWER, self.queue)
-        return await job_children(info.context, self.queue, str(self.id))
-
-    @described.field("The job waiting for this one (its parent in a flow), if any.")
-    async def parent(self, info: ApiInfo) -> JobNode | None:
-        from conveyor.api.flows import job_parent
-
-        require(info.context, Role.VIEWER, self.queue)
-        return await job_parent(info.context, self.queue, str(self.id))
-
-    @described.field("The results of this job's completed children, by child id (kept when they are removed).")
-    async def children_results(self, info: ApiInfo) -> JSON:
-        from conveyor.api.flows import job_children_results
-
-        require(info.context, Role.VIEWER, self.queue)
-        return JSON(await job_children_results(info.context, self.queue, str(self.id)))
 
 
 @strawberry.type(name="RateLimit", description="At most `max` jobs per `durationMs`.")

@@ -31,9 +31,10 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage, Message
 from strawberry.types.unset import UNSET, UnsetType
 
-from conveyor.api.auth import Principal, authenticate, bearer_token, token_from_params
+from conveyor.api.auth import authenticate, bearer_token, token_from_params
 from conveyor.api.context import ApiContext, ApiState
 from conveyor.api.errors import ErrorCode, error_body
+from conveyor.api.principal import Principal
 from conveyor.api.schema import ConveyorSchema
 
 log = logging.getLogger(__name__)

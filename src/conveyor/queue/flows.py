@@ -194,7 +194,7 @@ class Flows:
         write = ReplicatedPipeline(self.client, wait, atomic=True) if wait else None
         pipe = write.pipe if write else self.client.pipeline(transaction=True)
         for job in prepared:
-            await job.queue.scripts.add_flow_job(
+            await job.queue.scripts.add_job(
                 job_id=job.job_id,
                 name=job.name,
                 data_json=job.data_json,

@@ -11,7 +11,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, cached_property
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, cast
@@ -33,6 +33,7 @@ SCRIPT_FILES = {
     "addStandardJob": "addStandardJob-9.lua",
     "addDelayedJob": "addDelayedJob-6.lua",
     "addPrioritizedJob": "addPrioritizedJob-9.lua",
+    "addParentJob": "addParentJob-6.lua",
     "moveToActive": "moveToActive-11.lua",
     "moveToFinished": "moveToFinished-14.lua",
     "moveToDelayed": "moveToDelayed-11.lua",
@@ -105,6 +106,51 @@ def _fetched(raw: Any) -> FetchedJob:
     return FetchedJob(str(job_id) if job_id else None, fields, delay, next_ts)
 
 
+@dataclass(frozen=True, slots=True)
+class ParentRef:
+    """A flow child's parent: where it is, and what its failure does to the parent.
+
+    `policy` is BullMQ's flag in the child's `parent` field: `fpof` (fail the parent), `cpof` (let the parent
+    run at once), `idof` (ignore the failure, record it), `rdof` (drop the dependency), or None (the parent
+    waits until the child is retried and completes).
+    """
+
+    keys: QueueKeys
+    job_id: str
+    policy: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The parent's job key."""
+        return self.keys.job(self.job_id)
+
+    @property
+    def dependencies_key(self) -> str:
+        """The set of the parent's pending children."""
+        return self.keys.dependencies(self.job_id)
+
+    def packed(self) -> dict[str, Any]:
+        """The `parent` value BullMQ stores in the child (`{id, queueKey, <policy>: true}`)."""
+        value: dict[str, Any] = {"id": self.job_id, "queueKey": self.keys.qualified_name}
+        if self.policy:
+            value[self.policy] = True
+        return value
+
+
+def _add_script(opts: dict[str, Any], has_children: bool) -> str:
+    """The BullMQ script that adds a job: a flow's parent waits for its children, else the job's options decide."""
+    if has_children:
+        return "addParentJob"
+    if opts.get("delay"):
+        return "addDelayedJob"
+    if opts.get("priority"):
+        return "addPrioritizedJob"
+    return "addStandardJob"
+
+
+_NO_PARENT = (None, None, None)
+
+
 class QueueScripts:
     """BullMQ's scripts bound to one queue's keys and one client.
 
@@ -153,6 +199,27 @@ class QueueScripts:
 
     # --- producing -------------------------------------------------------------------------------------
 
+    @cached_property
+    def _add_keys(self) -> dict[str, tuple[str, ...]]:
+        # The same for every job of the queue: built once, not per add (the producer's hot path).
+        k = self.keys
+        return {
+            "addStandardJob": (k.wait, k.paused, k.meta, k.id, k.completed, k.delayed, k.active, k.events, k.marker),
+            "addDelayedJob": (k.marker, k.meta, k.id, k.delayed, k.completed, k.events),
+            "addPrioritizedJob": (
+                k.marker,
+                k.meta,
+                k.id,
+                k.prioritized,
+                k.delayed,
+                k.completed,
+                k.active,
+                k.events,
+                k.pc,
+            ),
+            "addParentJob": (k.meta, k.id, k.delayed, k.waiting_children, k.completed, k.events),
+        }
+
     async def add_job(
         self,
         *,
@@ -161,25 +228,26 @@ class QueueScripts:
         data_json: str,
         opts: dict[str, Any],
         timestamp: int,
+        parent: ParentRef | None = None,
+        has_children: bool = False,
         pipe: Pipeline | None = None,
     ) -> Any:
-        """Add one job (delayed, prioritized or standard, by its options). Returns its id, or a queued pipe.
+        """Add one job: delayed, prioritized or standard by its options. In a flow, a job `has_children` waits in
+        `waiting-children` (`addParentJob`) until they complete, and a job with a `parent` joins the parent's
+        dependencies and carries the failure policy BullMQ's `moveToFinished` reads from its `parent` field.
+        Returns the job's id; with a `pipe`, queues the call on it and returns the pipe (the caller checks the
+        script's result when the pipe runs).
 
         Raises:
             NotReplicatedError: (with a `replica_wait`, when no `pipe` is given) the job was written on the master
                 but too few replicas acknowledged it in time.
         """
-        k = self.keys
-        packed_args = _pack([k.base, job_id, name, timestamp, None, None, None, None, None])
-        args = [packed_args, data_json, _pack(opts), timestamp]
-        if opts.get("delay"):
-            script, keys = "addDelayedJob", [k.marker, k.meta, k.id, k.delayed, k.completed, k.events]
-        elif opts.get("priority"):
-            script = "addPrioritizedJob"
-            keys = [k.marker, k.meta, k.id, k.prioritized, k.delayed, k.completed, k.active, k.events, k.pc]
-        else:
-            script = "addStandardJob"
-            keys = [k.wait, k.paused, k.meta, k.id, k.completed, k.delayed, k.active, k.events, k.marker]
+        script = _add_script(opts, has_children)
+        parent_fields = (parent.key, parent.dependencies_key, parent.packed()) if parent else _NO_PARENT
+        # ARGV as every add script's header has it: [prefix, id, name, timestamp, parent key, parent dependencies
+        # key, parent, repeat job key, deduplication key], the data, the options.
+        args = [_pack([self.keys.base, job_id, name, timestamp, *parent_fields, None, None]), data_json, _pack(opts)]
+        keys = self._add_keys[script]
         if pipe is not None:
             return await self._run(script, keys, args, pipe)
         if self.replica_wait is None:
@@ -447,74 +515,3 @@ class QueueScripts:
         k = self.keys
         keys = [k.base, k.events, k.of(state), k.wait, k.paused, k.meta, k.active, k.marker]
         return bool(await self._run("moveJobsToWait", keys, [count, timestamp, state]) == 1)
-
-    # --- advanced job control (issue 6): flows (parent jobs and their children) ---------------------------------
-
-    async def add_flow_job(
-        self,
-        *,
-        job_id: str,
-        name: str,
-        data_json: str,
-        opts: dict[str, Any],
-        timestamp: int,
-        parent: ParentRef | None,
-        has_children: bool,
-        pipe: Pipeline,
-    ) -> Any:
-        """Queue one job of a flow on `pipe` (a MULTI): a job with children goes to `waiting-children`
-        (`addParentJob`); a leaf is added like any job. With `parent`, the job joins its parent's dependencies
-        and carries the failure policy BullMQ's `moveToFinished` reads from the job's `parent` field."""
-        k = self.keys
-        parent_fields = (parent.key, parent.dependencies_key, parent.packed()) if parent else (None, None, None)
-        packed_args = _pack([k.base, job_id, name, timestamp, *parent_fields, None, None])
-        args: list[Any] = [packed_args, data_json, _pack(opts)]
-        if has_children:
-            keys = [k.meta, k.id, k.delayed, k.waiting_children, k.completed, k.events]
-            return await self._run("addParentJob", keys, args, pipe)
-        args.append(timestamp)
-        if opts.get("delay"):
-            keys = [k.marker, k.meta, k.id, k.delayed, k.completed, k.events]
-            return await self._run("addDelayedJob", keys, args, pipe)
-        if opts.get("priority"):
-            keys = [k.marker, k.meta, k.id, k.prioritized, k.delayed, k.completed, k.active, k.events, k.pc]
-            return await self._run("addPrioritizedJob", keys, args, pipe)
-        keys = [k.wait, k.paused, k.meta, k.id, k.completed, k.delayed, k.active, k.events, k.marker]
-        return await self._run("addStandardJob", keys, args, pipe)
-
-
-SCRIPT_FILES["addParentJob"] = "addParentJob-6.lua"
-
-
-@dataclass(frozen=True, slots=True)
-class ParentRef:
-    """A flow child's parent: where it is, and what its failure does to the parent.
-
-    `policy` is BullMQ's flag in the child's `parent` field: `fpof` (fail the parent), `cpof` (let the parent
-    run at once), `idof` (ignore the failure, record it), `rdof` (drop the dependency), or None (the parent
-    waits until the child is retried and completes).
-    """
-
-    keys: QueueKeys
-    job_id: str
-    policy: str | None = None
-
-    @property
-    def key(self) -> str:
-        """The parent's job key."""
-        return self.keys.job(self.job_id)
-
-    @property
-    def dependencies_key(self) -> str:
-        """The set of the parent's pending children."""
-        return self.keys.dependencies(self.job_id)
-
-    def packed(self) -> dict[str, Any]:
-        """The `parent` value BullMQ stores in the child (`{id, queueKey, <policy>: true}`)."""
-        value: dict[str, Any] = {"id": self.job_id, "queueKey": self.keys.qualified_name}
-        if self.policy:
-            value[self.policy] = True
-        return value
-
-
-# --- end of the advanced job control block ---------------------------------------------------------------------
