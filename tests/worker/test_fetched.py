@@ -59,7 +59,7 @@ def test_a_counter_beyond_64_bits_is_not_an_integer_to_redis() -> None:
 @pytest.mark.parametrize("value", ["\u0663", "-\u0663", "\u00b2", "1.0", " 1"])
 def test_digits_outside_ascii_are_not_an_integer_to_redis(value: str) -> None:
     # Python's int() reads the Arabic-Indic three; Redis' HINCRBY does not, and would fail the script.
-    assert check_fields({"name": "ok", "atm": value}).problem == f"field 'atm' is not an integer ({ascii(value)})"
+    assert check_fields({"name": "ok", "atm": value}).problem == f"field 'atm' is not an integer ({value!a})"
     assert repairs({"atm": value}) == {"atm": "0"}
 
 
