@@ -1,7 +1,7 @@
 """The worker as users run it: `python -m bench.bench_worker_cli [--rounds 3] [--only drain,startup,pickup,enqueue]`.
 
-On one Redis started here (the embedded `redis-server`, over TCP), in interleaved rounds (the order of the
-workers rotates each round):
+On one Redis started here (the embedded `redis-server`, on its unix socket as the embedded default serves every
+worker; `--transport tcp` for a port), in interleaved rounds (the order of the workers rotates each round):
 
 - **drain**: N pre-enqueued default-priority no-op jobs (`Conveyor.add_bulk` on a paused queue), drained by
   each kind of worker (see `bench/worker_kinds.py`: `conveyor worker --app`, the bare runtime, Node BullMQ 5 and
@@ -169,7 +169,7 @@ def _huey_enqueue(url: str) -> tuple[float, float]:
 async def run(args: argparse.Namespace) -> tuple[Results, WorkerKinds]:
     kinds = WorkerKinds(args.before)
     chosen = [k for k in kinds.available if not args.kinds or k in args.kinds]
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp), transport="tcp") as server:
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp), transport=args.transport) as server:
         bench = Bench(server.url, kinds, args.jobs)
         kinds.warm_up(server.url)
         try:
@@ -213,12 +213,13 @@ def _met(name: str, medians: dict[str, float]) -> str:
     return "yes" if ours <= float(target[1]) else "NO"
 
 
-def table(results: Results, kinds: WorkerKinds, rounds: int, jobs: int) -> str:
+def table(results: Results, kinds: WorkerKinds, args: argparse.Namespace) -> str:
     shown = [k for k in LABELS if any(k in by_kind for by_kind in results.values())]
     ratios = [k for k in ("node5", "node6", "bare", "huey") if k in shown]
     missing = "".join(f" {LABELS[k]}: not run ({why})." for k, why in kinds.skipped.items())
     lines = [
-        f"Medians of {rounds} interleaved rounds, {jobs:,} jobs per drain; {platform.machine()}, "
+        f"Medians of {args.rounds} interleaved rounds, {args.jobs:,} jobs per drain, Redis over {args.transport}; "
+        f"{platform.machine()}, "
         f"Python {platform.python_version()}, {os.cpu_count()} cores.{missing}",
         "",
         "| " + " | ".join(["figure", *(LABELS[k] for k in shown), *(f"cli / {LABELS[k]}" for k in ratios)])
@@ -241,6 +242,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per drain (a multiple of 1,000)")
     parser.add_argument("--only", default="drain,startup,pickup,enqueue", help="comma-separated scenarios")
     parser.add_argument("--kinds", default="", help="workers: cli,before,bare,node5,node6 (default: all)")
+    parser.add_argument(
+        "--transport", choices=("unix", "tcp"), default="unix", help="how every worker reaches the embedded Redis"
+    )
     parser.add_argument("--before", type=Path, default=None, help="also run `conveyor worker` from this source tree")
     args = parser.parse_args()
     args.only = {s for s in args.only.split(",") if s}
@@ -250,7 +254,7 @@ def main() -> None:
     logging.getLogger("conveyor.app.conveyor").setLevel(logging.ERROR)
     results, kinds = uvloop.run(run(args))
     print()
-    print(table(results, kinds, args.rounds, args.jobs))
+    print(table(results, kinds, args))
     print(f"\nWorker logs: {kinds.logs}")
     if args.before is not None:
         print(f"\n`conveyor worker, before` ran from {args.before}.")

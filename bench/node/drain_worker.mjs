@@ -6,7 +6,16 @@ import IORedis from "ioredis";
 import { performance } from "node:perf_hooks";
 
 const [queueName, concurrency, handler] = process.argv.slice(2);
-const connection = new IORedis(process.env.REDIS_URL, { maxRetriesPerRequest: null });
+// The embedded default's `unix://:password@/path/redis.sock?db=0` (no host: not a WHATWG URL), or a `redis://` URL.
+const unix = process.env.REDIS_URL.match(/^unix:\/\/(?::([^@]*)@)?([^?]*)(?:\?db=(\d+))?$/);
+const connection = unix
+  ? new IORedis({
+      path: unix[2],
+      password: unix[1] ? decodeURIComponent(unix[1]) : undefined,
+      db: Number(unix[3] || 0),
+      maxRetriesPerRequest: null,
+    })
+  : new IORedis(process.env.REDIS_URL, { maxRetriesPerRequest: null });
 const body =
   handler === "start" ? async () => (performance.timeOrigin + performance.now()) / 1000 : async () => null;
 const worker = new Worker(queueName, body, { connection, concurrency: Number(concurrency) });
