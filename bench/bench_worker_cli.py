@@ -128,22 +128,26 @@ class Bench:
         prod = await self.producer()
         try:
             await prod.add()  # the first add loads the script
-            cpu0, started = time.process_time(), time.perf_counter()
+            rcpu0, cpu0, started = await redis_cpu_s(self.client), time.process_time(), time.perf_counter()
             for _ in range(ENQUEUE_JOBS):
                 await prod.add()
             elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu0
+            redis_cpu = await redis_cpu_s(self.client) - rcpu0
         finally:
             await prod.close()
         await self.client.flushall()
-        self.record("cli", _enqueue_figures(elapsed, cpu))
-        self.record("huey", _enqueue_figures(*_huey_enqueue(self.url)))
+        self.record("cli", _enqueue_figures(elapsed, cpu, redis_cpu))
+        rcpu0 = await redis_cpu_s(self.client)
+        elapsed, cpu = _huey_enqueue(self.url)
+        self.record("huey", _enqueue_figures(elapsed, cpu, await redis_cpu_s(self.client) - rcpu0))
         await self.client.flushall()
 
 
-def _enqueue_figures(elapsed: float, cpu: float) -> dict[str, float]:
+def _enqueue_figures(elapsed: float, cpu: float, redis_cpu: float) -> dict[str, float]:
     return {
         "enqueue one-by-one (jobs/s)": ENQUEUE_JOBS / elapsed,
         "enqueue one-by-one: producer CPU (us/add)": cpu / ENQUEUE_JOBS * 1e6,
+        "enqueue one-by-one: Redis CPU (us/add)": redis_cpu / ENQUEUE_JOBS * 1e6,
     }
 
 
