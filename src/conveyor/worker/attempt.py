@@ -31,6 +31,7 @@ from conveyor.worker.errors import (
 )
 from conveyor.worker.execution import attempt_budget_s, run_attempt
 from conveyor.worker.fetched import CheckedJob, check_fields, repairs, taken_despite
+from conveyor.worker.hooks import Outcome
 from conveyor.worker.limits import group_delay_ms
 from conveyor.worker.redact import redact_secrets
 from conveyor.worker.retry import decide_retry
@@ -160,14 +161,14 @@ async def _check_group_limit(runner: QueueRunner, job: ActiveJob) -> None:
 
 async def record(
     runner: QueueRunner, job: ActiveJob, result: Any, error: BaseException | None, fetch_next: bool
-) -> tuple[str, FetchedJob | None]:
+) -> tuple[Outcome, FetchedJob | None]:
     """Store the attempt's outcome (`completed`, `retried`, `failed`, or put off without counting an attempt:
     `rate-limited`, `refused`); returns it and, when asked, the next job already moved to active under the same
     token."""
     if error is None:
         value = json.dumps(result, separators=(",", ":"))
         keep = keep_jobs(job.opts.get("removeOnComplete"))
-        return "completed", await _finished(runner, job, "completed", value, keep, fetch_next)
+        return Outcome.COMPLETED, await _finished(runner, job, "completed", value, keep, fetch_next)
     now = runner.now_ms()
     error = _within_deadline(error, job.opts.get("deadline"), now)
     if isinstance(error, RateLimitedError | JobRefusedError):  # not the job's fault: later, no attempt counted
@@ -185,7 +186,7 @@ async def record(
     if not decision.retry:
         reason = updates.pop("failedReason")
         keep = keep_jobs(job.opts.get("removeOnFail"))
-        return "failed", await _finished(runner, job, "failed", reason, keep, fetch_next, updates)
+        return Outcome.FAILED, await _finished(runner, job, "failed", reason, keep, fetch_next, updates)
     updates[QUEUED_AT_FIELD] = str(now + decision.delay_ms)
     if decision.delay_ms > 0:
         await runner.scripts.move_to_delayed(
@@ -193,7 +194,7 @@ async def record(
         )
     else:
         await runner.scripts.retry_job(job_id=job.job_id, token=job.token, timestamp=now, fields=updates)
-    return "retried", None
+    return Outcome.RETRIED, None
 
 
 def _within_deadline(error: BaseException, deadline_ms: Any, now_ms: int) -> BaseException:
@@ -208,14 +209,14 @@ def _within_deadline(error: BaseException, deadline_ms: Any, now_ms: int) -> Bas
     return exceeded
 
 
-async def _put_off(runner: QueueRunner, job: ActiveJob, error: RateLimitedError | JobRefusedError, now: int) -> str:
+async def _put_off(runner: QueueRunner, job: ActiveJob, error: RateLimitedError | JobRefusedError, now: int) -> Outcome:
     """Send the job back to delayed for `error.retry_after_ms` without counting an attempt; returns the outcome:
     `rate-limited`, or `refused` (this worker has no handler for its type)."""
     if isinstance(error, JobRefusedError):
         # Its wait for a worker with the handler counts as waiting (no `cqat`): the wait-time metric shows it.
-        fields, outcome = error.fields, "refused"
+        fields, outcome = error.fields, Outcome.REFUSED
     else:
-        fields, outcome = {QUEUED_AT_FIELD: str(now + error.retry_after_ms)}, "rate-limited"
+        fields, outcome = {QUEUED_AT_FIELD: str(now + error.retry_after_ms)}, Outcome.RATE_LIMITED
     await runner.scripts.move_to_delayed(
         job_id=job.job_id, token=job.token, timestamp=now, delay_ms=error.retry_after_ms, fields=fields,
         count_attempt=False,

@@ -18,7 +18,6 @@ its lock is still this worker's (`conveyor.worker.fencing`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 import time
@@ -42,7 +41,7 @@ from conveyor.worker.batching import Batcher
 from conveyor.worker.fencing import lock_still_ours
 from conveyor.worker.fetched import taken_despite
 from conveyor.worker.handler import Handler, HandlerLookup
-from conveyor.worker.hooks import AttemptEnd, AttemptStart, HookSet
+from conveyor.worker.hooks import AttemptEnd, AttemptStart, HookSet, Outcome
 from conveyor.worker.limits import Admission
 from conveyor.worker.routing import JobTypeRouting
 from conveyor.worker.waiting import MarkerWait, warn_if_failed
@@ -358,13 +357,12 @@ class QueueRunner:
             return None
         job.task = asyncio.current_task()
         self.active[job.job_id] = job
-        start = AttemptStart(job.ctx.job, job.fields, job.wait_s(self.now_ms())) if self.hooks.hooks else None
+        hooks = self.hooks
+        start = AttemptStart(job.ctx.job, job.fields, job.wait_s(self.now_ms())) if hooks.watch_starts else None
         began = time.monotonic()
-        outcome, error, fetched, sent = "lost", None, None, 0.0
+        outcome, error, fetched, sent = Outcome.LOST, None, None, 0.0
         try:
-            with self.hooks.around_attempt(start) if start else contextlib.nullcontext():
-                if start:
-                    self.hooks.attempt_started(start)
+            with hooks.attempt(start):
                 result, error = await execute(self, job)
                 await job.ctx.close()
                 self._job_s = 0.8 * self._job_s + 0.2 * (time.monotonic() - began)
@@ -397,8 +395,8 @@ class QueueRunner:
         finally:
             self._forget(job)
             self.processed += 1
-        if start and outcome != "lost":
-            self.hooks.attempt_ended(AttemptEnd(job.ctx.job, outcome, time.monotonic() - began, error))
+        if outcome is not Outcome.LOST and hooks.watch_ends:
+            hooks.attempt_ended(AttemptEnd(job.ctx.job, outcome, time.monotonic() - began, error))
         return self._hold(fetched, job.token, sent) if fetched is not None else None
 
     # --- prefetching ------------------------------------------------------------------------------------
