@@ -23,7 +23,7 @@ from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.scripts import QueueScripts
 
 if TYPE_CHECKING:
-    from conveyor.worker.attempt import ActiveJob
+    from conveyor.worker.active import ActiveJob
 
 log = logging.getLogger(__name__)
 

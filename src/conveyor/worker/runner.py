@@ -36,13 +36,15 @@ from conveyor.queue.queue import Queue
 from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.script_errors import ScriptError
 from conveyor.redis.scripts import FetchedJob
-from conveyor.worker.attempt import ActiveJob, execute, record
-from conveyor.worker.batching import Batcher
+from conveyor.worker.active import ActiveJob
+from conveyor.worker.attempt import AttemptEnv, execute, record
+from conveyor.worker.batching import Batchers
 from conveyor.worker.fencing import lock_still_ours
 from conveyor.worker.fetched import taken_despite
-from conveyor.worker.handler import Handler, HandlerLookup
+from conveyor.worker.handler import HandlerLookup
 from conveyor.worker.hooks import AttemptEnd, AttemptStart, HookSet, Outcome
 from conveyor.worker.limits import Admission
+from conveyor.worker.policies import Policies
 from conveyor.worker.routing import JobTypeRouting
 from conveyor.worker.waiting import MarkerWait, warn_if_failed
 
@@ -85,11 +87,8 @@ class QueueRunner:
         routing: JobTypeRouting | None = None,
     ) -> None:
         self.queue = queue
-        self.routing = routing  # for jobs of a type without a handler here; None: they fail at once
         self.scripts = queue.scripts
         self.waits = MarkerWait(queue, blocking)
-        self.lookup = lookup
-        self.executor = executor
         self.config = config
         self.hooks = hooks or HookSet()
         self.active: dict[str, ActiveJob] = {}
@@ -110,21 +109,16 @@ class QueueRunner:
         # Slot tasks start from the runner's context, not from the attempt that passed them a slot: a slot
         # started inside an attempt would otherwise log every later line with that attempt's job fields.
         self._slot_context = contextvars.copy_context()
-        self._batchers: dict[str, Batcher] = {}
         self._ready: deque[ActiveJob] = deque()  # prefetched: active and locked in Redis, not started yet
         self._incoming = 0  # prefetches in flight
         self._job_s = 0.0  # recent handler run time (moving average)
         self._prefetching: set[asyncio.Task[None]] = set()
-
-    def batcher(self, handler: Handler) -> Batcher | None:
-        """The batch collector of a batch handler (one per job type in this runner), else None."""
-        if handler.batch is None:
-            return None
-        batcher = self._batchers.get(handler.job_type)
-        if batcher is None:
-            batcher = Batcher(handler.func, handler.is_async, handler.takes_context, handler.batch, self.executor)
-            self._batchers[handler.job_type] = batcher
-        return batcher
+        policies = Policies.standard(queue.client, queue.conveyor_keys, config.group_limits)
+        # The attempt reads the time through the runner's `now_ms`, looked up at each call: tests replace it.
+        self.env = AttemptEnv(
+            queue, queue.scripts, lookup, executor, config.worker_name, config.lock_ms, policies, Batchers(executor),
+            routing, lambda: self.now_ms(),
+        )  # fmt: skip
 
     @property
     def prefetched(self) -> list[str]:
@@ -307,7 +301,7 @@ class QueueRunner:
     # --- running ---------------------------------------------------------------------------------------
 
     def _hold(self, fetched: FetchedJob, token: str, sent: float) -> ActiveJob:
-        job = ActiveJob.from_fetched(fetched, token, self)
+        job = ActiveJob.from_fetched(fetched, token, self.queue.name, self.config.worker_name, self.scripts)
         job.lock_since = sent
         self.active[job.job_id] = job  # from now on its lock is renewed and it can be cancelled
         return job
@@ -363,7 +357,7 @@ class QueueRunner:
         outcome, error, fetched, sent = Outcome.LOST, None, None, 0.0
         try:
             with hooks.attempt(start):
-                result, error = await execute(self, job)
+                result, error = await execute(self.env, job)
                 await job.ctx.close()
                 self._job_s = 0.8 * self._job_s + 0.2 * (time.monotonic() - began)
                 job.finishing = True
@@ -376,7 +370,7 @@ class QueueRunner:
                 self._incoming += refill
                 sent = time.monotonic()
                 try:
-                    outcome, fetched = await record(self, job, result, error, fetch)
+                    outcome, fetched = await record(self.env, job, result, error, fetch)
                 finally:
                     self._incoming -= refill
         except asyncio.CancelledError:
