@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import pytest
+
 from conveyor.worker.context import JobInfo
 from conveyor.worker.hooks import AttemptEnd, AttemptStart, HookSet, Outcome, WorkerHook
 
@@ -102,3 +104,53 @@ def test_hooks_assigned_anew_replace_the_dispatch() -> None:
     with hooks.attempt(START):
         pass
     assert calls == ["enter new", "started new", "exit new"]
+
+
+class Suppressing(WorkerHook):
+    @contextlib.contextmanager
+    def around_attempt(self, start: AttemptStart) -> Iterator[None]:
+        with contextlib.suppress(KeyError):
+            yield
+
+
+class Seeing(WorkerHook):
+    def __init__(self, seen: list[type[BaseException] | None]) -> None:
+        self.seen = seen
+
+    @contextlib.contextmanager
+    def around_attempt(self, start: AttemptStart) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as exc:
+            self.seen.append(type(exc))
+            raise
+        else:
+            self.seen.append(None)
+
+
+class FailingOnExit(WorkerHook):
+    @contextlib.contextmanager
+    def around_attempt(self, start: AttemptStart) -> Iterator[None]:
+        yield
+        raise ValueError("exit")
+
+
+def test_an_exception_passes_every_wrapper_and_goes_on() -> None:
+    seen: list[type[BaseException] | None] = []
+    with pytest.raises(RuntimeError), HookSet([Seeing(seen), Seeing(seen)]).attempt(START):
+        raise RuntimeError("body")
+    assert seen == [RuntimeError, RuntimeError]
+
+
+def test_an_exception_suppressed_by_an_inner_wrapper_is_hidden_from_the_outer_ones() -> None:
+    seen: list[type[BaseException] | None] = []
+    with HookSet([Seeing(seen), Suppressing()]).attempt(START):
+        raise KeyError("body")
+    assert seen == [None]
+
+
+def test_an_exception_raised_by_a_wrapper_on_exit_reaches_the_outer_ones_and_goes_on() -> None:
+    seen: list[type[BaseException] | None] = []
+    with pytest.raises(ValueError, match="exit"), HookSet([Seeing(seen), FailingOnExit()]).attempt(START):
+        pass
+    assert seen == [ValueError]

@@ -205,9 +205,11 @@ class _Wrapper:
 
 
 class _Wrappers:
-    """Several hooks' `around_attempt`, entered in order and left in reverse (an ExitStack)."""
+    """Several hooks' `around_attempt`, entered in order and left in reverse, as nested `with` blocks would be:
+    a wrapper that suppresses the exception hides it from the outer ones, one that raises passes its own on.
+    (An ExitStack does the same at several times the cost per attempt.)"""
 
-    __slots__ = ("_arounds", "_stack", "_start", "_started")
+    __slots__ = ("_arounds", "_entered", "_start", "_started")
 
     def __init__(
         self,
@@ -218,17 +220,37 @@ class _Wrappers:
         self._arounds = arounds
         self._start = start
         self._started = started
-        self._stack = contextlib.ExitStack()
+        self._entered: list[AbstractContextManager[None]] = []
 
     def __enter__(self) -> None:
         for around in self._arounds:
             try:
-                self._stack.enter_context(around(self._start))
+                wrapper = around(self._start)
+                wrapper.__enter__()
             except Exception:
                 log.exception("worker hook %s.around_attempt failed", _name(around))
+                continue
+            except BaseException as exc:  # e.g. a cancellation: leave the ones entered, as `with` would
+                self.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            self._entered.append(wrapper)
         _call_each(self._started, self._start)
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> bool | None:
-        return self._stack.__exit__(kind, error, trace)
+    ) -> bool:
+        pending = error
+        for wrapper in reversed(self._entered):
+            try:
+                if pending is None:
+                    wrapper.__exit__(None, None, None)
+                elif wrapper.__exit__(type(pending), pending, pending.__traceback__):
+                    pending = None  # suppressed: the outer wrappers see no exception
+            except BaseException as raised:
+                pending = raised
+        self._entered.clear()
+        if pending is error:
+            return False  # nothing happened, or the exception goes on as it came
+        if pending is None:
+            return True  # a wrapper suppressed it
+        raise pending
