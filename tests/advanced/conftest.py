@@ -68,7 +68,7 @@ def advanced(
     keeper = None
     if dlq is not None:
         keeper = DeadLetterKeeper([runner.queue for runner in worker.runners], dlq)
-        worker.hooks.hooks.append(keeper)
+        worker.hooks.add(keeper)
         worker._duties.append(keeper.run)
     sched = None
     if scheduler:

@@ -23,17 +23,22 @@ from conveyor.redis.errors import CONNECTION_FAILURES
 from conveyor.redis.scripts import QueueScripts
 
 if TYPE_CHECKING:
-    from conveyor.worker.attempt import ActiveJob
+    from conveyor.worker.active import ActiveJob
 
 log = logging.getLogger(__name__)
 
 FRESH_FRACTION = 0.5  # of the lock duration: a lock set more recently than this starts its job without a check
 
 
+def lock_is_fresh(job: ActiveJob, lock_ms: int, now: float) -> bool:
+    """True if `job`'s lock was set recently enough to start it without a check (`now`: monotonic seconds)."""
+    return now - job.lock_since < lock_ms * FRESH_FRACTION / 1000
+
+
 async def lock_still_ours(scripts: QueueScripts, job: ActiveJob, lock_ms: int, now: float) -> bool:
     """True if `job` may start: its lock is fresh, or was just renewed under its token. `now` is monotonic
     seconds (`time.monotonic()`), the clock `job.lock_since` is on."""
-    if now - job.lock_since < lock_ms * FRESH_FRACTION / 1000:
+    if lock_is_fresh(job, lock_ms, now):
         return True
     try:
         lost = await scripts.extend_locks([job.job_id], [job.token], lock_ms)

@@ -108,7 +108,7 @@ class Worker:
         served = [runner.queue for runner in self.runners]
         if served:  # dead letters (a hook, plus a sweep and alert duty) and the cron/interval scheduler
             dead_letters = DeadLetterKeeper(served, clock=clock)
-            self.hooks.hooks.append(dead_letters)
+            self.hooks.add(dead_letters)
             # A 30 s leader lock: renewed every 10 s, so an idle worker costs Redis next to nothing; a dead
             # leader is replaced within about 30 s (ticks are fired by timers, not by this period).
             self._duties += [dead_letters.run, Scheduler(client, served, clock=clock).run]
