@@ -25,7 +25,6 @@ from conveyor.queue.options import keep_jobs
 from conveyor.queue.queue import Queue
 from conveyor.redis.scripts import FetchedJob, QueueScripts
 from conveyor.worker.active import ActiveJob
-from conveyor.worker.batching import Batchers
 from conveyor.worker.errors import (
     JobCancelledError,
     JobRefusedError,
@@ -35,7 +34,7 @@ from conveyor.worker.errors import (
 )
 from conveyor.worker.execution import run_attempt
 from conveyor.worker.fetched import repairs, taken_despite
-from conveyor.worker.handler import HandlerLookup
+from conveyor.worker.handler import Batchers, HandlerLookup
 from conveyor.worker.hooks import Outcome
 from conveyor.worker.policies import Failure, Policies, Verdict
 from conveyor.worker.redact import redact_secrets

@@ -13,13 +13,10 @@ import asyncio
 import functools
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from conveyor.worker.context import JobContext
 from conveyor.worker.errors import JobFailureError
-
-if TYPE_CHECKING:
-    from conveyor.worker.handler import Handler
 
 
 @dataclass(frozen=True)
@@ -102,21 +99,3 @@ class Batcher:
                 item.future.set_exception(result)
             else:
                 item.future.set_result(result)
-
-
-class Batchers:
-    """The batch collectors of one runner: one per batch handler's job type, made when its first job runs."""
-
-    def __init__(self, executor: Executor) -> None:
-        self.executor = executor
-        self._batchers: dict[str, Batcher] = {}
-
-    def of(self, handler: Handler) -> Batcher | None:
-        """The batch collector of a batch handler, else None."""
-        if handler.batch is None:
-            return None
-        batcher = self._batchers.get(handler.job_type)
-        if batcher is None:
-            batcher = Batcher(handler.func, handler.is_async, handler.takes_context, handler.batch, self.executor)
-            self._batchers[handler.job_type] = batcher
-        return batcher

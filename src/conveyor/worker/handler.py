@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
-from conveyor.worker.batching import Batch
+from conveyor.worker.batching import Batch, Batcher
 from conveyor.worker.sandbox import Sandbox
 
 
@@ -42,3 +43,21 @@ class Handler:
 
 
 HandlerLookup = Callable[[str, str], Handler | None]
+
+
+class Batchers:
+    """The batch collectors of one runner: one per batch handler's job type, made when its first job runs."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self._batchers: dict[str, Batcher] = {}
+
+    def of(self, handler: Handler) -> Batcher | None:
+        """The batch collector of a batch handler, else None."""
+        if handler.batch is None:
+            return None
+        batcher = self._batchers.get(handler.job_type)
+        if batcher is None:
+            batcher = Batcher(handler.func, handler.is_async, handler.takes_context, handler.batch, self.executor)
+            self._batchers[handler.job_type] = batcher
+        return batcher

@@ -36,11 +36,10 @@ from conveyor.redis.script_errors import ScriptError
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.active import ActiveJob
 from conveyor.worker.attempt import AttemptEnv, execute, record
-from conveyor.worker.batching import Batchers
 from conveyor.worker.fencing import lock_is_fresh, lock_still_ours
 from conveyor.worker.fetch_plan import FetchAction, FetchPlan
 from conveyor.worker.fetched import taken_despite
-from conveyor.worker.handler import HandlerLookup
+from conveyor.worker.handler import Batchers, HandlerLookup
 from conveyor.worker.hooks import AttemptEnd, AttemptStart, HookSet, Outcome
 from conveyor.worker.limits import Admission
 from conveyor.worker.policies import Policies
