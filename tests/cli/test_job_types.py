@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from conveyor import Conveyor, JobState, NewJob
@@ -33,6 +34,19 @@ async def test_add_warns_only_about_types_no_live_worker_handles(conveyor_cli: C
     assert (served.returncode, unserved.returncode) == (0, 0), unserved.stderr
     assert served.stderr == ""
     assert "job type 'ecko' on queue 'background'" in unserved.stderr
+
+
+async def test_a_worker_says_it_serves_only_once_an_add_finds_it_live(conveyor_cli: Cli, app: Conveyor) -> None:
+    # A script that starts `conveyor worker`, waits for its banner, then adds a job must get no "no live worker"
+    # warning, however slow the machine: the first heartbeat is written before the banner.
+    for _ in range(3):
+        proc = conveyor_cli.start("worker", "--queues", "background")
+        await wait_until(lambda: " serving " in conveyor_cli.output(proc), timeout=30)  # noqa: B023
+        added = await conveyor_cli.arun("add", "background", "echo", "{}")
+        assert (added.returncode, added.stderr) == (0, "")
+        proc.terminate()
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+        await wait_until(lambda: _live_workers(app, 0), timeout=30)
 
 
 async def test_worker_of_an_app_with_only_a_background_handler_serves_only_background(

@@ -157,20 +157,32 @@ async def _serve(
         runner.install_signal_handlers()
         if early_stop.is_set():
             runner.request_stop()
-        banner(app, _serving(runner, tenant))
-        tasks = [asyncio.create_task(service(app)) for service in services]
-        for task in tasks:  # a service that ends (the API could not bind its port) stops the worker too
-            task.add_done_callback(lambda _: runner.request_stop())
+        run = asyncio.create_task(runner.run(), name="conveyor-worker")
+        tasks: list[asyncio.Task[None]] = []
         try:
-            await runner.run()
+            if await _serving_or_ended(runner, run):  # the banner says "serving" only once producers can see it
+                banner(app, _serving(runner, tenant))
+                tasks = [asyncio.create_task(service(app)) for service in services]
+                for task in tasks:  # a service that ends (the API could not bind its port) stops the worker too
+                    task.add_done_callback(lambda _: runner.request_stop())
+            await run
         finally:
-            for task in tasks:
+            for task in [run, *tasks]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(run, *tasks, return_exceptions=True)
             await observed.aclose()
             if metrics is not None:
                 metrics.close()
         _raise_if_failed(tasks)  # after the worker stopped; `connected` then stops a Redis started here
+
+
+async def _serving_or_ended(worker: Worker, run: asyncio.Task[None]) -> bool:
+    """Wait until the worker serves (its first heartbeat is in Redis) or its run ended first (e.g. it refused a
+    queue); True if it serves."""
+    serving = asyncio.create_task(worker.serving.wait())
+    await asyncio.wait([serving, run], return_when=asyncio.FIRST_COMPLETED)
+    serving.cancel()
+    return worker.serving.is_set()
 
 
 def _raise_if_failed(tasks: Sequence[asyncio.Task[None]]) -> None:

@@ -62,6 +62,9 @@ class Worker:
     handler still running in a thread then is waited for (a thread cannot be stopped, and handing its job back
     would run it twice at once): its lock stays renewed and its outcome is recorded when it returns. A second
     stop request ends that wait; those jobs are then requeued by the stalled-job check once their locks lapse.
+
+    `serving` is set once `run` has written the first heartbeat and started the fetchers: from then on the live
+    worker list (`Conveyor.workers`, the "no live worker" warning of `add`) includes this worker.
     """
 
     def __init__(
@@ -115,6 +118,9 @@ class Worker:
         self._stop = asyncio.Event()
         self._force = asyncio.Event()  # a second stop request: stop waiting for handler threads
         self._duties_done = asyncio.Event()
+        # Set once the worker serves: its fetchers run and its first heartbeat is in Redis, so a producer that
+        # asks for the live workers from then on finds this one (`conveyor worker` prints its banner then).
+        self.serving = asyncio.Event()
         self._started = now_utc(clock)
 
     def _make_runners(
@@ -171,10 +177,12 @@ class Worker:
     async def run(self) -> None:
         """Serve until `request_stop`, then shut down gracefully."""
         await self._prepare_queues()
+        await self._beat()
         # Duties (lock renewal above all) outlive the stop request: they end only after the grace period.
         duties = [asyncio.create_task(duty(self._duties_done)) for duty in self._duties]
         fetchers = [asyncio.create_task(runner.run(), name=f"fetch:{runner.queue.name}") for runner in self.runners]
         log.info("worker %s serving %s", self.name, {r.queue.name: r.config.concurrency for r in self.runners})
+        self.serving.set()
         try:
             await self._stop.wait()
         finally:
@@ -238,12 +246,14 @@ class Worker:
             await asyncio.wait(tasks, timeout=5)
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.registry.beat(self.info())
-            except CONNECTION_FAILURES as exc:
-                log.warning("heartbeat failed (%s)", exc)
-            await stopped_within(stop, self.config.heartbeat_s)
+        while not await stopped_within(stop, self.config.heartbeat_s):  # the first beat is `run`'s
+            await self._beat()
+
+    async def _beat(self) -> None:
+        try:
+            await self.registry.beat(self.info())
+        except CONNECTION_FAILURES as exc:
+            log.warning("heartbeat failed (%s)", exc)
 
     def info(self) -> WorkerInfo:
         """This worker as the live worker list shows it."""
