@@ -7,8 +7,9 @@ worker process: `enable_worker_metrics(app, port)` for its own metrics port. For
 from conveyor.observability.collector import ConveyorMetrics
 from conveyor.observability.exposition import WorkerMetricsServer, enable_worker_metrics, metrics_asgi_app
 from conveyor.observability.instrument import Instrumentation, instrument
-from conveyor.observability.logs import configure_logging, current_job
+from conveyor.observability.logs import configure_logging
 from conveyor.observability.settings import ObservabilitySettings, load_observability_settings
+from conveyor.worker.context import current_job  # the worker sets it; re-exported where it was
 
 __all__ = [
     "ConveyorMetrics",

@@ -1,4 +1,5 @@
-"""`instrument(app)`: one call that gives an app its metrics, job log context and tracing hooks."""
+"""`instrument(app)`: one call that gives an app its metrics and tracing hooks (the job log context is the
+worker's own: `conveyor.worker.context.current_job`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from dataclasses import dataclass
 from weakref import WeakKeyDictionary
 
 from conveyor.app import Conveyor
-from conveyor.observability.logs import JobLogging
 from conveyor.observability.process import ProcessMetrics
 from conveyor.observability.recorder import MetricsRecorder
 from conveyor.observability.settings import ObservabilitySettings, load_observability_settings
@@ -38,7 +38,7 @@ _instrumented: WeakKeyDictionary[Conveyor, Instrumentation] = WeakKeyDictionary(
 def instrument(app: Conveyor, settings: ObservabilitySettings | None = None) -> Instrumentation:
     """Attach Conveyor's observability to `app` (once; later calls return the same result).
 
-    Every worker the app makes then counts jobs into the cluster-wide metrics, logs with the job's fields, and,
+    Every worker the app makes then counts jobs into the cluster-wide metrics and,
     with the `otel` extra installed and CONVEYOR_TRACING on, traces each attempt; every enqueue opens a
     producer span when the app has producer hooks. Call it in every process: API servers, producers, workers.
     The app must be connected before its workers run (the recorder writes through `app.client`).
@@ -51,7 +51,7 @@ def instrument(app: Conveyor, settings: ObservabilitySettings | None = None) -> 
     prefix = app.settings.conveyor_prefix
     store = MetricsStore(lambda: app.client, MetricsKeys(ConveyorKeys(prefix)))
     recorder = MetricsRecorder(store, prefix, settings.conveyor_metrics_flush_ms / 1000, process)
-    app.hooks.extend([JobLogging(), recorder])
+    app.hooks.append(recorder)
     tracing = settings.conveyor_tracing and _install_tracing(app)
     result = Instrumentation(settings, recorder, process, tracing)
     _instrumented[app] = result

@@ -1,44 +1,26 @@
 """Structured logs: JSON or console lines, each carrying the job it was written for.
 
-A worker hook puts the running job in a context variable for the length of the attempt; a logging filter on
-the handler copies it onto every record (`queue`, `job_id`, `job_type`, `attempt`, `worker`). Tasks inherit
-context variables, so lines logged by async handlers carry the job too. JSON lines also carry the active
+The worker puts the running job in a context variable for the length of the attempt
+(`conveyor.worker.context.current_job`); a logging filter on the handler copies it onto every record (`queue`,
+`job_id`, `job_type`, `attempt`, `worker`). Tasks and handler threads inherit context variables, so lines logged
+by handlers carry the job too. JSON lines also carry the active
 OpenTelemetry trace and span ids, when there are some, to jump from a log line to its trace.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import sys
-from collections.abc import Iterator
-from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from conveyor.observability.settings import ObservabilitySettings
-from conveyor.worker.context import JobInfo
-from conveyor.worker.hooks import AttemptStart, WorkerHook
-
-current_job: ContextVar[JobInfo | None] = ContextVar("conveyor_current_job", default=None)
+from conveyor.worker.context import current_job
 
 JOB_FIELDS = ("queue", "job_id", "job_type", "attempt", "worker")
 # Attributes every LogRecord has; anything else on a record came from `extra=` and goes into the JSON line.
 _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
-
-
-class JobLogging(WorkerHook):
-    """Makes the running job the log context of everything logged during its attempt."""
-
-    @contextlib.contextmanager
-    def around_attempt(self, start: AttemptStart) -> Iterator[None]:
-        """Set the job as the current one for the attempt."""
-        token = current_job.set(start.job)
-        try:
-            yield
-        finally:
-            current_job.reset(token)
 
 
 class JobContextFilter(logging.Filter):

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 from concurrent.futures import Future
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,10 @@ class JobInfo:
     max_attempts: int
     worker: str
 
+
+# The job whose attempt runs in this context (the worker sets it for the length of each attempt, in the slot's
+# task; handler threads and tasks started by a handler inherit it). Log records take the job's fields from it.
+current_job: ContextVar[JobInfo | None] = ContextVar("conveyor_current_job", default=None)
 
 _CANCELLED_MADE = threading.Lock()
 

@@ -36,6 +36,7 @@ from conveyor.redis.script_errors import ScriptError
 from conveyor.redis.scripts import FetchedJob
 from conveyor.worker.active import ActiveJob
 from conveyor.worker.attempt import AttemptEnv, execute, record
+from conveyor.worker.context import current_job
 from conveyor.worker.fencing import lock_is_fresh, lock_still_ours
 from conveyor.worker.fetch_plan import FetchAction, FetchPlan
 from conveyor.worker.fetched import taken_despite
@@ -341,6 +342,7 @@ class QueueRunner:
         start = AttemptStart(job.ctx.job, job.fields, job.wait_s(self.now_ms())) if hooks.watch_starts else None
         began = time.monotonic()
         outcome, error, next_job = Outcome.LOST, None, None
+        logging_as = current_job.set(job.ctx.job)  # lines logged during the attempt carry the job's fields
         try:
             with hooks.attempt(start):
                 outcome, error, next_job = await self._attempt(job, fetch_next, began)
@@ -351,6 +353,7 @@ class QueueRunner:
         except Exception as exc:
             self._not_recorded(job, exc)
         finally:
+            current_job.reset(logging_as)
             self._forget(job)
             self.processed += 1
         if outcome is not Outcome.LOST and hooks.watch_ends:
