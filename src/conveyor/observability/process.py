@@ -6,6 +6,8 @@ API's `/metrics` reads from Redis, even when Prometheus scrapes both.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
@@ -42,18 +44,18 @@ class ProcessMetrics:
             registry=self.registry,
         )
         # Children by label values: `labels()` validates and locks on every call, a cost per job.
-        self._active: dict[str, Gauge] = {}
+        self._active: dict[str, _Counting] = {}
         self._ended: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
 
-    def active(self, queue: str) -> Gauge:
-        """The active-jobs gauge of one queue."""
-        gauge = self._active.get(queue)
-        if gauge is None:
-            gauge = self._active[queue] = self.active_jobs.labels(queue=queue, **self.labels)
-        return gauge
+    def active(self, queue: str) -> AbstractContextManager[None]:
+        """Counts the attempts of one queue run inside it on the active-jobs gauge."""
+        counting = self._active.get(queue)
+        if counting is None:
+            counting = self._active[queue] = _Counting(self.active_jobs.labels(queue=queue, **self.labels))
+        return counting
 
     def attempt_ended(self, end: AttemptEnd) -> None:
         """Count a finished attempt."""
@@ -67,3 +69,18 @@ class ProcessMetrics:
             )
         series[0].inc()
         series[1].observe(end.run_s)
+
+
+class _Counting:
+    """Counts what runs inside it on a gauge; reusable and re-entrant (it holds no state of its own)."""
+
+    __slots__ = ("_gauge",)
+
+    def __init__(self, gauge: Gauge) -> None:
+        self._gauge = gauge
+
+    def __enter__(self) -> None:
+        self._gauge.inc()
+
+    def __exit__(self, *_: object) -> None:
+        self._gauge.dec()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 OUTCOME_COUNTERS = {"completed": "completed", "retried": "retried", "failed": "failed"}
 RETRY_CAP_S = 5.0
+_UNCOUNTED: AbstractContextManager[None] = contextlib.nullcontext()
 UNKNOWN_TYPE = ""  # a stalled job removed before its type could be read
 
 
@@ -51,18 +53,9 @@ class MetricsRecorder(WorkerHook):
         self._pending.observe("wait", start.job.queue, start.job.type, start.wait_s)
         self._schedule()
 
-    @contextlib.contextmanager
-    def around_attempt(self, start: AttemptStart) -> Iterator[None]:
+    def around_attempt(self, start: AttemptStart) -> AbstractContextManager[None]:
         """Count the attempt as active in this process while it runs."""
-        if self.process is None:
-            yield
-            return
-        active = self.process.active(start.job.queue)
-        active.inc()
-        try:
-            yield
-        finally:
-            active.dec()
+        return _UNCOUNTED if self.process is None else self.process.active(start.job.queue)
 
     def attempt_ended(self, end: AttemptEnd) -> None:
         """Count the outcome and record the run time."""

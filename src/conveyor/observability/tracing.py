@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -37,6 +38,7 @@ OMIT_CONTEXT = "omc"  # BullMQ's encoded `opts.telemetry.omitContext`
 
 
 PROVIDER_RECHECK_S = 1.0
+_NO_SPAN: AbstractContextManager[None] = contextlib.nullcontext()
 
 
 def _tracer() -> trace.Tracer:
@@ -170,12 +172,12 @@ class WorkerTracing(WorkerHook):
         self._open: dict[JobInfo, Span] = {}
         self._recording = recording or ProviderWatch()
 
-    @contextlib.contextmanager
-    def around_attempt(self, start: AttemptStart) -> Iterator[None]:
+    def around_attempt(self, start: AttemptStart) -> AbstractContextManager[None]:
         """Start the span, make it current for the handler, and hand it to `attempt_ended` to finish."""
-        if not self._recording():
-            yield
-            return
+        return self._span_around(start) if self._recording() else _NO_SPAN
+
+    @contextlib.contextmanager
+    def _span_around(self, start: AttemptStart) -> Iterator[None]:
         span = self._start_span(start)
         token = otel_context.attach(trace.set_span_in_context(span))
         try:
