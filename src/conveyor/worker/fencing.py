@@ -36,10 +36,9 @@ def lock_is_fresh(job: ActiveJob, lock_ms: int, now: float) -> bool:
 
 
 async def lock_still_ours(scripts: QueueScripts, job: ActiveJob, lock_ms: int, now: float) -> bool:
-    """True if `job` may start: its lock is fresh, or was just renewed under its token. `now` is monotonic
-    seconds (`time.monotonic()`), the clock `job.lock_since` is on."""
-    if lock_is_fresh(job, lock_ms, now):
-        return True
+    """True if `job`, whose lock is not fresh (`lock_is_fresh`, checked first without a round trip), may start:
+    its lock was just renewed under its token. `now` is monotonic seconds (`time.monotonic()`), the clock
+    `job.lock_since` is on."""
     try:
         lost = await scripts.extend_locks([job.job_id], [job.token], lock_ms)
     except CONNECTION_FAILURES as exc:

@@ -150,14 +150,6 @@ class HookSet:
         """Notify every hook of requeued stalled jobs."""
         _call_each(self._stalled, queue, job_ids)
 
-    def around_attempt(self, start: AttemptStart) -> AbstractContextManager[None]:
-        """Every hook's wrapper, innermost last. A wrapper that fails to enter is logged and left out."""
-        if not self._around:
-            return _NO_WRAPPER
-        if len(self._around) == 1:
-            return _Wrapper(self._around[0], start, ())
-        return _Wrappers(self._around, start)
-
     def attempt(self, start: AttemptStart | None) -> AbstractContextManager[None]:
         """For the runner: enter every hook's `around_attempt`, then notify `attempt_started`. `start` is None
         when no hook looks at starts (`watch_starts`)."""
