@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -34,3 +35,17 @@ async def test_killed_worker_disappears_from_the_list(app: Conveyor, worker_proc
 async def _count(app: Conveyor, n: int, *, exact: bool = False) -> bool:
     live = len(await app.workers())
     return live == n if exact else live >= n
+
+
+async def test_a_worker_says_it_serves_only_once_its_heartbeat_is_written(app: Conveyor) -> None:
+    worker = app.worker(["background"])
+    await app.client.execute_command("CLIENT", "PAUSE", 1500, "WRITE")  # the heartbeat (a write) waits
+    run = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.8)
+        assert not worker.serving.is_set()  # its first heartbeat is still held back by the pause
+        await asyncio.wait_for(worker.serving.wait(), timeout=10)
+        assert [info.id for info in await app.workers(node=False)] == [worker.id]
+    finally:
+        worker.request_stop()
+        await run
