@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import WebSocketRoute, expect
 
 from conveyor import Conveyor, NewJob, load_settings
 from conveyor.redis.embedded import EmbeddedRedis
@@ -62,3 +63,43 @@ async def test_overview_recovers_after_redis_restarts(
     await expect(page.locator("#banner")).to_contain_text("Reconnected", timeout=30_000)
     await app.add_bulk("background", [NewJob("ok", {}) for _ in range(2)])
     await expect(card.locator("[data-warning]")).to_contain_text("2 jobs are waiting", timeout=15_000)
+
+
+async def test_a_server_that_cannot_check_the_token_is_interrupted_not_gone(
+    start_dashboard: StartDashboard, browsing: Browsing, own_app: tuple[Conveyor, EmbeddedRedis]
+) -> None:
+    # With Redis away, the page's sockets drop and must connect again, and the server cannot check their token:
+    # it answers "try again later", so the page says live updates are interrupted, not that the server is gone.
+    app, server = own_app
+    dashboard = await start_dashboard(app=app)
+    sockets: list[WebSocketRoute] = []
+
+    def through(socket: WebSocketRoute) -> None:
+        socket.connect_to_server()
+        sockets.append(socket)
+
+    await browsing.page.route_web_socket(re.compile(r"/graphql$"), through)
+    page = await browsing.open(dashboard)
+    await expect(page.locator("#connection")).to_have_text("Live")
+
+    await asyncio.to_thread(server.stop)
+    for socket in list(sockets):
+        await socket.close(code=1001, reason="dropped by the test")
+    await expect(page.locator("#connection")).to_have_text("Interrupted", timeout=20_000)
+    await expect(page.locator("#banner")).to_contain_text("Redis is unavailable")
+    await asyncio.to_thread(server.start)
+    await expect(page.locator("#banner")).to_contain_text("Reconnected", timeout=30_000)
+    await expect(page.locator("#connection")).to_have_text("Live")
+
+
+async def test_a_page_opened_while_redis_is_away_says_so_and_loads_once_it_is_back(
+    start_dashboard: StartDashboard, browsing: Browsing, own_app: tuple[Conveyor, EmbeddedRedis]
+) -> None:
+    app, server = own_app
+    dashboard = await start_dashboard(app=app)
+    await asyncio.to_thread(server.stop)
+    page = await browsing.open(dashboard)
+    await expect(page.locator("#main")).to_contain_text("Redis is unavailable")
+    await asyncio.to_thread(server.start)
+    await expect(page.locator('[data-queue="background"]')).to_be_visible(timeout=30_000)
+    await expect(page.locator("#connection")).to_have_text("Live")

@@ -4,7 +4,8 @@ HTTP: POST with a JSON body only (GET serves the IDE page in development mode an
 no query runs from a link or a form: CSRF). Every request needs a valid token unless anonymous loopback
 access is on. Refusals before execution are GraphQL-shaped JSON with an error code.
 Websockets: graphql-transport-ws only; the token comes in the `connection_init` payload (or the handshake's
-Authorization header); a connection without a valid one is closed with 4403.
+Authorization header); a connection without a valid one is closed with 4403. While Redis is away a token cannot be
+checked: HTTP answers 503 REDIS_UNAVAILABLE and a websocket is closed with 1013 (try again later).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from conveyor.api.auth import authenticate, bearer_token, token_from_params
 from conveyor.api.context import ApiContext, ApiState
-from conveyor.api.errors import ErrorCode, error_body
+from conveyor.api.errors import REDIS_DOWN, REDIS_MESSAGE, ErrorCode, error_body
 from conveyor.api.principal import Principal
 from conveyor.api.schema import ConveyorSchema
 
@@ -46,6 +47,8 @@ STATUS_CODES = {
     405: ErrorCode.METHOD_NOT_ALLOWED,
     413: ErrorCode.REQUEST_TOO_LARGE,
 }
+# The websocket close code "try again later" (RFC 6455 registry): the server is up but cannot check a token yet.
+TRY_AGAIN_LATER = 1013
 
 
 class RequestRefusedError(Exception):
@@ -71,7 +74,14 @@ class CodedTransportWSHandler(BaseGraphQLTransportWSHandler[ApiContext, None]):
     revocation_watch: asyncio.Task[None] | None = None
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
-        await super().handle_connection_init(message)
+        try:
+            await super().handle_connection_init(message)
+        except REDIS_DOWN:
+            # Not a refusal (the token may be fine) and not a crash: the client retries and says live updates
+            # are interrupted, not that the server is gone.
+            log.info("closing a websocket connection: Redis is unavailable, its API token cannot be checked")
+            await self.websocket.close(code=TRY_AGAIN_LATER, reason=REDIS_MESSAGE)
+            return
         principal = self.context.principal
         if self.connection_acknowledged and principal is not None and principal.token_id is not None:
             self.revocation_watch = asyncio.create_task(self._close_when_revoked(principal.token_id))
@@ -179,7 +189,10 @@ class ConveyorGraphQL(GraphQL[ApiContext, None]):
         token = bearer_token(header)
         if header and token is None:
             raise RequestRefusedError(401, ErrorCode.UNAUTHENTICATED, "Use `Authorization: Bearer <token>`.")
-        context.principal = await self._authenticate(token, request)
+        try:
+            context.principal = await self._authenticate(token, request)
+        except REDIS_DOWN as exc:
+            raise RequestRefusedError(503, ErrorCode.REDIS_UNAVAILABLE, REDIS_MESSAGE) from exc
         if context.principal is None:
             message = "Invalid or revoked API token." if token else "Authentication required: send a Bearer token."
             raise RequestRefusedError(401, ErrorCode.UNAUTHENTICATED, message)

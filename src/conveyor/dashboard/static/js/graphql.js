@@ -11,6 +11,8 @@ const FINAL_CODES = new Set([
 ]);
 const SOCKET_CAPACITY = 8; // the server allows 10 subscriptions per connection by default
 const MAX_BACKOFF_MS = 8000;
+// The server is up but cannot check the token yet (Redis is away): "try again later", not a lost connection.
+const TRY_AGAIN_LATER = 1013;
 
 export class GraphQLError extends Error {
   constructor(errors) {
@@ -108,6 +110,7 @@ class Socket {
     this.nextId = 1;
     this.disposed = false;
     this.everUp = false;
+    this.unavailable = false; // the server's last answer was "try again later"
     this.open();
   }
 
@@ -135,6 +138,7 @@ class Socket {
     switch (message.type) {
       case 'connection_ack':
         this.acked = true;
+        this.unavailable = false;
         this.attempt = 0;
         this.everUp = true;
         for (const each of this.subs.values()) this.start(each);
@@ -193,6 +197,8 @@ class Socket {
       this.client.emit('unauthorized', {});
       return;
     }
+    this.unavailable = event.code === TRY_AGAIN_LATER;
+    if (this.unavailable) this.client.problem = new GraphQLError([{ message: event.reason, extensions: { code: 'REDIS_UNAVAILABLE' } }]);
     const delay = backoff(this.attempt++);
     this.client.refreshStatus();
     setTimeout(() => {
@@ -310,11 +316,13 @@ export class GraphQLClient extends EventTarget {
     const sockets = [...this.sockets];
     let state = 'live';
     const down = sockets.filter((socket) => !socket.acked);
-    if (down.length) {
+    // A socket the server answered "try again later" reached it: live updates are interrupted, not lost.
+    const lost = down.filter((socket) => !socket.unavailable);
+    if (lost.length) {
       // Only a connection that was up and dropped is "reconnecting": a socket still opening (the first load,
       // a page that needs one more) or one that never got through before the client was live is "connecting".
-      state = this.everLive && down.some((socket) => socket.everUp || socket.attempt > 0) ? 'reconnecting' : 'connecting';
-    } else if (this.troubled.size > 0) {
+      state = this.everLive && lost.some((socket) => socket.everUp || socket.attempt > 0) ? 'reconnecting' : 'connecting';
+    } else if (down.length || this.troubled.size > 0) {
       state = 'degraded';
     }
     if (state === 'live') this.everLive = true;
