@@ -63,3 +63,17 @@ async def test_a_websocket_with_a_token_is_closed_with_try_again_later_and_conne
     async with api.ws("viewer") as client:
         op = await client.subscribe(STATS)
         assert (await client.next_data(op))["queueStats"]["isPaused"] is False
+
+
+async def test_a_scrape_with_a_token_gets_503_redis_unavailable_and_a_public_one_gets_redis_up_0(
+    start_api: StartApi, redis_server: EmbeddedRedis
+) -> None:
+    api = await start_api()
+    public = await start_api(metrics_public=True)
+    await asyncio.to_thread(redis_server.stop)
+    response = await api.http.get("/metrics", headers={"Authorization": f"Bearer {api.tokens['viewer']}"})
+    assert response.status_code == 503
+    assert response.json()["errors"][0]["extensions"]["code"] == "REDIS_UNAVAILABLE"
+    scrape = await public.http.get("/metrics")
+    assert scrape.status_code == 200
+    assert "conveyor_redis_up 0.0" in scrape.text

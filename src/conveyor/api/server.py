@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from conveyor.api.auth import authenticate, bearer_token
 from conveyor.api.config import ApiConfig
 from conveyor.api.context import ApiState
-from conveyor.api.errors import ErrorCode
+from conveyor.api.errors import REDIS_DOWN, REDIS_MESSAGE, ErrorCode
 from conveyor.api.schema import build_schema
 from conveyor.api.tokens import TokenStore
 from conveyor.api.view import ConveyorGraphQL, refusal
@@ -161,7 +161,10 @@ class MetricsEndpoint:
         token = bearer_token(header)
         host = request.client.host if request.client is not None else None
         anonymous = self.state.config.anonymous_loopback and header is None
-        principal = await authenticate(self.state.started()[1], token, host, anonymous_loopback=anonymous)
+        try:
+            principal = await authenticate(self.state.started()[1], token, host, anonymous_loopback=anonymous)
+        except REDIS_DOWN:
+            return refusal(503, ErrorCode.REDIS_UNAVAILABLE, f"{REDIS_MESSAGE} (The token cannot be checked.)")
         if principal is None:
             message = "Invalid or revoked API token." if token else "Send `Authorization: Bearer <token>` to scrape."
             return refusal(401, ErrorCode.UNAUTHENTICATED, message)
