@@ -7,9 +7,11 @@ import time
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from conveyor import Conveyor, JobState, NewJob, load_settings
 from conveyor.observability import enable_worker_metrics, instrument, load_observability_settings, metrics_asgi_app
+from conveyor.observability.process import ProcessMetrics
 from conveyor.redis.keys import ConveyorKeys, MetricsKeys
 from conveyor.worker.context import JobInfo
 from conveyor.worker.hooks import AttemptEnd
@@ -180,6 +182,7 @@ async def test_worker_metrics_port_shows_what_this_process_ran(app: Conveyor) ->
         server.close()
     labels = {"queue": "background", "job_type": "ok", "outcome": "completed"}
     assert value(samples, "conveyor_process_attempts_total", **labels) == 3
+    assert value(samples, "conveyor_process_job_run_seconds_count", queue="background", job_type="ok") == 3
     assert value(samples, "conveyor_process_active_jobs", queue="background") == 0
     assert value(samples, "process_cpu_seconds_total") is not None
     assert not [name for name, _ in samples if name.startswith("conveyor_jobs_")]  # cluster series: API only
@@ -221,3 +224,26 @@ async def _finished(queue: Any, *, completed: int, failed: int) -> bool:
 
 async def _all_completed(app: Conveyor, ids: list[str]) -> bool:
     return all([await state_is(app.queue("background"), i, JobState.COMPLETED) for i in ids])
+
+
+def test_process_metrics_render_counts_a_histogram_and_the_active_gauge_with_the_extra_labels() -> None:
+    metrics = ProcessMetrics({"env": "prod"})
+    job = JobInfo("1", "background", "ok", attempt=1, max_attempts=1, worker="test")
+    for run_s, outcome in ((0.003, "completed"), (0.005, "completed"), (0.2, "completed"), (0.01, "failed")):
+        metrics.attempt_ended(AttemptEnd(job, outcome, run_s, None))
+    running = metrics.active("background")
+    with running, running:
+        samples = parse(generate_latest(metrics.registry).decode())
+        assert value(samples, "conveyor_process_active_jobs", queue="background", env="prod") == 2
+    after = parse(generate_latest(metrics.registry).decode())
+    assert value(after, "conveyor_process_active_jobs", queue="background", env="prod") == 0
+    series = {"queue": "background", "job_type": "ok", "env": "prod"}
+    assert value(samples, "conveyor_process_attempts_total", outcome="completed", **series) == 3
+    assert value(samples, "conveyor_process_attempts_total", outcome="failed", **series) == 1
+    # Cumulative buckets; a value on a bound counts in that bucket (as Prometheus' `le` says).
+    assert value(samples, "conveyor_process_job_run_seconds_bucket", le="0.005", **series) == 2
+    assert value(samples, "conveyor_process_job_run_seconds_bucket", le="0.01", **series) == 3
+    assert value(samples, "conveyor_process_job_run_seconds_bucket", le="0.1", **series) == 3
+    assert value(samples, "conveyor_process_job_run_seconds_bucket", le="+Inf", **series) == 4
+    assert value(samples, "conveyor_process_job_run_seconds_count", **series) == 4
+    assert value(samples, "conveyor_process_job_run_seconds_sum", **series) == pytest.approx(0.218)
