@@ -4,7 +4,7 @@
   as shipped), run from a virtualenv that holds exactly the run lock (`requirements.txt`, what
   `python3 bootstrap.py up` installs), made once per lock in a cache (`run_env`); `before`: the same command
   run from another source tree of `conveyor` (`--before DIR`, e.g. an export of an older commit's `src/`), for
-  before/after figures in one run, with this process's Python and packages (the dev lock);
+  before/after figures in one run, with the same virtualenv (its sources come first on the path);
 - `bare`: Conveyor's runtime built in a small script (`bench/worker_proc.py`, as in `bench.run`);
 - `node5`, `node6`: a Node BullMQ `Worker` of each major (`bench/node/drain_worker.mjs`), installed from the
   locked package dirs of the Node compatibility tests (`tests/queue/node/bullmq-5`, `bullmq-6`) with their
@@ -74,7 +74,7 @@ class WorkerKinds:
         if kind == "cli":
             args = [str(self.cli_script), "worker", "--app", "bench.cli_app:app"]
         elif kind == "before":
-            args = [*_conveyor_command(), "worker", "--app", "bench.cli_app:app"]
+            args = [str(self.cli_script.with_name("python")), "-m", "conveyor", "worker", "--app", "bench.cli_app:app"]
         elif kind == "bare":
             args = [sys.executable, "-m", "bench.worker_proc", "conveyor", QUEUE, str(CONCURRENCY), handler]
         else:
@@ -104,12 +104,6 @@ def ready(proc: subprocess.Popen[str], kind: str) -> None:
             return
     proc.wait()
     raise RuntimeError(f"{LABELS[kind]} did not start (exit code {proc.returncode}); see its log")
-
-
-def _conveyor_command() -> list[str]:
-    """The `conveyor` script users run, beside this Python (`python -m conveyor` where there is none)."""
-    script = Path(sys.executable).with_name("conveyor")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "conveyor"]
 
 
 def run_env() -> Path:
