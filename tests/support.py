@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -69,6 +70,13 @@ async def blocked_clients(client: Any, at_least: int = 1) -> bool:
     """
     info = await client.info("clients")
     return int(info["blocked_clients"]) >= at_least
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def aof_synced(persistence: dict[str, Any]) -> bool:

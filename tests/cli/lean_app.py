@@ -14,9 +14,10 @@ from conveyor import Conveyor
 # dashboard, the code indexer and AI features (tree-sitter, the embedding model, numpy), webhook HTTP, the browser
 # driver of the dashboard tests, the other CLI commands and their renderers (Markdown, syntax highlighting, and Rich
 # itself: a worker prints plain lines), cron parsing (croniter, with pytz and dateutil) for an app without cron
-# schedules, and the Python `bullmq` client (only its Lua scripts are read). The `conveyor.indexer` and
-# `conveyor.ai` packages themselves load their names lazily: the CLI's option types (`SearchMode`, the AI task
-# names) are all it takes from them.
+# schedules, the Python `bullmq` client (only its Lua scripts are read), and `prometheus_client` for a worker
+# without `--metrics-port` (its counts go to Redis and stay in plain numbers until a metrics port serves them).
+# The `conveyor.indexer` and `conveyor.ai` packages themselves load their names lazily: the CLI's option types
+# (`SearchMode`, the AI task names) are all it takes from them.
 HEAVY_MODULES = (
     "conveyor.api.server",
     "conveyor.dashboard",
@@ -43,6 +44,7 @@ HEAVY_MODULES = (
     "rich",
     "croniter",
     "bullmq",
+    "prometheus_client",
 )
 
 app = Conveyor()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from conveyor import Conveyor, JobState
 from tests.cli.conftest import Cli, wait_until
 from tests.cli.lean_app import HEAVY_MODULES
+from tests.observability.scraping import http_scrape, value
+from tests.support import free_port
 
 
 async def _finished(app: Conveyor, job_id: str) -> bool:
@@ -22,3 +24,15 @@ async def test_worker_of_a_user_app_imports_no_api_dashboard_indexer_ai_or_embed
     job = await app.queue("background").get_job(job_id)
     assert job.state is JobState.COMPLETED, conveyor_cli.output(proc)
     assert job.result == [], f"conveyor worker imported {job.result} (none of {HEAVY_MODULES} is needed)"
+
+
+async def test_worker_with_a_metrics_port_serves_what_it_ran(conveyor_cli: Cli, app: Conveyor) -> None:
+    port = free_port()
+    job_id = await app.add("background", "imported", {})
+    args = ("--app", "tests.cli.lean_app:app", "--queues", "background", "--metrics-port", str(port))
+    proc = conveyor_cli.start("worker", *args)
+    await wait_until(lambda: _finished(app, job_id), timeout=30)
+    samples = await http_scrape(f"http://127.0.0.1:{port}/metrics")
+    labels = {"queue": "background", "job_type": "imported", "outcome": "completed"}
+    assert value(samples, "conveyor_process_attempts_total", **labels) == 1, conveyor_cli.output(proc)
+    assert value(samples, "conveyor_process_job_run_seconds_count", queue="background", job_type="imported") == 1

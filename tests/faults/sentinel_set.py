@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from redis.client import Redis as SyncRedis
 from redis.exceptions import RedisError
 
 from conveyor.redis.server_binary import find_redis_server
+from tests.support import free_port
 
 MASTER_NAME = "mymaster"
 # A master silent this long is subjectively down. 1 s saw false alarms on a loaded 2-core machine: a master
@@ -25,13 +25,6 @@ MASTER_NAME = "mymaster"
 DOWN_AFTER_MS = 2000
 FAILOVER_TIMEOUT_MS = 5000
 RELAY_FAILOVER_TIMEOUT_MS = 120_000  # see SentinelSet
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

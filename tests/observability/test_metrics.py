@@ -12,6 +12,7 @@ from prometheus_client import generate_latest
 from conveyor import Conveyor, JobState, NewJob, load_settings
 from conveyor.observability import enable_worker_metrics, instrument, load_observability_settings, metrics_asgi_app
 from conveyor.observability.process import ProcessMetrics
+from conveyor.observability.process_export import process_registry
 from conveyor.redis.keys import ConveyorKeys, MetricsKeys
 from conveyor.worker.context import JobInfo
 from conveyor.worker.hooks import AttemptEnd
@@ -233,9 +234,9 @@ def test_process_metrics_render_counts_a_histogram_and_the_active_gauge_with_the
         metrics.attempt_ended(AttemptEnd(job, outcome, run_s, None))
     running = metrics.active("background")
     with running, running:
-        samples = parse(generate_latest(metrics.registry).decode())
+        samples = parse(generate_latest(process_registry(metrics)).decode())
         assert value(samples, "conveyor_process_active_jobs", queue="background", env="prod") == 2
-    after = parse(generate_latest(metrics.registry).decode())
+    after = parse(generate_latest(process_registry(metrics)).decode())
     assert value(after, "conveyor_process_active_jobs", queue="background", env="prod") == 0
     series = {"queue": "background", "job_type": "ok", "env": "prod"}
     assert value(samples, "conveyor_process_attempts_total", outcome="completed", **series) == 3

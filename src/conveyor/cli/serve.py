@@ -15,6 +15,7 @@ from typing import Annotated, Any, cast
 
 import typer
 
+from conveyor import observability
 from conveyor.app import Conveyor
 from conveyor.cli.errors import cli_command, run_async
 from conveyor.cli.options import (
@@ -28,7 +29,7 @@ from conveyor.cli.options import (
 )
 from conveyor.cli.output import say
 from conveyor.cli.session import check_tenant, connected, describe_redis, tenant_view
-from conveyor.observability import enable_worker_metrics, instrument
+from conveyor.observability import instrument
 from conveyor.redis.discovery import EmbeddedMode
 from conveyor.worker.supervisor import STOP_SIGNALS, Supervisor, SupervisorConfig
 from conveyor.worker.worker import Worker
@@ -152,7 +153,7 @@ async def _serve(
         asyncio.get_running_loop().add_signal_handler(sig, early_stop.set)
     async with connected(app, tenant) as view:  # a Redis started here is stopped after the worker
         observed = instrument(app)
-        metrics = enable_worker_metrics(app, metrics_port) if metrics_port else None
+        metrics = observability.enable_worker_metrics(app, metrics_port) if metrics_port else None
         runner = view.worker(queues, concurrency)
         runner.install_signal_handlers()
         if early_stop.is_set():

@@ -4,12 +4,27 @@ In every process: `instrument(app)`. On the API server: mount `metrics_asgi_app(
 worker process: `enable_worker_metrics(app, port)` for its own metrics port. For logs: `configure_logging()`.
 """
 
-from conveyor.observability.collector import ConveyorMetrics
-from conveyor.observability.exposition import WorkerMetricsServer, enable_worker_metrics, metrics_asgi_app
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from conveyor.observability.instrument import Instrumentation, instrument
 from conveyor.observability.logs import configure_logging
 from conveyor.observability.settings import ObservabilitySettings, load_observability_settings
 from conveyor.worker.context import current_job  # the worker sets it; re-exported where it was
+
+if TYPE_CHECKING:
+    from conveyor.observability.collector import ConveyorMetrics
+    from conveyor.observability.exposition import WorkerMetricsServer, enable_worker_metrics, metrics_asgi_app
+
+# What needs `prometheus_client`, imported when first used: a worker without a metrics port never loads it.
+_LAZY = {
+    "ConveyorMetrics": "conveyor.observability.collector",
+    "WorkerMetricsServer": "conveyor.observability.exposition",
+    "enable_worker_metrics": "conveyor.observability.exposition",
+    "metrics_asgi_app": "conveyor.observability.exposition",
+}
 
 __all__ = [
     "ConveyorMetrics",
@@ -23,3 +38,10 @@ __all__ = [
     "load_observability_settings",
     "metrics_asgi_app",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

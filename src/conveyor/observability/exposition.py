@@ -19,6 +19,7 @@ from conveyor.app import Conveyor
 from conveyor.errors import ConveyorError
 from conveyor.observability.collector import ClusterSnapshot, ConveyorMetrics
 from conveyor.observability.instrument import instrument
+from conveyor.observability.process_export import process_registry
 from conveyor.observability.settings import ObservabilitySettings, load_observability_settings
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def enable_worker_metrics(
     """
     instrumentation = instrument(app, settings)
     registry = CollectorRegistry()
-    registry.register(instrumentation.process.registry)
+    registry.register(process_registry(instrumentation.process))
     if cluster:
         try:
             loop = asyncio.get_running_loop()
