@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from conveyor.queue.queue import Queue
 from conveyor.redis.lane import DirectLane, close_lane, lane_for
-from conveyor.redis.scripts import FetchedJob
+from conveyor.redis.scripts import LEASED_FETCH, FetchedJob, script_source
 
 
 @pytest.fixture
@@ -32,11 +33,17 @@ async def fetcher(redis_url: str) -> AsyncIterator[DirectLane]:
     await client.aclose()
 
 
-async def wait_and_fetch(queue: Queue, lane: DirectLane, lease_ms: int) -> FetchedJob:
-    await queue.scripts.move_to_active(token="t0", lock_ms=5000, worker="w", timestamp=0)  # loads the script
+async def wait_and_fetch(queue: Queue, lane: DirectLane, lease_ms: int, wait_s: float = 5) -> FetchedJob:
+    await queue.client.script_load(script_source(LEASED_FETCH))
     return await queue.scripts.wait_then_move_to_active(
-        lane, wait_s=5, token="t1", lock_ms=5000, lease_ms=lease_ms, worker="w", timestamp=0
+        lane, wait_s=wait_s, token="t1", lock_ms=5000, lease_ms=lease_ms, worker="w", timestamp=0
     )
+
+
+async def commands_since_reset(client: Redis) -> int:
+    """Commands Redis ran since CONFIG RESETSTAT, those of Lua scripts included (INFO itself left out)."""
+    stats = await client.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_config|resetstat"))
 
 
 async def test_a_job_that_comes_within_the_lease_is_taken(queue: Queue, fetcher: DirectLane) -> None:
@@ -61,3 +68,34 @@ async def test_a_job_that_comes_after_the_lease_is_left_waiting_with_its_marker(
     assert (counts.active, counts.waiting) == (0, 1)
     assert not await queue.client.exists(queue.keys.lock(job_id))
     assert await queue.client.zrange(queue.keys.marker, 0, -1) == ["0"]  # another worker is woken for it
+
+
+async def test_the_lease_costs_a_fetch_two_commands(queue: Queue, fetcher: DirectLane) -> None:
+    # One to start the lease, one to end it: a trickle of jobs to an idle worker pays them for every job.
+    await queue.scripts.move_to_active(token="t0", lock_ms=5000, worker="w", timestamp=0)  # loads the script
+    await queue.client.script_load(script_source(LEASED_FETCH))
+    await fetcher.connection_id()  # connected
+    await queue.add("job", {})
+    await queue.client.config_resetstat()
+    await queue.scripts.move_to_active(token="t1", lock_ms=5000, worker="w", timestamp=0)
+    plain = await commands_since_reset(queue.client)  # moveToActive taking a job, its own calls included
+    await queue.add("job", {})
+    await queue.client.config_resetstat()
+    fetched = await queue.scripts.wait_then_move_to_active(
+        fetcher, wait_s=5, token="t2", lock_ms=5000, lease_ms=2000, worker="w", timestamp=0
+    )
+    assert fetched.job_id is not None
+    assert await commands_since_reset(queue.client) <= plain + 3  # BZPOPMIN, and the lease's SET and DEL
+
+
+async def test_a_script_redis_forgot_is_loaded_for_the_next_wait(queue: Queue, fetcher: DirectLane) -> None:
+    job_id = await queue.add("job", {})
+    await queue.client.script_flush()
+    with pytest.raises(NoScriptError):
+        await queue.scripts.wait_then_move_to_active(
+            fetcher, wait_s=0.1, token="t1", lock_ms=5000, lease_ms=2000, worker="w", timestamp=0
+        )
+    fetched = await queue.scripts.wait_then_move_to_active(
+        fetcher, wait_s=0.1, token="t2", lock_ms=5000, lease_ms=2000, worker="w", timestamp=0
+    )
+    assert fetched.job_id == job_id

@@ -157,7 +157,6 @@ class Lease:
 
     key: str
     ms: int
-    after: Sequence[Any]  # a command sent after the script's EXEC, e.g. to undo what a lapsed wait consumed
 
 
 class DirectLane:
@@ -233,30 +232,18 @@ class DirectLane:
         error reply as a value, `NoScriptError` if Redis forgot it); raises when the connection failed, and then
         the caller cannot know whether the script ran.
 
-        With a `lease`, the script runs only if the wait returns within the lease (its key is set with a TTL and
-        WATCHed, the script sent in MULTI/EXEC; a watched key that expires aborts EXEC): the script's reply is
-        then None if the lease lapsed. `lease.after` is sent last, whatever happened."""
+        With a `lease`, its key is set with a TTL of `lease.ms` before the wait: the script is the one to check
+        that the key still lives (and to end the lease), as `conveyor.redis.fetch_lease` does."""
         wire = await self._connected()
         call = ("EVALSHA", script.sha, len(keys), *keys, *args)
         if lease is None:
             waited, ran = await wire.call_many([wait, call])
             return waited, ran
-        replies = await wire.call_many(
-            [
-                ("SET", lease.key, "1", "PX", lease.ms),
-                ("WATCH", lease.key),
-                wait,
-                ("MULTI",),
-                call,
-                ("EXEC",),
-                lease.after,
-            ]
-        )
+        replies = await wire.call_many([("SET", lease.key, "1", "PX", lease.ms), wait, call])
         misdirected = [reply for reply in replies if isinstance(reply, MisdirectedError)]
         if misdirected:
             raise misdirected[0]  # the wait and the script did not run there
-        executed = replies[5]
-        return replies[2], None if executed is None else _as_value(executed[0])
+        return replies[1], replies[2]
 
     async def command(self, *args: Any) -> Any:
         """One command over the lane (`usable` lanes only): it reaches Redis before any later call on the lane."""

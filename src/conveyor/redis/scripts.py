@@ -20,12 +20,13 @@ import msgpack
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from conveyor.redis.cluster import is_cluster, load_script_for
 from conveyor.redis.coalescing import ScriptCoalescer
-from conveyor.redis.fetch_lease import fetch_lease
+from conveyor.redis.fetch_lease import with_lease_check
 from conveyor.redis.keys import QueueKeys
-from conveyor.redis.lane import DirectLane, lane_for
+from conveyor.redis.lane import DirectLane, Lease, lane_for
 from conveyor.redis.replication import NotReplicatedError, ReplicatedPipeline, ReplicaWait
 from conveyor.redis.script_errors import raise_for_code
 
@@ -59,9 +60,15 @@ SCRIPT_FILES = {
 }
 
 
+LEASED_FETCH = "leasedMoveToActive"  # Conveyor's: BullMQ's moveToActive behind a fetch lease (see `fetch_lease`)
+
+
 @cache
 def script_source(name: str) -> str:
-    """The Lua source of a BullMQ script as shipped by the pinned `bullmq` package."""
+    """The Lua source of a BullMQ script as shipped by the pinned `bullmq` package (or `LEASED_FETCH`, made of
+    BullMQ's `moveToActive`)."""
+    if name == LEASED_FETCH:
+        return with_lease_check(script_source("moveToActive"))
     return (_bullmq_commands() / SCRIPT_FILES[name]).read_text()
 
 
@@ -280,13 +287,16 @@ class QueueScripts:
         """`moveToActive` sent right behind a blocking wait for the wake-up marker (BZPOPMIN), on `lane` (the
         fetcher's own): Redis runs it the moment the wait returns, whether a marker came or the wait timed out.
         Its `timestamp` is the time the wait began, so the caller corrects `processedOn` (`restamp_started`).
-        Raises `NoScriptError` when Redis forgot the script (the marker was popped all the same: fetch again
-        the usual way, which loads it). Runs only if the wait returns within `lease_ms` (see `fetch_lease`): else
-        nothing is taken."""
+        Raises `NoScriptError` when Redis did not have the script (it is loaded then; the marker was popped all
+        the same: fetch again the usual way). Runs only if the wait returns within `lease_ms` (see
+        `fetch_lease`): else nothing is taken."""
         keys, args = self._move_to_active_call(token, lock_ms, worker, timestamp)
         wait = ("BZPOPMIN", self.keys.marker, wait_s)
-        lease = fetch_lease(self.keys, token, lease_ms)
-        _, raw = await lane.wait_then_run(wait, self._script("moveToActive"), keys, args, lease)
+        lease_key = self.keys.fetch_lease(token)
+        script = self._script(LEASED_FETCH)
+        _, raw = await lane.wait_then_run(wait, script, [*keys, lease_key], args, Lease(lease_key, lease_ms))
+        if isinstance(raw, NoScriptError):
+            await lane.command("SCRIPT", "LOAD", script.script)
         if isinstance(raw, Exception):
             raise raw
         return _fetched(raw)
