@@ -7,10 +7,9 @@ so a worker without a metrics port never imports `prometheus_client`.
 
 from __future__ import annotations
 
-import bisect
 from contextlib import AbstractContextManager
 
-from conveyor.observability.store import RUN_BUCKETS
+from conveyor.observability.store import RUN_BUCKETS, BucketCounts
 from conveyor.worker.hooks import AttemptEnd
 
 
@@ -20,7 +19,7 @@ class ProcessMetrics:
     def __init__(self, labels: dict[str, str] | None = None) -> None:
         self.labels = dict(labels or {})
         self.attempts: dict[tuple[str, str, str], int] = {}  # (queue, job type, outcome) -> attempts
-        self.runs: dict[tuple[str, str], RunTimes] = {}  # (queue, job type) -> run times
+        self.runs: dict[tuple[str, str], BucketCounts] = {}  # (queue, job type) -> run times
         self.running: dict[str, Counting] = {}  # queue -> attempts running now
 
     def active(self, queue: str) -> AbstractContextManager[None]:
@@ -37,23 +36,8 @@ class ProcessMetrics:
         self.attempts[key] = self.attempts.get(key, 0) + 1
         runs = self.runs.get(key[:2])
         if runs is None:
-            runs = self.runs[key[:2]] = RunTimes()
+            runs = self.runs[key[:2]] = BucketCounts(RUN_BUCKETS)
         runs.observe(end.run_s)
-
-
-class RunTimes:
-    """One run-time histogram series: observations per bucket of `RUN_BUCKETS` (not cumulative), and their sum."""
-
-    __slots__ = ("counts", "sum")
-
-    def __init__(self) -> None:
-        self.counts = [0] * len(RUN_BUCKETS)
-        self.sum = 0.0
-
-    def observe(self, seconds: float) -> None:
-        """Count one run time in the first bucket whose bound holds it."""
-        self.counts[bisect.bisect_left(RUN_BUCKETS, seconds)] += 1
-        self.sum += seconds
 
 
 class Counting:

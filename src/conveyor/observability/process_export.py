@@ -16,13 +16,12 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from conveyor.observability.process import ProcessMetrics, RunTimes
-from conveyor.observability.store import RUN_BUCKETS, bucket_label
+from conveyor.observability.process import ProcessMetrics
+from conveyor.observability.store import BucketCounts, bucket_label
 
 ATTEMPTS = ("conveyor_process_attempts", "Job attempts this process finished, by outcome (completed, retried, failed).")
 RUN_SECONDS = ("conveyor_process_job_run_seconds", "Run time of the job attempts this process finished.")
 ACTIVE_JOBS = ("conveyor_process_active_jobs", "Jobs running in this process now.")
-_LE = [bucket_label(bound) for bound in RUN_BUCKETS]
 
 
 def process_registry(metrics: ProcessMetrics) -> CollectorRegistry:
@@ -67,10 +66,10 @@ class ProcessJobs(Collector):
         )
 
 
-def _cumulative(times: RunTimes) -> list[tuple[str, float]]:
+def _cumulative(times: BucketCounts) -> list[tuple[str, float]]:
     total = 0
     buckets = []
-    for le, count in zip(_LE, list(times.counts), strict=True):
+    for bound, count in zip(times.bounds, list(times.counts), strict=True):
         total += count
-        buckets.append((le, float(total)))
+        buckets.append((bucket_label(bound), float(total)))
     return buckets

@@ -33,9 +33,27 @@ def bucket_label(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else repr(float(bound))
 
 
-def bucket_of(value: float, bounds: Sequence[float]) -> float:
-    """The smallest bound that holds `value` (the last bound is infinite)."""
-    return bounds[bisect.bisect_left(bounds, value)]
+class BucketCounts:
+    """One histogram series being counted: observations per bucket of `bounds` (not cumulative; the last bound
+    is infinite), and their sum."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * len(bounds)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        """Count one value in the first bucket whose bound holds it."""
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def merge(self, other: BucketCounts) -> None:
+        """Add another series' counts (of the same bounds)."""
+        for i, n in enumerate(other.counts):
+            self.counts[i] += n
+        self.sum += other.sum
 
 
 @dataclass
@@ -43,8 +61,7 @@ class MetricDeltas:
     """Counts gathered in one process since its last write to Redis."""
 
     counters: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (counter, queue, type)
-    buckets: dict[str, Counter[tuple[float, str, str]]] = field(default_factory=lambda: defaultdict(Counter))
-    sums: dict[str, defaultdict[Series, float]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(float)))
+    histograms: dict[str, dict[Series, BucketCounts]] = field(default_factory=lambda: {name: {} for name in HISTOGRAMS})
 
     def count(self, counter: str, queue: str, job_type: str, n: int = 1) -> None:
         """Add `n` to a job counter."""
@@ -52,21 +69,24 @@ class MetricDeltas:
 
     def observe(self, histogram: str, queue: str, job_type: str, value: float) -> None:
         """Record one observation (seconds) in a histogram."""
-        value = max(0.0, value)
-        self.buckets[histogram][(bucket_of(value, HISTOGRAMS[histogram]), queue, job_type)] += 1
-        self.sums[histogram][(queue, job_type)] += value
+        self._series(histogram, (queue, job_type)).observe(value if value > 0.0 else 0.0)
 
     def merge(self, other: MetricDeltas) -> None:
         """Add another batch of counts to this one (to retry a write that failed)."""
         self.counters.update(other.counters)
-        for name, buckets in other.buckets.items():
-            self.buckets[name].update(buckets)
-        for name, sums in other.sums.items():
-            for series, value in sums.items():
-                self.sums[name][series] += value
+        for name, series in other.histograms.items():
+            for key, counts in series.items():
+                self._series(name, key).merge(counts)
+
+    def _series(self, histogram: str, key: Series) -> BucketCounts:
+        series = self.histograms[histogram]
+        counts = series.get(key)
+        if counts is None:
+            counts = series[key] = BucketCounts(HISTOGRAMS[histogram])
+        return counts
 
     def __bool__(self) -> bool:
-        return bool(self.counters) or any(self.buckets.values())
+        return bool(self.counters) or any(self.histograms.values())
 
 
 @dataclass(frozen=True)
@@ -114,12 +134,13 @@ class MetricsStore:
         pipe = self.client.pipeline(transaction=True)
         for (counter, queue, job_type), n in deltas.counters.items():
             pipe.hincrby(self.keys.counters, SEP.join((counter, queue, job_type)), n)
-        for name, buckets in deltas.buckets.items():
+        for name, series in deltas.histograms.items():
             key = self.keys.histogram(name)
-            for (bound, queue, job_type), n in buckets.items():
-                pipe.hincrby(key, SEP.join(("b", bucket_label(bound), queue, job_type)), n)
-            for (queue, job_type), value in deltas.sums[name].items():
-                pipe.hincrbyfloat(key, SEP.join(("sum", queue, job_type)), value)
+            for (queue, job_type), counts in series.items():
+                for bound, n in zip(counts.bounds, counts.counts, strict=True):
+                    if n:
+                        pipe.hincrby(key, SEP.join(("b", bucket_label(bound), queue, job_type)), n)
+                pipe.hincrbyfloat(key, SEP.join(("sum", queue, job_type)), counts.sum)
         await pipe.execute()
 
     async def read(self) -> StoredMetrics:
