@@ -6,6 +6,7 @@ tests/cli/test_worker_imports.py).
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from conveyor import Conveyor
@@ -53,3 +54,8 @@ app = Conveyor()
 @app.handler("background", "imported")
 async def imported(_: object) -> list[str]:
     return sorted(name for name in HEAVY_MODULES if name in sys.modules)
+
+
+@app.handler("background", "frozen")
+async def frozen(_: object) -> int:
+    return gc.get_freeze_count()

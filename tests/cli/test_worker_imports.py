@@ -36,3 +36,13 @@ async def test_worker_with_a_metrics_port_serves_what_it_ran(conveyor_cli: Cli, 
     labels = {"queue": "background", "job_type": "imported", "outcome": "completed"}
     assert value(samples, "conveyor_process_attempts_total", **labels) == 1, conveyor_cli.output(proc)
     assert value(samples, "conveyor_process_job_run_seconds_count", queue="background", job_type="imported") == 1
+
+
+async def test_worker_leaves_what_it_made_at_start_out_of_garbage_collection(conveyor_cli: Cli, app: Conveyor) -> None:
+    # Modules, the app and its settings live as long as the process: a full collection need not walk them.
+    job_id = await app.add("background", "frozen", {})
+    proc = conveyor_cli.start("worker", "--app", "tests.cli.lean_app:app", "--queues", "background")
+    await wait_until(lambda: _finished(app, job_id), timeout=30)
+    job = await app.queue("background").get_job(job_id)
+    assert job.state is JobState.COMPLETED, conveyor_cli.output(proc)
+    assert job.result > 10_000  # objects frozen at start-up

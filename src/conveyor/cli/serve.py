@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import os
 import sys
@@ -158,6 +159,9 @@ async def _serve(
         runner.install_signal_handlers()
         if early_stop.is_set():
             runner.request_stop()
+        # What exists now (modules, the app, its settings) lives as long as the process: keep it out of the
+        # collector's full passes, which would otherwise walk all of it every few thousand jobs.
+        gc.freeze()
         run = asyncio.create_task(runner.run(), name="conveyor-worker")
         tasks: list[asyncio.Task[None]] = []
         try:
