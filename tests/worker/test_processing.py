@@ -105,3 +105,17 @@ async def test_result_that_is_not_json_fails_the_attempt(app: Conveyor) -> None:
         job_id = await app.add("background", "bad-result")
         await wait_until(lambda: state_is(queue, job_id, JobState.FAILED))
     assert "not JSON serializable" in ((await queue.get_job(job_id)).failed_reason or "")
+
+
+async def test_result_holding_nan_fails_the_attempt_instead_of_storing_what_json_readers_refuse(app: Conveyor) -> None:
+    @app.handler("background", "nan-result")
+    async def nan_result(payload: dict[str, Any]) -> dict[str, float]:
+        return {"score": float("nan")}
+
+    queue = app.queue("background")
+    async with running(app.worker(["background"])):
+        job_id = await app.add("background", "nan-result")
+        await wait_until(lambda: state_is(queue, job_id, JobState.FAILED))
+    job = await queue.get_job(job_id)
+    assert "not JSON compliant" in (job.failed_reason or "")
+    assert await queue.client.hget(queue.keys.job(job_id), "returnvalue") is None

@@ -45,6 +45,8 @@ __all__ = ["ActiveJob", "AttemptEnv", "execute", "failure_fields", "record"]
 
 log = logging.getLogger(__name__)
 
+NO_RESULT = "null"  # the stored result of an attempt whose handler returned nothing (or did not run)
+
 STACKTRACE_LIMIT = 10
 
 
@@ -64,15 +66,16 @@ class AttemptEnv:
     now_ms: Callable[[], int]  # the runner's clock in milliseconds
 
 
-async def execute(env: AttemptEnv, job: ActiveJob) -> tuple[Any, BaseException | None]:
-    """Run the job's handler once; returns (result, None) or (None, why it failed)."""
+async def execute(env: AttemptEnv, job: ActiveJob) -> tuple[str, BaseException | None]:
+    """Run the job's handler once; returns (its result as JSON, None) or ("null", why it failed). A result that
+    is not JSON (or holds NaN or infinity, which JSON readers such as Node's refuse) fails the attempt here."""
     info = job.ctx.job
     handler = env.lookup(info.queue, info.type)
     try:
         if SCHEDULER_FIELD in job.fields and not await run_taken(
             env.queue, job.job_id, job.fields, job.opts, env.now_ms()
         ):
-            return None, None  # a missed run of a schedule that skips missed runs
+            return NO_RESULT, None  # a missed run of a schedule that skips missed runs
         if (unfit := _unfit(env, job)) is not None:
             raise unfit
         if handler is None:
@@ -85,10 +88,9 @@ async def execute(env: AttemptEnv, job: ActiveJob) -> tuple[Any, BaseException |
             handler, job.checked.data, job.ctx, env.executor, budget_s=budget, limit_is_deadline=is_deadline,
             batcher=env.batchers.of(handler),
         )  # fmt: skip
-        json.dumps(result)  # a result that is not JSON fails the attempt here, not in Redis
-        return result, None
+        return json.dumps(result, separators=(",", ":"), allow_nan=False), None
     except Exception as exc:
-        return None, exc
+        return NO_RESULT, exc
 
 
 def _unfit(env: AttemptEnv, job: ActiveJob) -> Exception | None:
@@ -125,15 +127,14 @@ def _malformed(env: AttemptEnv, job: ActiveJob, problem: str) -> MalformedJobErr
 
 
 async def record(
-    env: AttemptEnv, job: ActiveJob, result: Any, error: BaseException | None, fetch_next: bool
+    env: AttemptEnv, job: ActiveJob, result: str, error: BaseException | None, fetch_next: bool
 ) -> tuple[Outcome, FetchedJob | None]:
     """Store the attempt's outcome (`completed`, `retried`, `failed`, or put off without counting an attempt:
     `rate-limited`, `refused`); returns it and, when asked, the next job already moved to active under the same
-    token."""
+    token. `result` is the handler's result as JSON (see `execute`)."""
     if error is None:
-        value = json.dumps(result, separators=(",", ":"))
         keep = keep_jobs(job.opts.get("removeOnComplete"))
-        return Outcome.COMPLETED, await _finished(env, job, Outcome.COMPLETED, value, keep, fetch_next)
+        return Outcome.COMPLETED, await _finished(env, job, Outcome.COMPLETED, result, keep, fetch_next)
     now = env.now_ms()
     failure = env.policies.judge(job, error, now)
     if failure.verdict is Verdict.PUT_OFF:
