@@ -259,6 +259,11 @@ def main() -> None:
     results, kinds = uvloop.run(run(args))
     print()
     print(table(results, kinds, args))
+    print("\nEach round, in the order run:")
+    for name, by_kind in results.items():
+        print(
+            f"- {name}: " + "; ".join(f"{LABELS[k]} {', '.join(f'{v:,.2f}' for v in vs)}" for k, vs in by_kind.items())
+        )
     print(f"\nWorker logs: {kinds.logs}")
     if args.before is not None:
         print(f"\n`conveyor worker, before` ran from {args.before}.")
