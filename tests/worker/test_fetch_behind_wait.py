@@ -4,12 +4,15 @@ wakes it. The script then stamps `processedOn` with the time the wait began, so 
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from conveyor import Conveyor, JobContext, JobState
+from conveyor.worker.waiting import MarkerWait
 from tests.support import running, wait_until
 from tests.worker.conftest import state_is
 
@@ -85,3 +88,27 @@ async def test_jobs_still_run_after_the_waiting_connection_is_killed(app: Convey
         ids = [await app.add("background", "record", {}) for _ in range(3)]
         await wait_until(lambda: set(started) == set(ids))
         await wait_until(lambda: fetcher_waits(app.client))  # and it waits the same way again
+
+
+async def test_a_fetcher_cancelled_mid_wait_leaves_no_failure_unread(
+    app: Conveyor, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Cancelled (not stopped, as when the process shuts down around it), the fetcher leaves its call behind;
+    # when that call then fails with its connection, asyncio must not report an exception nobody read.
+    assert app.target is not None
+    blocking = app.target.client(blocking=True, name="bull:test:w:cancelled")
+    waits = MarkerWait(app.queue("background"), blocking)
+    assert waits.carries_fetch
+    fetching = asyncio.create_task(
+        waits.pop_then_fetch(asyncio.Event(), token="t", lock_ms=30_000, worker="w", timestamp=0)
+    )
+    await wait_until(lambda: fetcher_waits(app.client))
+    fetching.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await fetching
+    waits.close()  # the connection goes: the call left behind fails
+    await asyncio.sleep(0.1)
+    gc.collect()  # asyncio reports an unread exception when the failed future is collected
+    await asyncio.sleep(0)
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+    await blocking.aclose()

@@ -71,6 +71,9 @@ class MarkerWait:
         popping = asyncio.ensure_future(self._bzpopmin(timeout))
         try:
             await _first_of(popping, stop)
+        except asyncio.CancelledError:
+            popping.cancel()
+            raise
         finally:
             self._blocking_id = None
             if timer is not None:
@@ -86,7 +89,11 @@ class MarkerWait:
         tick, 100 ms at the default `hz`, late)."""
         timeout = IDLE_BLOCK_S if due_in_s is None else max(0.01, min(IDLE_BLOCK_S, due_in_s))
         popping = asyncio.ensure_future(self._bzpopmin(timeout))
-        await _first_of(popping, stop)
+        try:
+            await _first_of(popping, stop)
+        except asyncio.CancelledError:
+            popping.cancel()
+            raise
         if not popping.done():
             popping.cancel()
             return None
@@ -112,13 +119,19 @@ class MarkerWait:
                 timestamp=timestamp,
             )
         )
-        await _first_of(call, stop)
-        if not call.done():
-            with contextlib.suppress(*CONNECTION_FAILURES):
-                await self._unblock(await self.lane.connection_id())
-            done, _ = await asyncio.wait({call}, timeout=5)
-            if not done:
-                self.lane.close()  # Redis did not answer: the call fails with the connection
+        try:
+            await _first_of(call, stop)
+            if not call.done():
+                with contextlib.suppress(*CONNECTION_FAILURES):
+                    await self._unblock(await self.lane.connection_id())
+                done, _ = await asyncio.wait({call}, timeout=5)
+                if not done:
+                    self.lane.close()  # Redis did not answer: the call fails with the connection
+        except asyncio.CancelledError:
+            # The fetcher itself was cancelled (not stopped): the call is left to end with the connection, and a
+            # job its script may have taken to the stalled check. Its outcome is read, so nothing is logged as lost.
+            call.add_done_callback(_outcome_read)
+            raise
         return await call
 
     def nudge(self) -> None:
@@ -150,6 +163,11 @@ def _client_name(client: Redis) -> str | None:
     options = connection_options(client) if is_cluster(client) else client.connection_pool.connection_kwargs
     name = options.get("client_name")
     return str(name) if name else None
+
+
+def _outcome_read(call: asyncio.Future[Any]) -> None:
+    if not call.cancelled() and call.exception() is not None:
+        log.debug("a fetch left behind by a cancelled fetcher failed: %s", call.exception())
 
 
 async def _first_of(call: asyncio.Future[Any], stop: asyncio.Event) -> None:
