@@ -68,36 +68,29 @@ class MarkerWait:
         if due_in_s is not None:
             timeout = min(timeout, due_in_s + 1.0)
             timer = asyncio.get_running_loop().call_later(due_in_s, self.nudge)
-        popping = asyncio.ensure_future(self._bzpopmin(timeout))
         try:
-            await _first_of(popping, stop)
-        except asyncio.CancelledError:
-            popping.cancel()
-            raise
+            return await self._popped(timeout, stop)
         finally:
             self._blocking_id = None
             if timer is not None:
                 timer.cancel()
-        if not popping.done():
-            popping.cancel()  # stopping: the connection is closed with the fetcher (`close`)
-            return None
-        popped = popping.result()
-        return None if popped is None else int(float(popped[2]))
 
     async def _pop_unnudged(self, stop: asyncio.Event, due_in_s: float | None) -> int | None:
         """`pop` on a cluster: the wait's own timeout stands in for a nudge (Redis may end it up to a server
         tick, 100 ms at the default `hz`, late)."""
         timeout = IDLE_BLOCK_S if due_in_s is None else max(0.01, min(IDLE_BLOCK_S, due_in_s))
-        popping = asyncio.ensure_future(self._bzpopmin(timeout))
+        return await self._popped(timeout, stop)
+
+    async def _popped(self, wait_s: float, stop: asyncio.Event) -> int | None:
+        """One BZPOPMIN: the marker's score, or None if it timed out or `stop` came first. A wait not done when
+        this returns (stopping) or is cancelled is cancelled too: the connection is closed with the fetcher."""
+        popping = asyncio.ensure_future(self._bzpopmin(wait_s))
         try:
             await _first_of(popping, stop)
-        except asyncio.CancelledError:
-            popping.cancel()
-            raise
-        if not popping.done():
-            popping.cancel()
-            return None
-        popped = popping.result()
+        finally:
+            if not popping.done():
+                popping.cancel()
+        popped = None if popping.cancelled() else popping.result()
         return None if popped is None else int(float(popped[2]))
 
     async def pop_then_fetch(
@@ -119,19 +112,16 @@ class MarkerWait:
                 timestamp=timestamp,
             )
         )
-        try:
-            await _first_of(call, stop)
-            if not call.done():
-                with contextlib.suppress(*CONNECTION_FAILURES):
-                    await self._unblock(await self.lane.connection_id())
-                done, _ = await asyncio.wait({call}, timeout=5)
-                if not done:
-                    self.lane.close()  # Redis did not answer: the call fails with the connection
-        except asyncio.CancelledError:
-            # The fetcher itself was cancelled (not stopped): the call is left to end with the connection, and a
-            # job its script may have taken to the stalled check. Its outcome is read, so nothing is logged as lost.
-            call.add_done_callback(_outcome_read)
-            raise
+        # If the fetcher itself is cancelled (not stopped), the call is left to end with the connection (a job its
+        # script took goes to the stalled check): its failure then has no reader, and must not be logged as lost.
+        call.add_done_callback(_outcome_read)
+        await _first_of(call, stop)
+        if not call.done():
+            with contextlib.suppress(*CONNECTION_FAILURES):
+                await self._unblock(await self.lane.connection_id())
+            done, _ = await asyncio.wait({call}, timeout=5)
+            if not done:
+                self.lane.close()  # Redis did not answer: the call fails with the connection
         return await call
 
     def nudge(self) -> None:
@@ -166,8 +156,8 @@ def _client_name(client: Redis) -> str | None:
 
 
 def _outcome_read(call: asyncio.Future[Any]) -> None:
-    if not call.cancelled() and call.exception() is not None:
-        log.debug("a fetch left behind by a cancelled fetcher failed: %s", call.exception())
+    if not call.cancelled():
+        call.exception()  # read: asyncio reports a failure nobody read when the future is collected
 
 
 async def _first_of(call: asyncio.Future[Any], stop: asyncio.Event) -> None:
