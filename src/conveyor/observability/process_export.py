@@ -17,7 +17,6 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from conveyor.observability.process import ProcessMetrics
-from conveyor.observability.store import BucketCounts, bucket_label
 
 ATTEMPTS = ("conveyor_process_attempts", "Job attempts this process finished, by outcome (completed, retried, failed).")
 RUN_SECONDS = ("conveyor_process_job_run_seconds", "Run time of the job attempts this process finished.")
@@ -52,7 +51,7 @@ class ProcessJobs(Collector):
         for (queue, job_type, outcome), count in list(metrics.attempts.items()):
             attempts.add_metric([queue, job_type, outcome, *extra], count)
         for (queue, job_type), times in list(metrics.runs.items()):
-            runs.add_metric([queue, job_type, *extra], _cumulative(times), times.sum)
+            runs.add_metric([queue, job_type, *extra], [(le, float(n)) for le, n in times.cumulative()], times.sum)
         for queue, counting in list(metrics.running.items()):
             active.add_metric([queue, *extra], counting.value)
         yield from (attempts, runs, active)
@@ -64,12 +63,3 @@ class ProcessJobs(Collector):
             HistogramMetricFamily(*RUN_SECONDS, labels=["queue", "job_type", *extra]),
             GaugeMetricFamily(*ACTIVE_JOBS, labels=["queue", *extra]),
         )
-
-
-def _cumulative(times: BucketCounts) -> list[tuple[str, float]]:
-    total = 0
-    buckets = []
-    for bound, count in zip(times.bounds, list(times.counts), strict=True):
-        total += count
-        buckets.append((bucket_label(bound), float(total)))
-    return buckets

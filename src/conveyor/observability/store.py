@@ -45,9 +45,19 @@ class BucketCounts:
         self.sum = 0.0
 
     def observe(self, value: float) -> None:
-        """Count one value in the first bucket whose bound holds it."""
+        """Count one value in the first bucket whose bound holds it (a negative one, from a clock step, as 0)."""
+        if value < 0.0:
+            value = 0.0
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.sum += value
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """`(le, count)` pairs, as Prometheus has them: each bucket counts the values of those before it too."""
+        total, pairs = 0, []
+        for bound, count in zip(self.bounds, list(self.counts), strict=True):
+            total += count
+            pairs.append((bucket_label(bound), total))
+        return pairs
 
     def merge(self, other: BucketCounts) -> None:
         """Add another series' counts (of the same bounds)."""
@@ -69,7 +79,7 @@ class MetricDeltas:
 
     def observe(self, histogram: str, queue: str, job_type: str, value: float) -> None:
         """Record one observation (seconds) in a histogram."""
-        self._series(histogram, (queue, job_type)).observe(value if value > 0.0 else 0.0)
+        self._series(histogram, (queue, job_type)).observe(value)
 
     def merge(self, other: MetricDeltas) -> None:
         """Add another batch of counts to this one (to retry a write that failed)."""
@@ -178,9 +188,7 @@ def _parse_histogram(fields: dict[str, str], bounds: Sequence[float]) -> dict[Se
             sums[(queue, job_type)] = float(value)
     result: dict[Series, HistogramData] = {}
     for series, per_bucket in counts.items():
-        total, cumulative = 0, []
-        for bound in bounds:
-            total += per_bucket[bucket_label(bound)]
-            cumulative.append((bucket_label(bound), total))
-        result[series] = HistogramData(cumulative, sums[series])
+        histogram = BucketCounts(bounds)
+        histogram.counts = [per_bucket[bucket_label(bound)] for bound in bounds]
+        result[series] = HistogramData(histogram.cumulative(), sums[series])
     return result
