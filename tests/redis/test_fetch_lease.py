@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from conveyor.queue.options import JobOptions
 from conveyor.queue.queue import Queue
 from conveyor.redis.lane import DirectLane, close_lane, lane_for
 from conveyor.redis.scripts import LEASED_FETCH, FetchedJob, script_source
@@ -68,6 +69,21 @@ async def test_a_job_that_comes_after_the_lease_is_left_waiting_with_its_marker(
     assert (counts.active, counts.waiting) == (0, 1)
     assert not await queue.client.exists(queue.keys.lock(job_id))
     assert await queue.client.zrange(queue.keys.marker, 0, -1) == ["0"]  # another worker is woken for it
+
+
+async def test_a_delayed_job_that_comes_after_the_lease_leaves_its_delay_marker(
+    queue: Queue, fetcher: DirectLane
+) -> None:
+    # The lapsed check reads the wait, prioritized, delayed and marker keys by their place among moveToActive's
+    # KEYS: a delayed job's marker (member "1", scored with its due time) must be put back as BullMQ writes it.
+    waiting = asyncio.ensure_future(wait_and_fetch(queue, fetcher, lease_ms=200))
+    await asyncio.sleep(0.5)
+    job_id = await queue.add("job", {}, JobOptions(delay_ms=60_000))
+    fetched = await asyncio.wait_for(waiting, 5)
+    assert fetched.job_id is None
+    due_ms = int(await queue.client.hget(queue.keys.job(job_id), "timestamp")) + 60_000
+    assert await queue.client.zrange(queue.keys.marker, 0, -1, withscores=True) == [("1", due_ms)]
+    assert await queue.client.zscore(queue.keys.delayed, job_id) is not None  # still delayed, not taken
 
 
 async def test_the_lease_costs_a_fetch_two_commands(queue: Queue, fetcher: DirectLane) -> None:
