@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import time
 from typing import Any
 
@@ -208,6 +210,34 @@ async def test_counts_held_while_redis_was_down_are_written_when_it_returns(
         total = await app.client.hget(MetricsKeys(ConveyorKeys("bull")).counters, "completed|background|ok")
     assert "could not write job metrics" in caplog.text
     assert int(total or 0) == 3
+
+
+async def test_counts_held_when_the_app_closes_first_log_no_error_and_are_written_once_it_reconnects(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Closing an instrumented app without `Instrumentation.aclose` leaves a flush due on a closed app.
+    app = Conveyor(load_settings(redis_url=redis_url))
+    await app.connect()
+    recorder = instrument(app, load_observability_settings(conveyor_metrics_flush_ms=20)).recorder
+    job = JobInfo("1", "background", "held", attempt=1, max_attempts=1, worker="test")
+    recorder.attempt_ended(AttemptEnd(job, "completed", 0.01, None))
+    await app.close()
+    await asyncio.sleep(0.3)  # the flush runs, and finds the app closed
+    gc.collect()  # asyncio reports a task failure nobody read when the task is collected
+    await asyncio.sleep(0)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    await app.connect()
+    try:
+        recorder.attempt_ended(AttemptEnd(job, "completed", 0.01, None))
+        key = MetricsKeys(ConveyorKeys("bull")).counters
+        await wait_until(lambda: _counted(app, key, "completed|background|held", 2))
+    finally:
+        await recorder.aclose()
+        await app.close()
+
+
+async def _counted(app: Conveyor, key: str, field: str, n: int) -> bool:
+    return int(await app.client.hget(key, field) or 0) == n
 
 
 async def _live_workers(app: Conveyor, n: int) -> bool:

@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from conveyor.app.conveyor import NotConnectedError
 from conveyor.observability.process import ProcessMetrics
 from conveyor.observability.store import MetricDeltas, MetricsStore
 from conveyor.redis.cluster import is_cluster
@@ -45,6 +46,7 @@ class MetricsRecorder(WorkerHook):
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
         self._failures = 0
+        self._parked = False  # the last flush found the app closed
 
     # --- hook -------------------------------------------------------------------------------------------
 
@@ -92,6 +94,9 @@ class MetricsRecorder(WorkerHook):
         self._flushing = None
         if task.cancelled():
             return
+        if self._parked:
+            self._parked = False  # the next count of a connected app schedules the next try
+            return
         if self._pending or self._stalled:
             backoff = min(self.flush_s * 2**self._failures, RETRY_CAP_S) if self._failures else None
             self._schedule(backoff)
@@ -111,9 +116,18 @@ class MetricsRecorder(WorkerHook):
             self._failures += 1
             if self._failures == 1:
                 log.warning("could not write job metrics to Redis (%s); keeping them for the next try", exc)
-            deltas.merge(self._pending)
-            self._pending = deltas
-            self._stalled = stalled + self._stalled
+            self._keep(deltas, stalled)
+        except NotConnectedError:
+            # The app was closed with counts still held (before `Instrumentation.aclose`): no retry timer runs on
+            # for a closed app; the counts are written by the flush that its next count, once connected, brings.
+            log.debug("job metrics held: the app is not connected")
+            self._parked = True
+            self._keep(deltas, stalled)
+
+    def _keep(self, deltas: MetricDeltas, stalled: list[tuple[str, str]]) -> None:
+        deltas.merge(self._pending)
+        self._pending = deltas
+        self._stalled = stalled + self._stalled
 
     async def _count_stalled(self, deltas: MetricDeltas, stalled: list[tuple[str, str]]) -> None:
         client: Redis = self.store.client
