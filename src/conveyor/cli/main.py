@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from conveyor.cli.startup import resume_collector
 from conveyor.observability import configure_logging
 
 if TYPE_CHECKING:
@@ -113,13 +114,9 @@ def _configure(
         ),
     ] = None,
 ) -> None:
+    resume_collector()  # the command's module is imported by now (see conveyor.cli.startup)
     # One handler for every command: console or JSON lines (CONVEYOR_LOG_FORMAT) with job fields on job logs.
     configure_logging(level="DEBUG" if verbose else os.environ.get("CONVEYOR_LOG_LEVEL", "WARNING"))
     if data_dir is not None:
         # Through the environment, so the settings (and worker processes started by --processes) see it too.
         os.environ["CONVEYOR_DATA_DIR"] = str(data_dir.expanduser().resolve())
-
-
-def main() -> None:
-    """Entry point of the `conveyor` script and of `python -m conveyor`."""
-    cli()
