@@ -266,15 +266,17 @@ class QueueScripts:
 
     # --- the worker's lifecycle of a job ---------------------------------------------------------------
 
-    def _fetch_keys(self) -> list[str]:
+    @cached_property
+    def _fetch_keys(self) -> tuple[str, ...]:
+        # The keys every fetch and every finishing move start with: built once (each job of a busy worker uses them).
         k = self.keys
-        return [k.wait, k.active, k.prioritized, k.events, k.stalled, k.limiter, k.delayed, k.paused, k.meta, k.pc]
+        return (k.wait, k.active, k.prioritized, k.events, k.stalled, k.limiter, k.delayed, k.paused, k.meta, k.pc)
 
     def _move_to_active_call(
         self, token: str, lock_ms: int, worker: str, timestamp: int
     ) -> tuple[list[str], list[Any]]:
         opts = _pack({"token": token, "lockDuration": lock_ms, "limiter": None, "name": worker})
-        return [*self._fetch_keys(), self.keys.marker], [self.keys.base, timestamp, opts]
+        return [*self._fetch_keys, self.keys.marker], [self.keys.base, timestamp, opts]
 
     async def move_to_active(self, *, token: str, lock_ms: int, worker: str, timestamp: int) -> FetchedJob:
         """Take the next job (promoting due delayed jobs first) and lock it with `token`."""
@@ -344,7 +346,7 @@ class QueueScripts:
         """Complete (`target="completed"`, value = JSON result) or fail (value = reason) an active job."""
         await self._after_restamp(job_id)
         k = self.keys
-        keys = [*self._fetch_keys(), k.of(target), k.job(job_id), k.metrics(target), k.marker]
+        keys = [*self._fetch_keys, k.of(target), k.job(job_id), k.metrics(target), k.marker]
         opts = _pack(
             {
                 "token": token,

@@ -306,10 +306,11 @@ class QueueRunner:
         has a backlog (a trickling queue skips fetch-next: it would come back empty). Ends early, without
         freeing the slot, when the slot was passed on to a prefetched job."""
         fetch_next = self.config.global_concurrency or (self.plan.backlog and not self.admission.restricts_fetch_next)
+        task = cast("asyncio.Task[None]", asyncio.current_task())
         current = job
         try:
             while True:  # the job this slot was started with runs even if a shutdown began meanwhile
-                next_job = await self._run_one(current, fetch_next)
+                next_job = await self._run_one(current, fetch_next, task)
                 if current.passed_slot:
                     if next_job is not None:
                         await self.prefetch.offer(next_job)
@@ -329,14 +330,15 @@ class QueueRunner:
                     # BullMQ wakes no one when a job of a queue at its global concurrency ends: wake the fetchers.
                     await self.queue.client.zadd(self.queue.keys.marker, {"0": 0})
 
-    async def _run_one(self, job: ActiveJob, fetch_next: bool) -> ActiveJob | None:
-        """Run and record one job, inside its hooks; returns the job fetch-next handed over, if any."""
+    async def _run_one(self, job: ActiveJob, fetch_next: bool, task: asyncio.Task[None]) -> ActiveJob | None:
+        """Run and record one job in `task` (the slot's), inside its hooks; returns the job fetch-next handed over,
+        if any."""
         now = time.monotonic()
         lock_ms = self.config.lock_ms
         if not lock_is_fresh(job, lock_ms, now) and not await lock_still_ours(self.scripts, job, lock_ms, now):
             self._forget(job)  # someone else's now: stopped or stalled past its lock before it could start
             return None
-        job.task = asyncio.current_task()
+        job.task = task
         self.active[job.job_id] = job
         hooks = self.hooks
         start = AttemptStart(job.ctx.job, job.fields, job.wait_s(self.now_ms())) if hooks.watch_starts else None
@@ -349,7 +351,7 @@ class QueueRunner:
         except asyncio.CancelledError:
             if not job.handed_back:
                 raise
-            cast("asyncio.Task[None]", asyncio.current_task()).uncancel()
+            task.uncancel()
         except Exception as exc:
             self._not_recorded(job, exc)
         finally:
