@@ -4,13 +4,15 @@ both ways a batch can travel: over the client's fast lane, and as a redis-py pip
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from conveyor.redis.coalescing import ScriptCoalescer
+from conveyor.redis.coalescing import SEND_AT, ScriptCoalescer
 from conveyor.redis.connection import RedisTarget
 from conveyor.redis.lane import close_lane, lane_for
 
@@ -75,5 +77,35 @@ async def test_a_killed_lane_connection_loses_no_call(redis_url: str) -> None:
         results = await asyncio.gather(*[coalescer.call(script, ["k"], [str(i)]) for i in range(5)])
         assert results == [str(i) for i in range(5)]
     finally:
+        close_lane(client)
+        await client.aclose()
+
+
+async def test_a_full_batch_is_written_before_the_turn_ends(redis_url: str) -> None:
+    # Redis works on the first calls of a busy turn while the worker still runs the turn's other jobs: a batch
+    # that holds SEND_AT calls goes out at once, the rest at the end of the turn.
+    client = RedisTarget(url=redis_url).client()
+    watcher = SyncRedis.from_url(redis_url)
+    try:
+        script = client.register_script("return redis.call('INCR', KEYS[1])")
+        coalescer = ScriptCoalescer(client)
+        await client.delete("calls")
+        assert await coalescer.call(script, ["calls"], []) == 1  # the lane is up and Redis has the script
+        seen: list[int] = []
+
+        def within_the_turn() -> None:  # runs after the calls below started, before the turn's own flush
+            deadline = time.monotonic() + 2
+            while int(watcher.get("calls") or 0) < 1 + SEND_AT and time.monotonic() < deadline:
+                time.sleep(0.005)  # the event loop stays in this turn
+            time.sleep(0.05)
+            seen.append(int(watcher.get("calls") or 0))
+
+        calls = [asyncio.ensure_future(coalescer.call(script, ["calls"], [])) for _ in range(SEND_AT + 1)]
+        asyncio.get_running_loop().call_soon(within_the_turn)
+        results = await asyncio.gather(*calls)
+        assert seen == [1 + SEND_AT]  # the full batch ran; the last call waited for the end of the turn
+        assert sorted(results) == list(range(2, SEND_AT + 3))
+    finally:
+        watcher.close()
         close_lane(client)
         await client.aclose()

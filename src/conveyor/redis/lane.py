@@ -103,23 +103,32 @@ class _Wire(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
         if isinstance(reply, hiredis.ReplyError):
-            error = _as_value(reply)
+            error = reply_value(reply)
             if isinstance(error, MisdirectedError):
                 self.close()  # connect to the slot's owner next time
             raise error
         return reply
 
-    async def call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
-        """Send commands in one write; their replies in order, error replies as `ResponseError` values."""
+    def send(self, commands: Sequence[Sequence[Any]]) -> list[asyncio.Future[Any]]:
+        """Write commands in one write, now; one future per command, settled by its own reply as it arrives (an
+        error reply as a `hiredis.ReplyError` value: see `reply_value`), or failed with the connection, or when no
+        reply came in time (which closes the connection)."""
         if self.lost or self.transport is None:
             raise RedisConnectionError("lane connection lost")
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
         self.waiting.extend(futures)
         self.transport.write(b"".join(pack_command(tuple(command)) for command in commands))
-        timer = None if self.reply_timeout_s is None else loop.call_later(self.reply_timeout_s, self._expire, futures)
+        if self.reply_timeout_s is not None:
+            timer = loop.call_later(self.reply_timeout_s, self._expire, futures)
+            futures[-1].add_done_callback(lambda _: timer.cancel())  # replies come in order: the last settles last
+        return futures
+
+    async def call_many(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        """Send commands in one write; their replies in order, error replies as `ResponseError` values."""
+        futures = self.send(commands)
         try:
-            replies = [_as_value(await future) for future in futures]
+            replies = [reply_value(await future) for future in futures]
             if any(isinstance(reply, MisdirectedError) for reply in replies):
                 self.close()  # connect to the slot's owner next time
             return replies
@@ -128,9 +137,6 @@ class _Wire(asyncio.Protocol):
                 if not future.cancel() and not future.cancelled():
                     future.exception()
             raise
-        finally:
-            if timer is not None:
-                timer.cancel()
 
     def _expire(self, futures: list[asyncio.Future[Any]]) -> None:
         late = [future for future in futures if not future.done()]
@@ -140,7 +146,8 @@ class _Wire(asyncio.Protocol):
             self.close()  # a reply may still come: the connection is out of step, like redis-py's after a timeout
 
 
-def _as_value(reply: Any) -> Any:
+def reply_value(reply: Any) -> Any:
+    """A reply as the lane's callers get it: an error reply as the redis-py exception it stands for (a value)."""
     if isinstance(reply, hiredis.ReplyError):
         message = str(reply)
         if message.startswith("OOM "):  # typed as redis-py types it, so that it is handled like an outage
@@ -204,20 +211,21 @@ class DirectLane:
         except CONNECTION_FAILURES:
             return await script(keys=keys, args=args)
 
-    async def run_many(self, calls: Sequence[tuple[AsyncScript, Sequence[str], Sequence[Any]]]) -> list[Any]:
-        """Many script calls in one write, for `usable` lanes only. Each call's result, or its error as a value;
-        raises only when the connection failed (the caller then knows nothing of the calls' fate)."""
-        wire = await self._connected()
-        replies = await wire.call_many(
-            [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
-        )
-        for i, ((script, keys, args), reply) in enumerate(zip(calls, replies, strict=True)):
-            if isinstance(reply, NoScriptError | MisdirectedError):  # not run: load it, or send it elsewhere
-                try:
-                    replies[i] = await self.run(script, keys, args)
-                except Exception as exc:
-                    replies[i] = exc
-        return replies
+    def send_now(
+        self, calls: Sequence[tuple[AsyncScript, Sequence[str], Sequence[Any]]]
+    ) -> list[asyncio.Future[Any]] | None:
+        """Many script calls in one write, made at once, for `usable` lanes only: one future per call, settled by
+        its own reply as it arrives (see `_Wire.send`); None when the lane has no connection up (`connect` first).
+        A `NoScriptError` or `MisdirectedError` reply means the call did not run: `run` it (`close` the lane
+        first after a misdirected one)."""
+        wire = self._wire
+        if wire is None or wire.lost:
+            return None
+        return wire.send([("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls])
+
+    async def connect(self) -> None:
+        """Have the lane's connection up (raises what connecting ran into)."""
+        await self._connected()
 
     async def wait_then_run(
         self,
