@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import time
 from typing import Any
 
@@ -111,4 +112,25 @@ async def test_a_fetcher_cancelled_mid_wait_leaves_no_failure_unread(
     gc.collect()  # asyncio reports an unread exception when the failed future is collected
     await asyncio.sleep(0)
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+    await blocking.aclose()
+
+
+async def test_a_plain_wait_ended_by_stop_returns_nothing_and_logs_no_error(
+    app: Conveyor, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The wait without a fetch behind it (queues with a queue-wide concurrency, rate limit or reserved slots):
+    # `stop` ends it before BZPOPMIN returns, and the wait still in flight is cancelled, not read.
+    assert app.target is not None
+    blocking = app.target.client(blocking=True, name="bull:test:w:stopped")
+    waits = MarkerWait(app.queue("background"), blocking)
+    stop = asyncio.Event()
+    waiting = asyncio.create_task(waits.pop(stop, nudgeable=False))
+    await wait_until(lambda: fetcher_waits(app.client))
+    stop.set()
+    assert await asyncio.wait_for(waiting, 5) is None
+    waits.close()
+    await asyncio.sleep(0.1)
+    gc.collect()
+    await asyncio.sleep(0)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or "never retrieved" in r.getMessage()]
     await blocking.aclose()

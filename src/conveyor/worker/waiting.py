@@ -85,12 +85,15 @@ class MarkerWait:
         """One BZPOPMIN: the marker's score, or None if it timed out or `stop` came first. A wait not done when
         this returns (stopping) or is cancelled is cancelled too: the connection is closed with the fetcher."""
         popping = asyncio.ensure_future(self._bzpopmin(wait_s))
+        popping.add_done_callback(_outcome_read)  # a wait cancelled as it failed leaves no failure unread
         try:
             await _first_of(popping, stop)
         finally:
             if not popping.done():
-                popping.cancel()
-        popped = None if popping.cancelled() else popping.result()
+                popping.cancel()  # takes effect when the wait's task next runs: it is not done yet
+        if not popping.done() or popping.cancelled():
+            return None  # `stop` came first
+        popped = popping.result()
         return None if popped is None else int(float(popped[2]))
 
     async def pop_then_fetch(
