@@ -24,10 +24,10 @@ print(json.dumps({"code": code, "enabled": gc.isenabled(), "frozen": gc.get_free
 _ENTRY = (
     _COUNT
     + """
-import conveyor.cli.startup
+import conveyor.cli.entry
 sys.argv = ["conveyor", "add", "no-such-queue", "job", "{}"]  # a command that runs and fails without Redis
 try:
-    conveyor.cli.startup.main()
+    conveyor.cli.entry.main()
 except SystemExit as exc:
     code = exc.code
 """
