@@ -57,7 +57,9 @@ async def test_worker_of_an_app_with_only_a_background_handler_serves_only_backg
     (info,) = await app.workers()
     assert info.queues == {"background": 2}
     assert info.job_types == {"background": ["send-email"]}
-    await wait_until(lambda: "serving" in conveyor_cli.output(proc), timeout=10)
+    # The banner's last line: the worker's own "serving" log line comes before the banner, and under load the
+    # output may be read between the two.
+    await wait_until(lambda: "Stop with" in conveyor_cli.output(proc), timeout=10)
     banner = conveyor_cli.output(proc)
     assert "serving background (2)" in banner
     assert "indexing" not in banner
