@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -91,14 +92,30 @@ async def test_jobs_still_run_after_the_waiting_connection_is_killed(app: Convey
         await wait_until(lambda: fetcher_waits(app.client))  # and it waits the same way again
 
 
+@pytest.fixture
+async def waits(app: Conveyor) -> AsyncIterator[MarkerWait]:
+    """A fetcher's wait of its own, on a blocking connection named as a worker's."""
+    assert app.target is not None
+    blocking = app.target.client(blocking=True, name="bull:test:w:own")
+    yield MarkerWait(app.queue("background"), blocking)
+    await blocking.aclose()
+
+
+async def _reported_once_closed(waits: MarkerWait, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Close the wait's connection (a call left in flight fails with it), let asyncio collect what failed, and
+    return the errors logged and the failures reported as never read."""
+    waits.close()
+    await asyncio.sleep(0.1)
+    gc.collect()  # asyncio reports an unread exception when the failed future is collected
+    await asyncio.sleep(0)
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or "never retrieved" in r.getMessage()]
+
+
 async def test_a_fetcher_cancelled_mid_wait_leaves_no_failure_unread(
-    app: Conveyor, caplog: pytest.LogCaptureFixture
+    app: Conveyor, waits: MarkerWait, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Cancelled (not stopped, as when the process shuts down around it), the fetcher leaves its call behind;
     # when that call then fails with its connection, asyncio must not report an exception nobody read.
-    assert app.target is not None
-    blocking = app.target.client(blocking=True, name="bull:test:w:cancelled")
-    waits = MarkerWait(app.queue("background"), blocking)
     assert waits.carries_fetch
     fetching = asyncio.create_task(
         waits.pop_then_fetch(asyncio.Event(), token="t", lock_ms=30_000, worker="w", timestamp=0)
@@ -107,30 +124,17 @@ async def test_a_fetcher_cancelled_mid_wait_leaves_no_failure_unread(
     fetching.cancel()
     with pytest.raises(asyncio.CancelledError):
         await fetching
-    waits.close()  # the connection goes: the call left behind fails
-    await asyncio.sleep(0.1)
-    gc.collect()  # asyncio reports an unread exception when the failed future is collected
-    await asyncio.sleep(0)
-    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
-    await blocking.aclose()
+    assert await _reported_once_closed(waits, caplog) == []
 
 
 async def test_a_plain_wait_ended_by_stop_returns_nothing_and_logs_no_error(
-    app: Conveyor, caplog: pytest.LogCaptureFixture
+    app: Conveyor, waits: MarkerWait, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The wait without a fetch behind it (queues with a queue-wide concurrency, rate limit or reserved slots):
     # `stop` ends it before BZPOPMIN returns, and the wait still in flight is cancelled, not read.
-    assert app.target is not None
-    blocking = app.target.client(blocking=True, name="bull:test:w:stopped")
-    waits = MarkerWait(app.queue("background"), blocking)
     stop = asyncio.Event()
     waiting = asyncio.create_task(waits.pop(stop, nudgeable=False))
     await wait_until(lambda: fetcher_waits(app.client))
     stop.set()
     assert await asyncio.wait_for(waiting, 5) is None
-    waits.close()
-    await asyncio.sleep(0.1)
-    gc.collect()
-    await asyncio.sleep(0)
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or "never retrieved" in r.getMessage()]
-    await blocking.aclose()
+    assert await _reported_once_closed(waits, caplog) == []
