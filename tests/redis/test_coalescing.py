@@ -109,3 +109,21 @@ async def test_a_full_batch_is_written_before_the_turn_ends(redis_url: str) -> N
         watcher.close()
         close_lane(client)
         await client.aclose()
+
+
+async def test_calls_whose_replies_are_lost_with_the_lane_go_the_usual_way(redis_url: str) -> None:
+    # The batch is written, then the lane's connection goes before any reply is read: every caller still gets
+    # its own result, through redis-py (which connects again), and the next call connects the lane again.
+    client = RedisTarget(url=redis_url).client()
+    try:
+        script = client.register_script(ECHO)
+        coalescer = ScriptCoalescer(client)
+        assert await coalescer.call(script, ["k"], ["warm"]) == "warm"
+        lane = lane_for(client)
+        calls = [asyncio.ensure_future(coalescer.call(script, ["k"], [str(i)])) for i in range(SEND_AT)]
+        asyncio.get_running_loop().call_soon(lane.close)  # after the full batch was written, before its replies
+        assert await asyncio.gather(*calls) == [str(i) for i in range(SEND_AT)]
+        assert await coalescer.call(script, ["k"], ["again"]) == "again"  # over a lane connected again
+    finally:
+        close_lane(client)
+        await client.aclose()
