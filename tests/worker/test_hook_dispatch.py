@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from conveyor.worker.context import JobInfo
-from conveyor.worker.hooks import AttemptEnd, AttemptStart, HookSet, Outcome, WorkerHook
+from conveyor.worker.hooks import UNWRAPPED, AttemptEnd, AttemptStart, HookSet, Outcome, WorkerHook
 
 INFO = JobInfo("1", "q", "t", 1, 1, "w")
 START = AttemptStart(INFO, {}, 0.0)
@@ -80,6 +80,31 @@ def test_a_wrapper_that_fails_to_enter_is_left_out() -> None:
         with hooks.attempt(START):
             calls.append("body")
     assert calls == ["body", "enter a", "started a", "body", "exit a"]
+
+
+class NothingToWrap(WorkerHook):
+    """Like tracing with no tracer provider set: nothing to wrap this time."""
+
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+
+    def around_attempt(self, start: AttemptStart) -> contextlib.AbstractContextManager[None]:
+        self.calls.append("asked")
+        return UNWRAPPED
+
+    def attempt_started(self, start: AttemptStart) -> None:
+        self.calls.append("started")
+
+
+def test_a_wrapper_with_nothing_to_wrap_costs_no_wrapping_and_starts_are_still_seen() -> None:
+    calls: list[str] = []
+    wrapper = HookSet([NothingToWrap(calls)]).attempt(START)
+    assert wrapper is UNWRAPPED  # the runner's `with` enters nothing of the hooks'
+    with wrapper:
+        calls.append("body")
+    with HookSet([NothingToWrap(calls), Wrapping("a", calls)]).attempt(START):
+        calls.append("body")
+    assert calls == ["asked", "started", "body", "asked", "enter a", "started", "started a", "body", "exit a"]
 
 
 def test_hooks_added_later_are_dispatched_too() -> None:

@@ -27,7 +27,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from conveyor.queue.hooks import Enqueue, ProducerHook
 from conveyor.worker.context import JobInfo
-from conveyor.worker.hooks import AttemptEnd, AttemptStart, WorkerHook
+from conveyor.worker.hooks import UNWRAPPED, AttemptEnd, AttemptStart, WorkerHook
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ OMIT_CONTEXT = "omc"  # BullMQ's encoded `opts.telemetry.omitContext`
 
 
 PROVIDER_RECHECK_S = 1.0
-_NO_SPAN: AbstractContextManager[None] = contextlib.nullcontext()
 
 
 def _tracer() -> trace.Tracer:
@@ -174,7 +173,7 @@ class WorkerTracing(WorkerHook):
 
     def around_attempt(self, start: AttemptStart) -> AbstractContextManager[None]:
         """Start the span, make it current for the handler, and hand it to `attempt_ended` to finish."""
-        return self._span_around(start) if self._recording() else _NO_SPAN
+        return self._span_around(start) if self._recording() else UNWRAPPED
 
     @contextlib.contextmanager
     def _span_around(self, start: AttemptStart) -> Iterator[None]:

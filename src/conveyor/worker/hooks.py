@@ -8,7 +8,8 @@ groups) are policies, on an interface of their own (`conveyor.worker.policies`).
 the dead-letter queue is a hook (`DeadLetterKeeper`): it happens after the failure is stored, off the job's path.
 
 Dispatch is paid per attempt, so `HookSet` sorts its hooks once, at construction, by the methods they
-override: a method no hook overrides costs nothing, and a single `around_attempt` is entered directly.
+override: a method no hook overrides costs nothing, a single `around_attempt` is entered directly, and one that
+returns `UNWRAPPED` (nothing to wrap this time, e.g. tracing with no tracer provider set) is not entered at all.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class AttemptEnd:
     error: BaseException | None
 
 
-_NO_WRAPPER: AbstractContextManager[None] = contextlib.nullcontext()  # reusable: it holds no state
+# What `around_attempt` returns when it has nothing to wrap: the worker then neither enters nor leaves it.
+UNWRAPPED: AbstractContextManager[None] = contextlib.nullcontext()
 
 
 class WorkerHook:
@@ -68,8 +70,9 @@ class WorkerHook:
 
     def around_attempt(self, start: AttemptStart) -> AbstractContextManager[None]:
         """Wraps the handler call (and the recording of its outcome) in the context manager it returns: a
-        `contextlib.contextmanager` generator will do, a reusable object without state costs less per job."""
-        return _NO_WRAPPER
+        `contextlib.contextmanager` generator will do, a reusable object without state costs less per job, and
+        `UNWRAPPED` (nothing to wrap this time) costs least."""
+        return UNWRAPPED
 
     def attempt_ended(self, end: AttemptEnd) -> None:
         """Called once the attempt's outcome is stored in Redis."""
@@ -154,46 +157,50 @@ class HookSet:
         """For the runner: enter every hook's `around_attempt`, then notify `attempt_started`. `start` is None
         when no hook looks at starts (`watch_starts`)."""
         if start is None:
-            return _NO_WRAPPER
-        if not self._around:
-            self.attempt_started(start)  # nothing to enter first
-            return _NO_WRAPPER
-        if len(self._around) == 1:
-            return _Wrapper(self._around[0], start, self._started)
-        return _Wrappers(self._around, start, self._started)
+            return UNWRAPPED
+        if len(self._around) > 1:
+            return _Wrappers(self._around, start, self._started)
+        if self._around:  # the usual case: one hook wraps, and often has nothing to wrap this time
+            around = self._around[0]
+            try:
+                wrapper = around(start)
+            except Exception:
+                log.exception("worker hook %s.around_attempt failed", _name(around))
+                wrapper = UNWRAPPED
+            if wrapper is not UNWRAPPED:
+                return _Wrapper(wrapper, start, self._started)
+        self.attempt_started(start)  # nothing to enter first
+        return UNWRAPPED
 
 
 class _Wrapper:
-    """One hook's `around_attempt`, entered without an ExitStack."""
+    """One hook's `around_attempt` context manager, entered without an ExitStack."""
 
-    __slots__ = ("_around", "_entered", "_start", "_started")
+    __slots__ = ("_entered", "_start", "_started", "_wrapper")
 
     def __init__(
         self,
-        around: Callable[[AttemptStart], AbstractContextManager[None]],
+        wrapper: AbstractContextManager[None],
         start: AttemptStart,
         started: Sequence[Callable[[AttemptStart], None]],
     ) -> None:
-        self._around = around
+        self._wrapper = wrapper
         self._start = start
         self._started = started
-        self._entered: AbstractContextManager[None] | None = None
+        self._entered = False
 
     def __enter__(self) -> None:
         try:
-            wrapper = self._around(self._start)
-            wrapper.__enter__()
-            self._entered = wrapper
+            self._wrapper.__enter__()
+            self._entered = True
         except Exception:
-            log.exception(
-                "worker hook %s.around_attempt failed", type(getattr(self._around, "__self__", None)).__name__
-            )
+            log.exception("worker hook %s.around_attempt failed", type(self._wrapper).__name__)
         _call_each(self._started, self._start)
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> bool | None:
-        return None if self._entered is None else self._entered.__exit__(kind, error, trace)
+        return self._wrapper.__exit__(kind, error, trace) if self._entered else None
 
 
 class _Wrappers:
@@ -218,6 +225,8 @@ class _Wrappers:
         for around in self._arounds:
             try:
                 wrapper = around(self._start)
+                if wrapper is UNWRAPPED:
+                    continue
                 wrapper.__enter__()
             except Exception:
                 log.exception("worker hook %s.around_attempt failed", _name(around))
