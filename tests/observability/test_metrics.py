@@ -15,9 +15,11 @@ from conveyor import Conveyor, JobState, NewJob, load_settings
 from conveyor.observability import enable_worker_metrics, instrument, load_observability_settings, metrics_asgi_app
 from conveyor.observability.process import ProcessMetrics
 from conveyor.observability.process_export import process_registry
+from conveyor.observability.recorder import MetricsRecorder
+from conveyor.observability.store import MetricsStore
 from conveyor.redis.keys import ConveyorKeys, MetricsKeys
 from conveyor.worker.context import JobInfo
-from conveyor.worker.hooks import AttemptEnd
+from conveyor.worker.hooks import AttemptEnd, Outcome
 from tests.conftest import OwnRedisFactory
 from tests.observability.conftest import WorkerProcesses, make_app
 from tests.observability.scraping import Samples, asgi_get, http_scrape, parse, value
@@ -170,17 +172,26 @@ async def test_jobs_requeued_after_their_worker_died_are_counted_as_stalled(redi
 
 
 async def test_worker_metrics_port_shows_what_this_process_ran(app: Conveyor) -> None:
+    release = asyncio.Event()
+
     @app.handler("background", "ok")
     async def ok(payload: dict[str, Any]) -> None:
         return None
 
+    @app.handler("background", "held")
+    async def held(payload: dict[str, Any]) -> None:
+        await release.wait()
+
     server = enable_worker_metrics(app, 0, addr="127.0.0.1")
+    url = f"http://127.0.0.1:{server.port}/metrics"
     try:
         async with running(app.worker(["background"])):
+            held_ids = await app.add_bulk("background", [NewJob("held") for _ in range(2)])
+            await wait_until(lambda: _scraped(url, "conveyor_process_active_jobs", 2, queue="background"))
+            release.set()
             ids = await app.add_bulk("background", [NewJob("ok") for _ in range(3)])
-            await wait_until(lambda: state_is(app.queue("background"), ids[-1], JobState.COMPLETED))
-            await wait_until(lambda: _all_completed(app, ids))
-        samples = await http_scrape(f"http://127.0.0.1:{server.port}/metrics")
+            await wait_until(lambda: _all_completed(app, [*held_ids, *ids]))
+        samples = await http_scrape(url)
     finally:
         server.close()
     labels = {"queue": "background", "job_type": "ok", "outcome": "completed"}
@@ -236,6 +247,10 @@ async def test_counts_held_when_the_app_closes_first_log_no_error_and_are_writte
         await app.close()
 
 
+async def _scraped(url: str, name: str, n: float, **labels: str) -> bool:
+    return value(await http_scrape(url), name, **labels) == n
+
+
 async def _counted(app: Conveyor, key: str, field: str, n: int) -> bool:
     return int(await app.client.hget(key, field) or 0) == n
 
@@ -257,20 +272,23 @@ async def _all_completed(app: Conveyor, ids: list[str]) -> bool:
     return all([await state_is(app.queue("background"), i, JobState.COMPLETED) for i in ids])
 
 
-def test_process_metrics_render_counts_a_histogram_and_the_active_gauge_with_the_extra_labels() -> None:
-    metrics = ProcessMetrics({"env": "prod"})
+async def test_process_metrics_render_counts_a_histogram_and_the_active_gauge_with_the_extra_labels() -> None:
+    running = {"background": 2}
+    metrics = ProcessMetrics({"env": "prod"}, running=lambda: dict(running))
+    recorder = MetricsRecorder(MetricsStore(lambda: None, MetricsKeys(ConveyorKeys("bull"))), "bull", 3600, metrics)
     job = JobInfo("1", "background", "ok", attempt=1, max_attempts=1, worker="test")
     for run_s, outcome in ((0.003, "completed"), (0.005, "completed"), (0.2, "completed"), (0.01, "failed")):
-        metrics.attempt_ended(AttemptEnd(job, outcome, run_s, None))
-    running = metrics.active("background")
-    with running, running:
-        samples = parse(generate_latest(process_registry(metrics)).decode())
-        assert value(samples, "conveyor_process_active_jobs", queue="background", env="prod") == 2
+        recorder.attempt_ended(AttemptEnd(job, outcome, run_s, None))
+    recorder.attempt_ended(AttemptEnd(job, Outcome.REFUSED, 0.5, None))  # counted, but no run of this worker's
+    samples = parse(generate_latest(process_registry(metrics)).decode())
+    assert value(samples, "conveyor_process_active_jobs", queue="background", env="prod") == 2
+    running.clear()
     after = parse(generate_latest(process_registry(metrics)).decode())
-    assert value(after, "conveyor_process_active_jobs", queue="background", env="prod") == 0
+    assert value(after, "conveyor_process_active_jobs", queue="background", env="prod") == 0  # a queue it ran
     series = {"queue": "background", "job_type": "ok", "env": "prod"}
     assert value(samples, "conveyor_process_attempts_total", outcome="completed", **series) == 3
     assert value(samples, "conveyor_process_attempts_total", outcome="failed", **series) == 1
+    assert value(samples, "conveyor_process_attempts_total", outcome="refused", **series) == 1
     # Cumulative buckets; a value on a bound counts in that bucket (as Prometheus' `le` says).
     assert value(samples, "conveyor_process_job_run_seconds_bucket", le="0.005", **series) == 2
     assert value(samples, "conveyor_process_job_run_seconds_bucket", le="0.01", **series) == 3

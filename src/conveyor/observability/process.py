@@ -1,55 +1,39 @@
 """Metrics of one worker process, served on its `--metrics-port`: what this process ran.
 
-The counts are plain numbers, changed by the event loop on every attempt (`prometheus_client`'s metric objects
-take a lock and validate labels on every change); `process_export` renders them for Prometheus at scrape time,
-so a worker without a metrics port never imports `prometheus_client`.
+The counts are plain numbers per (queue, job type) (`SeriesCounts`), changed by the event loop on every attempt
+(`prometheus_client`'s metric objects take a lock and validate labels on every change). They are the one record
+of what this process ran: the metrics recorder adds to them, `process_export` renders them for Prometheus at
+scrape time (so a worker without a metrics port never imports `prometheus_client`), and the recorder's flush
+writes what they gained to Redis. The jobs running now are read from this process's workers at scrape time.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Callable
 
-from conveyor.observability.store import RUN_BUCKETS, BucketCounts
-from conveyor.worker.hooks import AttemptEnd
+from conveyor.observability.store import Series, SeriesCounts
+from conveyor.worker.worker import running_jobs
 
 
 class ProcessMetrics:
-    """Attempts, run time and active jobs of this process, with the deployment's extra metric labels."""
+    """Attempts, wait and run time of this process's jobs, and the jobs it runs now, with the deployment's extra
+    metric labels."""
 
-    def __init__(self, labels: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, labels: dict[str, str] | None = None, running: Callable[[], dict[str, int]] = running_jobs
+    ) -> None:
         self.labels = dict(labels or {})
-        self.attempts: dict[tuple[str, str, str], int] = {}  # (queue, job type, outcome) -> attempts
-        self.runs: dict[tuple[str, str], BucketCounts] = {}  # (queue, job type) -> run times
-        self.running: dict[str, Counting] = {}  # queue -> attempts running now
+        self.series: dict[Series, SeriesCounts] = {}
+        self._running = running
 
-    def active(self, queue: str) -> AbstractContextManager[None]:
-        """Counts the attempts of one queue run inside it on the active-jobs gauge."""
-        counting = self.running.get(queue)
-        if counting is None:
-            counting = self.running[queue] = Counting()
-        return counting
+    def counts(self, queue: str, job_type: str) -> SeriesCounts:
+        """The counts of one series (made on first use)."""
+        series = self.series.get((queue, job_type))
+        if series is None:
+            series = self.series[(queue, job_type)] = SeriesCounts()
+        return series
 
-    def attempt_ended(self, end: AttemptEnd) -> None:
-        """Count a finished attempt."""
-        job = end.job
-        key = (job.queue, job.type, str(end.outcome))
-        self.attempts[key] = self.attempts.get(key, 0) + 1
-        runs = self.runs.get(key[:2])
-        if runs is None:
-            runs = self.runs[key[:2]] = BucketCounts(RUN_BUCKETS)
-        runs.observe(end.run_s)
-
-
-class Counting:
-    """Counts what runs inside it; reusable and re-entrant (entering adds one, leaving takes it back)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self) -> None:
-        self.value = 0
-
-    def __enter__(self) -> None:
-        self.value += 1
-
-    def __exit__(self, *_: object) -> None:
-        self.value -= 1
+    def running(self) -> dict[str, int]:
+        """Jobs running now by queue, with 0 for the queues this process ran jobs of before."""
+        now = self._running()
+        return {**{queue: 0 for queue, _ in list(self.series)}, **now}

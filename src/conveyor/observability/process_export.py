@@ -19,7 +19,10 @@ from prometheus_client.registry import Collector
 from conveyor.observability.process import ProcessMetrics
 
 ATTEMPTS = ("conveyor_process_attempts", "Job attempts this process finished, by outcome (completed, retried, failed).")
-RUN_SECONDS = ("conveyor_process_job_run_seconds", "Run time of the job attempts this process finished.")
+RUN_SECONDS = (
+    "conveyor_process_job_run_seconds",
+    "Run time of the job attempts this process finished (completed, retried or failed).",
+)
 ACTIVE_JOBS = ("conveyor_process_active_jobs", "Jobs running in this process now.")
 
 
@@ -48,12 +51,13 @@ class ProcessJobs(Collector):
         metrics = self.metrics
         extra = list(metrics.labels.values())
         attempts, runs, active = self._families()
-        for (queue, job_type, outcome), count in list(metrics.attempts.items()):
-            attempts.add_metric([queue, job_type, outcome, *extra], count)
-        for (queue, job_type), times in list(metrics.runs.items()):
+        for (queue, job_type), series in list(metrics.series.items()):
+            for outcome, count in list(series.outcomes.items()):
+                attempts.add_metric([queue, job_type, str(outcome), *extra], count)
+            times = series.run.copy()
             runs.add_metric([queue, job_type, *extra], [(le, float(n)) for le, n in times.cumulative()], times.sum)
-        for queue, counting in list(metrics.running.items()):
-            active.add_metric([queue, *extra], counting.value)
+        for queue, running in sorted(metrics.running().items()):
+            active.add_metric([queue, *extra], running)
         yield from (attempts, runs, active)
 
     def _families(self) -> tuple[CounterMetricFamily, HistogramMetricFamily, GaugeMetricFamily]:

@@ -59,16 +59,55 @@ class BucketCounts:
             pairs.append((bucket_label(bound), total))
         return pairs
 
-    def merge(self, other: BucketCounts) -> None:
-        """Add another series' counts (of the same bounds)."""
-        for i, n in enumerate(other.counts):
-            self.counts[i] += n
-        self.sum += other.sum
+    def copy(self) -> BucketCounts:
+        """The counts as they are now."""
+        copied = BucketCounts(self.bounds)
+        copied.counts = list(self.counts)
+        copied.sum = self.sum
+        return copied
+
+    def minus(self, earlier: BucketCounts) -> BucketCounts:
+        """What was observed since `earlier`, a copy of this series taken before."""
+        gain = BucketCounts(self.bounds)
+        gain.counts = [now - then for now, then in zip(self.counts, earlier.counts, strict=True)]
+        gain.sum = self.sum - earlier.sum
+        return gain
+
+    @property
+    def count(self) -> int:
+        """How many values were observed."""
+        return sum(self.counts)
+
+
+COUNTED = frozenset(("completed", "retried", "failed"))  # the outcomes counted in Redis (and timed)
+
+
+class SeriesCounts:
+    """Everything one process counted of one (queue, job type) since it started: attempts by outcome, wait and
+    run time, and the stalled jobs it requeued. Cumulative: a write to Redis sends what they gained since the
+    last one (`MetricDeltas.add_gain`)."""
+
+    __slots__ = ("outcomes", "run", "stalled", "wait")
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, int] = {}  # every outcome, COUNTED or not
+        self.wait = BucketCounts(WAIT_BUCKETS)
+        self.run = BucketCounts(RUN_BUCKETS)  # attempts of the COUNTED outcomes
+        self.stalled = 0
+
+    def copy(self) -> SeriesCounts:
+        """The counts as they are now."""
+        copied = SeriesCounts()
+        copied.outcomes = dict(self.outcomes)
+        copied.wait = self.wait.copy()
+        copied.run = self.run.copy()
+        copied.stalled = self.stalled
+        return copied
 
 
 @dataclass
 class MetricDeltas:
-    """Counts gathered in one process since its last write to Redis."""
+    """Counts to add to Redis in one write."""
 
     counters: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (counter, queue, type)
     histograms: dict[str, dict[Series, BucketCounts]] = field(default_factory=lambda: {name: {} for name in HISTOGRAMS})
@@ -77,23 +116,22 @@ class MetricDeltas:
         """Add `n` to a job counter."""
         self.counters[(counter, queue, job_type)] += n
 
-    def observe(self, histogram: str, queue: str, job_type: str, value: float) -> None:
-        """Record one observation (seconds) in a histogram."""
-        self._series(histogram, (queue, job_type)).observe(value)
-
-    def merge(self, other: MetricDeltas) -> None:
-        """Add another batch of counts to this one (to retry a write that failed)."""
-        self.counters.update(other.counters)
-        for name, series in other.histograms.items():
-            for key, counts in series.items():
-                self._series(name, key).merge(counts)
-
-    def _series(self, histogram: str, key: Series) -> BucketCounts:
-        series = self.histograms[histogram]
-        counts = series.get(key)
-        if counts is None:
-            counts = series[key] = BucketCounts(HISTOGRAMS[histogram])
-        return counts
+    def add_gain(self, series: Series, now: SeriesCounts, before: SeriesCounts | None) -> None:
+        """Add what a series gained since `before` (a copy of it taken at the last write; None: never written).
+        A final failure counts as dead-lettered too: every worker's dead-letter keeper copies it to the DLQ."""
+        before = before or SeriesCounts()
+        for outcome in sorted(COUNTED):
+            n = now.outcomes.get(outcome, 0) - before.outcomes.get(outcome, 0)
+            if n:
+                self.count(outcome, *series, n)
+                if outcome == "failed":
+                    self.count("dead_lettered", *series, n)
+        if now.stalled != before.stalled:
+            self.count("stalled", *series, now.stalled - before.stalled)
+        for name, counts, earlier in (("wait", now.wait, before.wait), ("run", now.run, before.run)):
+            gain = counts.minus(earlier)
+            if gain.count:
+                self.histograms[name][series] = gain
 
     def __bool__(self) -> bool:
         return bool(self.counters) or any(self.histograms.values())

@@ -38,6 +38,18 @@ from conveyor.worker.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
+_running: dict[int, Worker] = {}  # the workers serving in this process (while `run` runs), by id
+
+
+def running_jobs() -> dict[str, int]:
+    """Jobs running now in this process's workers, by queue (`Worker.running_jobs` summed); safe to call from
+    other threads, e.g. a metrics server's."""
+    counts: dict[str, int] = {}
+    for worker in list(_running.values()):
+        for queue, n in worker.running_jobs().items():
+            counts[queue] = counts.get(queue, 0) + n
+    return counts
+
 
 @dataclass(frozen=True)
 class WorkerConfig:
@@ -183,10 +195,21 @@ class Worker:
         fetchers = [asyncio.create_task(runner.run(), name=f"fetch:{runner.queue.name}") for runner in self.runners]
         log.info("worker %s serving %s", self.name, {r.queue.name: r.config.concurrency for r in self.runners})
         self.serving.set()
+        _running[id(self)] = self
         try:
             await self._stop.wait()
         finally:
-            await self._shutdown(fetchers, duties)
+            try:
+                await self._shutdown(fetchers, duties)
+            finally:
+                _running.pop(id(self), None)
+
+    def running_jobs(self) -> dict[str, int]:
+        """Jobs running now (started, their outcome not yet recorded) by queue; safe to call from other threads."""
+        return {
+            runner.queue.name: sum(1 for job in list(runner.active.values()) if job.task is not None)
+            for runner in self.runners
+        }
 
     async def _prepare_queues(self) -> None:
         """Refuse a queue of an unsupported BullMQ layout (`UnsupportedLayoutError`), then write the configured
