@@ -218,9 +218,12 @@ async def test_counts_held_while_redis_was_down_are_written_when_it_returns(
         await recorder.flush()  # fails: Redis is down
         server.start()
         await recorder.aclose()
-        total = await app.client.hget(MetricsKeys(ConveyorKeys("bull")).counters, "completed|background|ok")
+        keys = MetricsKeys(ConveyorKeys("bull"))
+        total = await app.client.hget(keys.counters, "completed|background|ok")
+        timed = await app.client.hget(keys.histogram("run"), "b|0.01|background|ok")  # 0.01 s falls in le=0.01
     assert "could not write job metrics" in caplog.text
     assert int(total or 0) == 3
+    assert int(timed or 0) == 3  # the run times too: each once, none lost with the failed write
 
 
 async def test_counts_held_when_the_app_closes_first_log_no_error_and_are_written_once_it_reconnects(

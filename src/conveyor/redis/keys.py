@@ -316,5 +316,6 @@ class MetricsKeys:
         return f"{self.conveyor.ns}:metrics:counters"
 
     def histogram(self, name: str) -> str:
-        """Hash of one histogram (`wait`, `run`); fields `b|<bucket>|<queue>|<job type>`, `sum|…`, `count|…`."""
+        """Hash of one histogram (`wait`, `run`); fields `b|<bucket>|<queue>|<job type>` (per bucket, not
+        cumulative) and `sum|…`."""
         return f"{self.conveyor.ns}:metrics:histogram:{name}"
