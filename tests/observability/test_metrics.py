@@ -226,6 +226,20 @@ async def test_counts_held_while_redis_was_down_are_written_when_it_returns(
     assert int(timed or 0) == 3  # the run times too: each once, none lost with the failed write
 
 
+async def test_the_recorder_stops_flushing_once_everything_counted_is_written(redis_url: str) -> None:
+    app = Conveyor(load_settings(redis_url=redis_url))
+    async with app:
+        recorder = instrument(app, load_observability_settings(conveyor_metrics_flush_ms=20)).recorder
+        job = JobInfo("1", "background", "idle", attempt=1, max_attempts=1, worker="test")
+        recorder.attempt_ended(AttemptEnd(job, "completed", 0.01, None))
+        assert not recorder.idle  # a flush is due
+        key = MetricsKeys(ConveyorKeys("bull")).counters
+        await wait_until(lambda: _counted(app, key, "completed|background|idle", 1))
+        await asyncio.sleep(0.1)  # five flush periods: a timer still running would be due again by now
+        assert recorder.idle
+        await recorder.aclose()
+
+
 async def test_counts_held_when_the_app_closes_first_log_no_error_and_are_written_once_it_reconnects(
     redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

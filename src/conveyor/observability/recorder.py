@@ -75,6 +75,11 @@ class MetricsRecorder(WorkerHook):
 
     # --- flushing ---------------------------------------------------------------------------------------
 
+    @property
+    def idle(self) -> bool:
+        """True while no flush is due or running: everything counted is in Redis (or held for a closed app)."""
+        return self._idle
+
     def _schedule(self, delay_s: float | None = None) -> None:
         if self._timer is not None or self._flushing is not None:
             return  # a flush is due already; a running one reschedules when it ends
@@ -95,7 +100,7 @@ class MetricsRecorder(WorkerHook):
         if self._parked:
             self._parked = False  # the next count of a connected app schedules the next try
             return
-        if self._stalled or self._gains():
+        if self._stalled or self._gains()[0]:  # something came in during the flush, or it failed
             backoff = min(self.flush_s * 2**self._failures, RETRY_CAP_S) if self._failures else None
             self._schedule(backoff)
 
