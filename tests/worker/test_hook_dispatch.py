@@ -107,6 +107,23 @@ def test_a_wrapper_with_nothing_to_wrap_costs_no_wrapping_and_starts_are_still_s
     assert calls == ["asked", "started", "body", "asked", "enter a", "started", "started a", "body", "exit a"]
 
 
+class FailsOnEnter(WorkerHook):
+    @contextlib.contextmanager
+    def around_attempt(self, start: AttemptStart) -> Iterator[None]:
+        raise RuntimeError("cannot enter")
+        yield
+
+
+def test_a_wrapper_that_fails_on_entering_is_logged_under_its_hook_and_left_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+    with HookSet([FailsOnEnter()]).attempt(START):
+        calls.append("body")
+    assert calls == ["body"]
+    assert "worker hook FailsOnEnter.around_attempt failed" in caplog.text
+
+
 def test_hooks_added_later_are_dispatched_too() -> None:
     calls: list[str] = []
     hooks = HookSet()

@@ -168,7 +168,7 @@ class HookSet:
                 log.exception("worker hook %s.around_attempt failed", _name(around))
                 wrapper = UNWRAPPED
             if wrapper is not UNWRAPPED:
-                return _Wrapper(wrapper, start, self._started)
+                return _Wrapper(wrapper, around, start, self._started)
         self.attempt_started(start)  # nothing to enter first
         return UNWRAPPED
 
@@ -176,15 +176,17 @@ class HookSet:
 class _Wrapper:
     """One hook's `around_attempt` context manager, entered without an ExitStack."""
 
-    __slots__ = ("_entered", "_start", "_started", "_wrapper")
+    __slots__ = ("_around", "_entered", "_start", "_started", "_wrapper")
 
     def __init__(
         self,
         wrapper: AbstractContextManager[None],
+        around: Callable[[AttemptStart], AbstractContextManager[None]],
         start: AttemptStart,
         started: Sequence[Callable[[AttemptStart], None]],
     ) -> None:
         self._wrapper = wrapper
+        self._around = around  # the method that made it, named in the log
         self._start = start
         self._started = started
         self._entered = False
@@ -194,7 +196,7 @@ class _Wrapper:
             self._wrapper.__enter__()
             self._entered = True
         except Exception:
-            log.exception("worker hook %s.around_attempt failed", type(self._wrapper).__name__)
+            log.exception("worker hook %s.around_attempt failed", _name(self._around))
         _call_each(self._started, self._start)
 
     def __exit__(
