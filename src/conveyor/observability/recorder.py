@@ -43,7 +43,6 @@ class MetricsRecorder(WorkerHook):
         self._stalled: list[tuple[str, str]] = []  # (queue, job id), typed at flush time
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[None] | None = None
-        self._idle = True  # neither a flush due nor one running
         self._failures = 0
         self._parked = False  # the last flush found the app closed
 
@@ -54,7 +53,7 @@ class MetricsRecorder(WorkerHook):
         job = start.job
         series = self._series.get((job.queue, job.type)) or self.process.counts(job.queue, job.type)
         series.wait.observe(start.wait_s)
-        if self._idle:
+        if self._timer is None and self._flushing is None:  # (the test `_schedule` makes, without the call)
             self._schedule()
 
     def attempt_ended(self, end: AttemptEnd) -> None:
@@ -65,7 +64,7 @@ class MetricsRecorder(WorkerHook):
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if outcome in COUNTED:
             series.run.observe(end.run_s)
-            if self._idle:
+            if self._timer is None and self._flushing is None:
                 self._schedule()
 
     def jobs_stalled(self, queue: str, job_ids: Sequence[str]) -> None:
@@ -78,14 +77,13 @@ class MetricsRecorder(WorkerHook):
     @property
     def idle(self) -> bool:
         """True while no flush is due or running: everything counted is in Redis (or held for a closed app)."""
-        return self._idle
+        return self._timer is None and self._flushing is None
 
     def _schedule(self, delay_s: float | None = None) -> None:
         if self._timer is not None or self._flushing is not None:
             return  # a flush is due already; a running one reschedules when it ends
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self.flush_s if delay_s is None else delay_s, self._start_flush)
-        self._idle = False
 
     def _start_flush(self) -> None:
         self._timer = None
@@ -94,7 +92,6 @@ class MetricsRecorder(WorkerHook):
 
     def _flushed(self, task: asyncio.Task[None]) -> None:
         self._flushing = None
-        self._idle = True
         if task.cancelled():
             return
         if self._parked:
@@ -149,7 +146,6 @@ class MetricsRecorder(WorkerHook):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-            self._idle = True
         if self._flushing is not None:
             await asyncio.gather(self._flushing, return_exceptions=True)
         await self.flush()
