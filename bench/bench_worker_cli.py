@@ -12,7 +12,9 @@ worker; `--transport tcp` for a port), in interleaved rounds (the order of the w
   the time from just before `add` to the handler's start;
 - **enqueue**: 3,000 jobs added one by one through `Conveyor.add` (each awaited): jobs/s and the producer's CPU
   per add; beside it, in the same round, huey's one-by-one enqueue (a `RedisHuey` task called 3,000 times, as
-  huey users enqueue; huey is in the dev lock for this baseline only).
+  huey users enqueue; huey is in the dev lock for this baseline only), and the pinned add script alone (see
+  `bench/floors.py`);
+- **libraries**: the RSS of a process that imports what `conveyor worker` imports but Conveyor (`bench/floors.py`).
 
 Prints the medians per worker, `conveyor worker`'s ratios to the Node workers and to the bare runtime, and the
 targets of issue 18. `--before DIR` adds `conveyor worker` run from another source tree (an export of an older
@@ -38,6 +40,7 @@ from redis.asyncio.client import Redis
 
 from bench.cli_app import QUEUE
 from bench.common import ConveyorProducer, redis_cpu_s
+from bench.floors import add_script_alone, libraries_rss_mib, worker_library_modules
 from bench.scenarios import _add_spaced, _pickup_latencies, wait_completed
 from bench.worker_kinds import LABELS, WorkerKinds
 from conveyor.redis.embedded import EmbeddedRedis
@@ -124,6 +127,9 @@ class Bench:
             "pickup latency p99 (ms)": latencies[int(len(latencies) * 0.99) - 1],
         })  # fmt: skip
 
+    def libraries(self, modules: list[str]) -> None:
+        self.record("libs", {"worker RSS after the drain (MiB)": libraries_rss_mib(self.kinds, modules)})
+
     async def enqueue(self) -> None:
         prod = await self.producer()
         try:
@@ -137,6 +143,10 @@ class Bench:
             await prod.close()
         await self.client.flushall()
         self.record("cli", _enqueue_figures(elapsed, cpu, redis_cpu))
+        rcpu0 = await redis_cpu_s(self.client)
+        elapsed, cpu = await add_script_alone(self.url, ENQUEUE_JOBS)
+        self.record("script", _enqueue_figures(elapsed, cpu, await redis_cpu_s(self.client) - rcpu0))
+        await self.client.flushall()
         rcpu0 = await redis_cpu_s(self.client)
         elapsed, cpu = _huey_enqueue(self.url)
         self.record("huey", _enqueue_figures(elapsed, cpu, await redis_cpu_s(self.client) - rcpu0))
@@ -176,6 +186,7 @@ async def run(args: argparse.Namespace) -> tuple[Results, WorkerKinds]:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp), transport=args.transport) as server:
         bench = Bench(server.url, kinds, args.jobs)
         kinds.warm_up(server.url)
+        modules = worker_library_modules(kinds, server.url) if "libraries" in args.only else []
         try:
             for round_no in range(args.rounds):
                 order = chosen[round_no % len(chosen) :] + chosen[: round_no % len(chosen)]
@@ -186,6 +197,9 @@ async def run(args: argparse.Namespace) -> tuple[Results, WorkerKinds]:
                 if "enqueue" in args.only:
                     print(f"round {round_no + 1}/{args.rounds}: enqueue", flush=True)
                     await bench.enqueue()
+                if modules:
+                    print(f"round {round_no + 1}/{args.rounds}: libraries ({len(modules)} modules)", flush=True)
+                    bench.libraries(modules)
         finally:
             await bench.client.aclose()
             shutil.rmtree(kinds.pycache, ignore_errors=True)
@@ -219,7 +233,7 @@ def _met(name: str, medians: dict[str, float]) -> str:
 
 def table(results: Results, kinds: WorkerKinds, args: argparse.Namespace) -> str:
     shown = [k for k in LABELS if any(k in by_kind for by_kind in results.values())]
-    ratios = [k for k in ("node5", "node6", "bare", "huey") if k in shown]
+    ratios = [k for k in ("node5", "node6", "bare", "huey", "script", "libs") if k in shown]
     missing = "".join(f" {LABELS[k]}: not run ({why})." for k, why in kinds.skipped.items())
     lines = [
         f"Medians of {args.rounds} interleaved rounds, {args.jobs:,} jobs per drain, Redis over {args.transport}; "
@@ -240,11 +254,31 @@ def table(results: Results, kinds: WorkerKinds, args: argparse.Namespace) -> str
     return "\n".join(lines)
 
 
+def floors(results: Results) -> list[str]:
+    """The floors of `bench/floors.py` beside the targets they bound, from the medians."""
+    lines = []
+    enqueue = {k: statistics.median(v) for k, v in results.get("enqueue one-by-one (jobs/s)", {}).items()}
+    if {"script", "huey"} <= enqueue.keys():
+        lines.append(
+            f"- One-by-one enqueue: the pinned add script alone ran at {enqueue['script']:,.0f}/s, "
+            f"{enqueue['script'] / enqueue['huey']:.2f}x huey's {enqueue['huey']:,.0f}/s; `Conveyor.add` at "
+            f"{enqueue.get('cli', 0) / enqueue['script']:.2f}x that floor."
+        )
+    rss = {k: statistics.median(v) for k, v in results.get("worker RSS after the drain (MiB)", {}).items()}
+    if "libs" in rss:
+        lines.append(
+            f"- Worker RSS: the worker's libraries alone take {rss['libs']:.1f} MiB, against the target's "
+            f"{TARGETS['worker RSS after the drain (MiB)'][1]:g}; `conveyor worker` after the drain: "
+            f"{rss.get('cli', 0):.1f}."
+        )
+    return ["", "Floors under the targets (bench/floors.py):", *lines] if lines else []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=20_000, help="jobs per drain (a multiple of 1,000)")
-    parser.add_argument("--only", default="drain,startup,pickup,enqueue", help="comma-separated scenarios")
+    parser.add_argument("--only", default="drain,startup,pickup,enqueue,libraries", help="comma-separated scenarios")
     parser.add_argument("--kinds", default="", help="workers: cli,before,bare,node5,node6 (default: all)")
     parser.add_argument(
         "--transport", choices=("unix", "tcp"), default="unix", help="how every worker reaches the embedded Redis"
@@ -259,6 +293,7 @@ def main() -> None:
     results, kinds = uvloop.run(run(args))
     print()
     print(table(results, kinds, args))
+    print("\n".join(floors(results)))
     print("\nEach round, in the order run:")
     for name, by_kind in results.items():
         print(

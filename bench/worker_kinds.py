@@ -40,6 +40,8 @@ LABELS = {
     "node5": "Node BullMQ 5",
     "node6": "Node BullMQ 6",
     "huey": "huey",  # enqueue only: its producer, in the benchmark's process
+    "script": "add script alone",  # enqueue only: the floor of `bench/floors.py`
+    "libs": "its libraries alone",  # RSS only: the floor of `bench/floors.py`
 }
 
 Launcher = Callable[[str, str], subprocess.Popen[str]]  # (redis url, handler) -> a process not yet ready
@@ -65,9 +67,12 @@ class WorkerKinds:
     def available(self) -> list[str]:
         return ["cli", *(["before"] if self.before else []), "bare", *self.node_dirs]
 
-    def spawn(self, kind: str, url: str, handler: str) -> subprocess.Popen[str]:
-        """Start a worker of `kind` (it reports ready later: see `ready`)."""
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    def spawn(
+        self, kind: str, url: str, handler: str, env: dict[str, str] | None = None, stderr: Path | None = None
+    ) -> subprocess.Popen[str]:
+        """Start a worker of `kind` (it reports ready later: see `ready`), with `env` added to its environment and
+        its stderr appended to `stderr` (default: the kind's log)."""
+        env = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}, **(env or {})}
         sources = [self.before, ROOT] if kind == "before" else [ROOT]
         env.update(REDIS_URL=url, PYTHONPATH=os.pathsep.join(map(str, sources)), PYTHONPYCACHEPREFIX=str(self.pycache))
         env["BENCH_HANDLER"] = handler
@@ -80,7 +85,7 @@ class WorkerKinds:
         else:
             node = shutil.which("node") or "node"
             args = [node, str(self.node_dirs[kind] / NODE_SCRIPT.name), QUEUE, str(CONCURRENCY), handler]
-        with open(self.logs / f"{kind}.log", "a") as log:  # the child keeps its own descriptor
+        with open(stderr or self.logs / f"{kind}.log", "a") as log:  # the child keeps its own descriptor
             return subprocess.Popen(args, env=env, cwd=self.logs, stdout=subprocess.PIPE, stderr=log, text=True)
 
     def start(self, kind: str, url: str, handler: str) -> WorkerProcess:

@@ -1,0 +1,108 @@
+"""Floors under two of issue 18's targets, measured in the same run as the figures they bound.
+
+- **The worker's libraries alone** (`libraries_rss_mib`): a process of the run lock's Python that imports every
+  module a real `conveyor worker --app bench.cli_app:app` imported on its way to serving (listed from that
+  start with `PYTHONPROFILEIMPORTTIME`), except Conveyor's own and the benchmark app's. Its RSS is what
+  asyncio with ssl, uvloop, redis-py, pydantic, pydantic-settings, Typer and the rest take before any line of
+  Conveyor runs: no worker built on those libraries can be smaller.
+- **The pinned add script alone** (`add_script_alone`): BullMQ's `addStandardJob` called one by one over
+  Conveyor's own connection (`conveyor.redis.lane`), with everything but the job id built ahead: the keys, the
+  payload's JSON, the options Conveyor stores by default, the ids themselves. No validation, no options or ids
+  made per call: the fastest one-by-one enqueue on BullMQ's scripts from a Python process, which
+  `Conveyor.add` can approach but not pass.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import msgpack
+from redis.asyncio.client import Redis
+
+from bench.cli_app import QUEUE
+from bench.common import WorkerProcess
+from bench.worker_kinds import WorkerKinds, ready
+from conveyor.config import QueueSettings
+from conveyor.queue.options import JobOptions, bullmq_options
+from conveyor.redis.keys import QueueKeys
+from conveyor.redis.lane import close_lane, lane_for
+from conveyor.redis.scripts import script_source
+
+OWN_MODULES = ("conveyor", "bench", "__main__")
+# Imports each listed module (one per line on stdin, in the order the worker imported them; those that failed in
+# the worker fail here too), says ready, then waits to be stopped.
+IMPORTER = """
+import importlib, sys
+for name in sys.stdin.readline().split():
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def worker_library_modules(kinds: WorkerKinds, url: str) -> list[str]:
+    """The modules `conveyor worker` imports on its way to serving, Conveyor's own and the app's left out."""
+    log = kinds.logs / "cli-imports.log"
+    log.unlink(missing_ok=True)
+    proc = kinds.spawn("cli", url, "noop", env={"PYTHONPROFILEIMPORTTIME": "1"}, stderr=log)
+    try:
+        ready(proc, "cli")
+    finally:
+        WorkerProcess(proc).stop()
+    names = []
+    for line in log.read_text().splitlines():
+        if line.startswith("import time:") and "|" in line and not line.endswith("imported package"):
+            name = line.rsplit("|", 1)[1].strip()
+            if name.partition(".")[0] not in OWN_MODULES and name not in names:
+                names.append(name)
+    return names
+
+
+def libraries_rss_mib(kinds: WorkerKinds, modules: list[str]) -> float:
+    """RSS (MiB) of the run lock's Python once it imported `modules` and nothing of Conveyor."""
+    python = kinds.cli_script.with_name("python")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(kinds.pycache)
+    cwd = kinds.logs  # not the checkout: `conveyor` must not be importable from the working directory by accident
+    args = [str(python), "-c", IMPORTER]
+    proc = subprocess.Popen(args, env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    try:
+        proc.stdin.write(" ".join(modules) + "\n")
+        proc.stdin.flush()
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the library importer did not start")
+        return WorkerProcess(proc).rss_mib()
+    finally:
+        proc.stdin.close()
+        proc.wait(30)
+
+
+async def add_script_alone(url: str, jobs: int) -> tuple[float, float]:
+    """Seconds and CPU seconds for `jobs` calls of BullMQ's add script, one by one, each awaited (see above)."""
+    client = Redis.from_url(url, decode_responses=True)
+    try:
+        keys = QueueKeys("bull", QUEUE)
+        script = client.register_script(script_source("addStandardJob"))
+        lane = lane_for(client, slot_key=keys.base)
+        script_keys = (keys.wait, keys.paused, keys.meta, keys.id, keys.completed, keys.delayed, keys.active)
+        script_keys += (keys.events, keys.marker)
+        now = int(time.time() * 1000)
+        opts = msgpack.packb(bullmq_options(JobOptions(), QueueSettings(), now), use_bin_type=True)
+        headers = [
+            msgpack.packb([keys.base, f"floor-{i}", "job", now, None, None, None, None, None]) for i in range(jobs + 1)
+        ]
+        await lane.run(script, script_keys, [headers[-1], '{"n":1}', opts])  # loads the script, connects
+        cpu0, started = time.process_time(), time.perf_counter()
+        for header in headers[:jobs]:
+            await lane.run(script, script_keys, [header, '{"n":1}', opts])
+        return time.perf_counter() - started, time.process_time() - cpu0
+    finally:
+        close_lane(client)
+        await client.aclose()
