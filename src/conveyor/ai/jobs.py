@@ -26,7 +26,6 @@ from conveyor.indexer.jobs import OpenIndexes
 from conveyor.indexer.languages import detect_language
 from conveyor.indexer.settings import IndexerSettings
 from conveyor.indexer.walker import SNIFF_BYTES, absolute, is_binary
-from conveyor.queue.options import JobOptions
 from conveyor.queue.queue import NewJob
 
 QUEUE = "ai-processing"
@@ -139,4 +138,4 @@ def batch(paths: Sequence[Path], task: str = "generate-summary", **fields: Any) 
     """One job of `task` per file (paths made absolute), ready for `app.add_bulk("ai-processing", …)`."""
     if task not in TASKS:
         raise ValueError(f"unknown AI task {task!r}; use one of {', '.join(TASKS)}")
-    return [NewJob(task, {"path": str(absolute(p)), **fields}, JobOptions()) for p in paths]
+    return [NewJob(task, {"path": str(absolute(p)), **fields}) for p in paths]

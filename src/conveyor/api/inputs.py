@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 from conveyor.api.errors import ApiError, ErrorCode
 from conveyor.config import BackoffSettings
 from conveyor.queue.job import JobState
-from conveyor.queue.options import JobOptions
+from conveyor.queue.options import DEFAULT_OPTIONS, JobOptions
 from conveyor.queue.search import JobFilter
 
 
@@ -85,7 +85,7 @@ class JobOptionsInput:
 
 def options_of(options: JobOptionsInput | None) -> JobOptions:
     """Validated options (defaults when none were given)."""
-    return options.to_options() if options is not None else JobOptions()
+    return options.to_options() if options is not None else DEFAULT_OPTIONS
 
 
 @strawberry.input(name="NewJobInput", description="One job of `addJobs`.")

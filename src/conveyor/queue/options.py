@@ -74,9 +74,14 @@ class JobOptions(BaseModel):
         return PRIORITY_NAMES[self.priority] if isinstance(self.priority, str) else self.priority
 
 
+DEFAULT_OPTIONS = JobOptions()  # every unset: shared, as JobOptions is frozen
+
+
 def job_options(**fields: Any) -> JobOptions:
     """`JobOptions` from keywords, raising `InvalidOptionsError` (naming each bad option) instead of pydantic's
-    ValidationError."""
+    ValidationError. Without keywords, the shared `DEFAULT_OPTIONS` (what most adds use: no model is built)."""
+    if not fields:
+        return DEFAULT_OPTIONS
     try:
         return JobOptions(**fields)
     except ValidationError as exc:

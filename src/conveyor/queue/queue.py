@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -30,7 +30,7 @@ from conveyor.queue.hooks import Enqueue, ProducerHooks
 from conveyor.queue.job import Job, JobState, new_job_id, shown_state
 from conveyor.queue.layout import check_layout, recorded_version
 from conveyor.queue.limits import QueueLimits, disagreements
-from conveyor.queue.options import JobOptions, bullmq_options
+from conveyor.queue.options import DEFAULT_OPTIONS, JobOptions, bullmq_options
 from conveyor.redis.cluster import is_cluster
 from conveyor.redis.connection import decoding, describe_client
 from conveyor.redis.connection import redis_call as _redis_call
@@ -75,7 +75,7 @@ class NewJob:
 
     type: str
     data: Any = None
-    options: JobOptions = field(default_factory=JobOptions)
+    options: JobOptions = DEFAULT_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ class Queue:
                 acknowledged it in time; adding it again with the same id is safe and waits again.
             RedisOutOfMemoryError: Redis is at its maxmemory and refused the add; nothing was written.
         """
-        prepared = self._prepare(NewJob(job_type, data, options or JobOptions()))
+        prepared = self._prepare(NewJob(job_type, data, options or DEFAULT_OPTIONS))
         try:
             if not self.producer_hooks.hooks:
                 return str(await self.scripts.add_job(**prepared))
