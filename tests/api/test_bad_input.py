@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from conveyor import Conveyor
@@ -76,6 +77,21 @@ async def test_invalid_job_options(api: Api, api_app: Conveyor) -> None:
 
 async def test_empty_job_type(api: Api, api_app: Conveyor) -> None:
     assert code_of(await add(api, job_type="")) == "INVALID_PAYLOAD"
+    assert await nothing_written(api_app)
+
+
+async def test_a_lone_surrogate_in_the_payload_or_the_type(api: Api, api_app: Conveyor) -> None:
+    """JSON's "\\ud800" escape is no character: a clear INVALID_PAYLOAD, not an internal error."""
+
+    async def add_raw(job_type: str, data: Any) -> Any:
+        body = json.dumps({"query": ADD, "variables": {"q": "background", "t": job_type, "d": data}})  # ASCII
+        response = await api.post(content=body.encode(), headers={"Content-Type": "application/json"})
+        return response.json()
+
+    result = await add_raw("ok", {"text": "a\ud800"})
+    assert code_of(result) == "INVALID_PAYLOAD"
+    assert "lone surrogate" in result["errors"][0]["message"]
+    assert code_of(await add_raw("ok\udc80", None)) == "INVALID_PAYLOAD"
     assert await nothing_written(api_app)
 
 

@@ -109,6 +109,16 @@ async def test_invalid_payload_is_refused_with_the_field_and_nothing_is_written(
     assert await _total(app) == 0
 
 
+async def test_a_payload_with_a_lone_surrogate_is_refused_with_a_clear_error(conveyor_cli: Cli, app: Conveyor) -> None:
+    """`\\ud800` is valid JSON but no character: the command says so, writes nothing and shows no traceback."""
+    refused = await conveyor_cli.arun("add", "background", "echo", '{"text": "a\\ud800"}')
+    assert refused.returncode == 2, refused.stderr
+    assert "lone surrogate" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert refused.stdout == ""
+    assert await _total(app) == 0
+
+
 def test_payload_model_is_applied_to_the_stored_data(conveyor_cli: Cli) -> None:
     job_id = conveyor_cli.invoke("add", "background", "greet", '{"name": "Ada"}').stdout.strip()
     job = json.loads(conveyor_cli.invoke("job", "background", job_id, "--json").stdout)

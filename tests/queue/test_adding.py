@@ -131,6 +131,28 @@ async def test_non_json_payload_is_refused_with_a_clear_error_and_nothing_is_wri
     assert await keys_of(app) == []
 
 
+@pytest.mark.parametrize(
+    "bad", [{"text": "a\ud800b"}, {"\udcff": 1}, ["\udc80"]], ids=["in-a-value", "in-a-key", "escaped-byte"]
+)
+async def test_a_payload_with_a_lone_surrogate_is_refused_with_a_clear_error_and_nothing_is_written(
+    app: Conveyor, bad: Any
+) -> None:
+    """JSON's "\\ud800" parses to a lone surrogate, which no UTF-8 text can carry."""
+    with pytest.raises(InvalidPayloadError, match=r"Payload must be valid Unicode text: .* is a lone surrogate"):
+        await app.add(QUEUE, "ok", bad)
+    with pytest.raises(InvalidPayloadError, match="lone surrogate"):
+        await app.add_bulk(QUEUE, [NewJob("ok", {"i": 0}), NewJob("ok", bad)])
+    assert await keys_of(app) == []
+
+
+async def test_a_job_type_with_a_lone_surrogate_is_refused_and_nothing_is_written(app: Conveyor) -> None:
+    with pytest.raises(InvalidPayloadError, match=r"Job type must be .*no lone surrogates"):
+        await app.add(QUEUE, "ok\ud800", {"i": 0})
+    with pytest.raises(InvalidPayloadError, match="Job type"):
+        await app.add_bulk(QUEUE, [NewJob("ok"), NewJob("\udc80")])
+    assert await keys_of(app) == []
+
+
 async def test_created_at_is_the_queue_clock_at_add(app: Conveyor) -> None:
     queue = Queue(app.client, QUEUE, clock=lambda: 1_700_000_000.0)
     job_id = await queue.add("ok")

@@ -25,7 +25,7 @@ from conveyor.cli.options import (
 from conveyor.cli.output import print_warning
 from conveyor.cli.session import check_tenant, connected
 from conveyor.queue.errors import InvalidPayloadError, PayloadTooLargeError
-from conveyor.queue.queue import NewJob, encode_payload
+from conveyor.queue.queue import JOB_TYPE_RULE, NewJob, encode_payload, valid_job_type
 
 BULK_KEYS = frozenset({"type", "data", "options"})
 MAX_REPORTED_LINES = 5
@@ -101,8 +101,8 @@ def _option_flags(
 
 def _checked(app: Conveyor, queue: str, job_type: str, data: Any, options: dict[str, Any], where: str = "") -> NewJob:
     """The job as it will be added, after every check `add` makes, so that a bulk add fails before writing."""
-    if not isinstance(job_type, str) or not job_type or len(job_type) > 256:
-        raise UsageError(f"{where}the job type must be a non-empty string of at most 256 characters.")
+    if not valid_job_type(job_type):
+        raise UsageError(f"{where}the job type must be {JOB_TYPE_RULE}.")
     opts = job_options(options, where)
     stored = app.validate_payload(queue, job_type, data)
     encode_payload({} if stored is None else stored, app.settings.conveyor_max_payload_bytes)

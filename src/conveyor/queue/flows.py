@@ -39,7 +39,7 @@ from redis.asyncio import Redis
 from conveyor.queue.errors import InvalidPayloadError, QueueError
 from conveyor.queue.job import new_job_id
 from conveyor.queue.options import JobOptions, bullmq_options
-from conveyor.queue.queue import Queue, encode_payload
+from conveyor.queue.queue import JOB_TYPE_RULE, Queue, encode_payload, valid_job_type
 from conveyor.queue.source import QueueSource, namespace
 from conveyor.queue.tenants import admit
 from conveyor.redis.cluster import is_cluster
@@ -236,8 +236,8 @@ class Flows:
     ) -> FlowNode:
         queue = self.queue_for(job.queue)
         data = self.validate(job.queue, job.type, job.data) if self.validate else job.data
-        if not job.type or len(job.type) > 256:
-            raise InvalidPayloadError("Job type must be a non-empty string of at most 256 characters.")
+        if not valid_job_type(job.type):
+            raise InvalidPayloadError(f"Job type must be {JOB_TYPE_RULE}.")
         job_id = job.options.job_id or new_job_id()
         opts = bullmq_options(job.options, queue.defaults, now)
         opts["jobId"] = job_id

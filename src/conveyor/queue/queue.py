@@ -52,21 +52,42 @@ SNAPSHOT_TRIES = 5  # reads of a job whose state keeps changing under get_job be
 log = logging.getLogger(__name__)
 
 
+# One encoder for every payload (json.dumps would build one per call): compact, UTF-8 as is, no NaN.
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def encode_payload(data: Any, max_bytes: int) -> str:
     """The payload as compact JSON, or a clear error: never pickle, never more than `max_bytes`."""
     try:
-        encoded = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        encoded = _JSON.encode(data)
+        size = len(encoded.encode())
+    except UnicodeEncodeError as exc:  # a lone surrogate (JSON's "\ud800", say): no UTF-8 text can carry it
+        bad = exc.object[exc.start : exc.end]
+        raise InvalidPayloadError(f"Payload must be valid Unicode text: {bad!r} is a lone surrogate") from exc
     except (TypeError, ValueError) as exc:
         raise InvalidPayloadError(
             f"Payload must be JSON (objects, lists, strings, numbers, bools, null): {exc}"
         ) from exc
-    size = len(encoded.encode())
     if size > max_bytes:
         raise PayloadTooLargeError(
             f"Payload is {size} bytes; the limit is {max_bytes} (CONVEYOR_MAX_PAYLOAD_BYTES). "
             "Store large content elsewhere and pass a reference."
         )
     return encoded
+
+
+JOB_TYPE_RULE = "a non-empty string of at most 256 characters (Unicode text: no lone surrogates)"
+
+
+def valid_job_type(job_type: object) -> bool:
+    """Whether `job_type` is a job type BullMQ can store as a job's name (see `JOB_TYPE_RULE`)."""
+    if not isinstance(job_type, str) or not 0 < len(job_type) <= 256:
+        return False
+    try:
+        job_type.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -199,8 +220,8 @@ class Queue:
         return EnqueueUnconfirmedError(describe_client(self.client), str(exc) or type(exc).__name__, ids)
 
     def _prepare(self, job: NewJob) -> dict[str, Any]:
-        if not job.type or len(job.type) > 256:
-            raise InvalidPayloadError("Job type must be a non-empty string of at most 256 characters.")
+        if not valid_job_type(job.type):
+            raise InvalidPayloadError(f"Job type must be {JOB_TYPE_RULE}.")
         now = self._now_ms()
         return {
             "job_id": job.options.job_id or new_job_id(),  # fixed before the first try: retries add nothing
