@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from conveyor.queue.job import _JobIds, new_job_id
@@ -26,3 +27,23 @@ def test_ids_keep_counting_up_within_one_millisecond_and_when_the_clock_steps_ba
 def test_an_id_is_never_all_digits_even_when_its_time_and_sequence_are() -> None:
     ids = _JobIds(clock=lambda: 0x123456789012 / 1000)  # a time whose hex has no letter
     assert not any(ids.make().isdigit() for _ in range(2_000))
+
+
+def test_a_forked_child_never_makes_the_random_digits_its_parent_makes_next() -> None:
+    """The random digits are read from the OS ahead of use: a child that kept its parent's would repeat them, and
+    with the same millisecond and sequence its add would be a no-op on the parent's job."""
+    new_job_id()  # the parent has random bytes read ahead
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id's random part, to the parent
+        try:
+            os.write(write_end, new_job_id()[16:].encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    parents = new_job_id()[16:]
+    with os.fdopen(read_end, "rb") as pipe:
+        childs = pipe.read().decode()
+    os.waitpid(pid, 0)
+    assert len(childs) == len(parents) == 16
+    assert childs != parents

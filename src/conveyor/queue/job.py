@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import secrets
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,19 +16,30 @@ HISTORY_FIELD = "chist"  # Conveyor's retry history, a JSON list inside the job 
 QUEUED_AT_FIELD = "cqat"  # when a retried job became due again (ms), for wait-time metrics
 REFUSED_AT_FIELD = "crfa"  # when a worker without a handler for the job's type first put it back (ms)
 REFUSALS_FIELD = "crfn"  # how many times workers without a handler for its type put it back
+RANDOM_BYTES = 8  # the random part of a job id (16 hex digits)
+RANDOM_POOL_BYTES = 4096  # random bytes read from the OS at a time: 512 ids
 
 
 class _JobIds:
     """Job ids that sort in the order this process made them: the time in ms (12 hex digits), a sequence within
     the millisecond (4), then 16 random hex digits, so ids of different processes never collide. Sorting by id
     then lists jobs created (or finished) in the same millisecond in the order they were added, as BullMQ's
-    counter ids did; across processes, same-millisecond ids are in no particular order."""
+    counter ids did; across processes, same-millisecond ids are in no particular order.
+
+    The random digits come from the OS's random source, read a few KiB at a time rather than once per id (a
+    system call per add). A forked child drops what its parent had read, so the two never share random digits."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._last_ms = 0
         self._sequence = 0
         self._lock = threading.Lock()
+        self._random = b""
+        self._used = 0
+
+    def forget_random(self) -> None:
+        """Drop the random bytes read ahead (in a forked child: its parent uses them)."""
+        self._random, self._used = b"", 0
 
     def make(self) -> str:
         with self._lock:
@@ -40,13 +51,17 @@ class _JobIds:
             else:
                 self._sequence = 0
             self._last_ms = ms
-            prefix = f"{ms:012x}{self._sequence:04x}"
-        while (job_id := prefix + secrets.token_hex(8)).isdigit():
-            pass  # BullMQ refuses all-digit custom ids (its counter makes those)
-        return job_id
+            while True:
+                if self._used + RANDOM_BYTES > len(self._random):
+                    self._random, self._used = os.urandom(RANDOM_POOL_BYTES), 0
+                random, self._used = self._random[self._used : self._used + RANDOM_BYTES], self._used + RANDOM_BYTES
+                job_id = f"{ms:012x}{self._sequence:04x}{random.hex()}"
+                if not job_id.isdigit():  # BullMQ refuses all-digit custom ids (its counter makes those)
+                    return job_id
 
 
 _job_ids = _JobIds()
+os.register_at_fork(after_in_child=_job_ids.forget_random)
 
 
 def new_job_id() -> str:
