@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
-import msgpack
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
@@ -22,7 +21,7 @@ from redis.commands.core import AsyncScript
 from conveyor.redis.cluster import is_cluster, load_script_for
 from conveyor.redis.keys import QueueKeys
 from conveyor.redis.script_errors import ScriptError
-from conveyor.redis.scripts import script_source
+from conveyor.redis.scripts import pack, script_source
 
 
 class SchedulerJobIdCollisionError(ScriptError):
@@ -40,11 +39,6 @@ class SchedulerSlotsBusyError(ScriptError):
 def iteration_job_id(scheduler_id: str, run_ms: int | str) -> str:
     """The id BullMQ gives the job of one run of a job scheduler."""
     return f"repeat:{scheduler_id}:{run_ms}"
-
-
-def _pack(value: Any) -> bytes:
-    packed: bytes = msgpack.packb(value, use_bin_type=True)
-    return packed
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +84,7 @@ class JobSchedulerStore:
         `spec` holds `name` and `pattern`/`tz` or `every`/`startDate`; `next_ms` is used for patterns (an
         interval's next run is computed by the script). Returns `[job id, delay]`, or the queued pipe."""
         keys = [*self._enqueue_keys(), self.keys.active]
-        args: list[Any] = [next_ms, _pack(spec), scheduler_id, data_json, _pack(template_opts), _pack(job_opts), now_ms,
+        args: list[Any] = [next_ms, pack(spec), scheduler_id, data_json, pack(template_opts), pack(job_opts), now_ms,
                 self.keys.base, ""]  # fmt: skip
         if pipe is not None and is_cluster(self.client):  # a cluster pipeline sends EVALSHA without loading it
             await load_script_for(self.client, self.keys.base, script_source("addJobScheduler"), self._loaded_on)
@@ -105,7 +99,7 @@ class JobSchedulerStore:
         """Add the next run's job after `producer_job_id` (a run's job just taken by a worker), as BullMQ's worker
         does; a no-op (None) unless that job is the scheduler's current run and the next one is not there yet."""
         keys = [*self._enqueue_keys(), self.keys.job(producer_job_id), self.keys.active]
-        args: list[Any] = [next_ms, scheduler_id, "{}", _pack(job_opts), now_ms, self.keys.base, producer_job_id]
+        args: list[Any] = [next_ms, scheduler_id, "{}", pack(job_opts), now_ms, self.keys.base, producer_job_id]
         result = await self._script("updateJobScheduler")(keys=keys, args=args)
         return str(result) if result else None
 

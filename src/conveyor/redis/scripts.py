@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cache, cached_property
@@ -82,13 +83,21 @@ def _bullmq_commands() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "commands"
 
 
-def _pack(value: Any) -> bytes:
-    packed: bytes = msgpack.packb(value, use_bin_type=True)
+_packers = threading.local()  # one msgpack Packer per thread, reused (msgpack.packb builds one per call)
+
+
+def pack(value: Any) -> bytes:
+    """`value` in MessagePack, as BullMQ's scripts unpack their packed arguments."""
+    try:
+        packer: msgpack.Packer = _packers.packer
+    except AttributeError:
+        packer = _packers.packer = msgpack.Packer(use_bin_type=True)
+    packed: bytes = packer.pack(value)  # the Packer starts afresh after each call, and after an error
     return packed
 
 
 def _flat(fields: dict[str, str]) -> bytes:
-    return _pack([item for pair in fields.items() for item in pair])
+    return pack([item for pair in fields.items() for item in pair])
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +262,7 @@ class QueueScripts:
         parent_fields = (parent.key, parent.dependencies_key, parent.packed()) if parent else _NO_PARENT
         # ARGV as every add script's header has it: [prefix, id, name, timestamp, parent key, parent dependencies
         # key, parent, repeat job key, deduplication key], the data, the options.
-        args = [_pack([self.keys.base, job_id, name, timestamp, *parent_fields, None, None]), data_json, _pack(opts)]
+        args = [pack([self.keys.base, job_id, name, timestamp, *parent_fields, None, None]), data_json, pack(opts)]
         keys = self._add_keys[script]
         if pipe is not None:
             return await self._run(script, keys, args, pipe)
@@ -275,7 +284,7 @@ class QueueScripts:
     def _move_to_active_call(
         self, token: str, lock_ms: int, worker: str, timestamp: int
     ) -> tuple[list[str], list[Any]]:
-        opts = _pack({"token": token, "lockDuration": lock_ms, "limiter": None, "name": worker})
+        opts = pack({"token": token, "lockDuration": lock_ms, "limiter": None, "name": worker})
         return [*self._fetch_keys, self.keys.marker], [self.keys.base, timestamp, opts]
 
     async def move_to_active(self, *, token: str, lock_ms: int, worker: str, timestamp: int) -> FetchedJob:
@@ -347,7 +356,7 @@ class QueueScripts:
         await self._after_restamp(job_id)
         k = self.keys
         keys = [*self._fetch_keys, k.of(target), k.job(job_id), k.metrics(target), k.marker]
-        opts = _pack(
+        opts = pack(
             {
                 "token": token,
                 "keepJobs": keep,
@@ -432,7 +441,7 @@ class QueueScripts:
 
     async def extend_locks(self, job_ids: Sequence[str], tokens: Sequence[str], lock_ms: int) -> list[str]:
         """Renew the locks of many active jobs in one call; returns the ids whose lock was lost."""
-        args = [self.keys.base, _pack(list(tokens)), _pack(list(job_ids)), lock_ms]
+        args = [self.keys.base, pack(list(tokens)), pack(list(job_ids)), lock_ms]
         failed = await self._run("extendLocks", [self.keys.stalled], args)
         return [str(job_id) for job_id in failed or []]
 
