@@ -61,7 +61,8 @@ class _JobIds:
 
 
 _job_ids = _JobIds()
-os.register_at_fork(after_in_child=_job_ids.forget_random)
+if hasattr(os, "register_at_fork"):  # Unix only; where there is no fork there is nothing to drop
+    os.register_at_fork(after_in_child=_job_ids.forget_random)
 
 
 def new_job_id() -> str:
