@@ -268,8 +268,8 @@ def floors(results: Results) -> list[str]:
     if "libs" in rss:
         lines.append(
             f"- Worker RSS: the worker's libraries alone take {rss['libs']:.1f} MiB, against the target's "
-            f"{TARGETS['worker RSS after the drain (MiB)'][1]:g}; `conveyor worker` after the drain: "
-            f"{rss.get('cli', 0):.1f}."
+            f"{TARGETS['worker RSS after the drain (MiB)'][1]:g}"
+            + (f"; `conveyor worker` after the drain: {rss['cli']:.1f}." if "cli" in rss else ".")
         )
     return ["", "Floors under the targets (bench/floors.py):", *lines] if lines else []
 

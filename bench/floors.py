@@ -18,21 +18,20 @@ import os
 import subprocess
 import time
 
-import msgpack
 from redis.asyncio.client import Redis
 
 from bench.cli_app import QUEUE
 from bench.common import WorkerProcess
 from bench.worker_kinds import WorkerKinds, ready
 from conveyor.config import QueueSettings
-from conveyor.queue.options import JobOptions, bullmq_options
+from conveyor.queue.options import DEFAULT_OPTIONS, bullmq_options
 from conveyor.redis.keys import QueueKeys
-from conveyor.redis.lane import close_lane, lane_for
-from conveyor.redis.scripts import script_source
+from conveyor.redis.lane import close_lane
+from conveyor.redis.scripts import QueueScripts, pack, script_source
 
 OWN_MODULES = ("conveyor", "bench", "__main__")
-# Imports each listed module (one per line on stdin, in the order the worker imported them; those that failed in
-# the worker fail here too), says ready, then waits to be stopped.
+# Imports the modules named on stdin's first line (space-separated, in the order the worker imported them; those
+# that failed in the worker fail here too), says ready, then waits for stdin to close.
 IMPORTER = """
 import importlib, sys
 for name in sys.stdin.readline().split():
@@ -54,13 +53,13 @@ def worker_library_modules(kinds: WorkerKinds, url: str) -> list[str]:
         ready(proc, "cli")
     finally:
         WorkerProcess(proc).stop()
-    names = []
+    names: dict[str, None] = {}  # in import order, each once
     for line in log.read_text().splitlines():
-        if line.startswith("import time:") and "|" in line and not line.endswith("imported package"):
+        if line.startswith("import time:") and not line.endswith("imported package"):
             name = line.rsplit("|", 1)[1].strip()
-            if name.partition(".")[0] not in OWN_MODULES and name not in names:
-                names.append(name)
-    return names
+            if name.partition(".")[0] not in OWN_MODULES:
+                names[name] = None
+    return list(names)
 
 
 def libraries_rss_mib(kinds: WorkerKinds, modules: list[str]) -> float:
@@ -88,20 +87,17 @@ async def add_script_alone(url: str, jobs: int) -> tuple[float, float]:
     """Seconds and CPU seconds for `jobs` calls of BullMQ's add script, one by one, each awaited (see above)."""
     client = Redis.from_url(url, decode_responses=True)
     try:
-        keys = QueueKeys("bull", QUEUE)
+        scripts = QueueScripts(client, QueueKeys("bull", QUEUE))
         script = client.register_script(script_source("addStandardJob"))
-        lane = lane_for(client, slot_key=keys.base)
-        script_keys = (keys.wait, keys.paused, keys.meta, keys.id, keys.completed, keys.delayed, keys.active)
-        script_keys += (keys.events, keys.marker)
+        keys = scripts.add_keys["addStandardJob"]
         now = int(time.time() * 1000)
-        opts = msgpack.packb(bullmq_options(JobOptions(), QueueSettings(), now), use_bin_type=True)
-        headers = [
-            msgpack.packb([keys.base, f"floor-{i}", "job", now, None, None, None, None, None]) for i in range(jobs + 1)
-        ]
-        await lane.run(script, script_keys, [headers[-1], '{"n":1}', opts])  # loads the script, connects
+        opts = pack(bullmq_options(DEFAULT_OPTIONS, QueueSettings(), now))
+        base = scripts.keys.base
+        headers = [pack([base, f"floor-{i}", "job", now, None, None, None, None, None]) for i in range(jobs + 1)]
+        await scripts.lane.run(script, keys, [headers[-1], '{"n":1}', opts])  # loads the script, connects
         cpu0, started = time.process_time(), time.perf_counter()
         for header in headers[:jobs]:
-            await lane.run(script, script_keys, [header, '{"n":1}', opts])
+            await scripts.lane.run(script, keys, [header, '{"n":1}', opts])
         return time.perf_counter() - started, time.process_time() - cpu0
     finally:
         close_lane(client)

@@ -216,7 +216,8 @@ class QueueScripts:
     # --- producing -------------------------------------------------------------------------------------
 
     @cached_property
-    def _add_keys(self) -> dict[str, tuple[str, ...]]:
+    def add_keys(self) -> dict[str, tuple[str, ...]]:
+        """The KEYS of each add script (by script name), as BullMQ's add scripts take them."""
         # The same for every job of the queue: built once, not per add (the producer's hot path).
         k = self.keys
         return {
@@ -263,7 +264,7 @@ class QueueScripts:
         # ARGV as every add script's header has it: [prefix, id, name, timestamp, parent key, parent dependencies
         # key, parent, repeat job key, deduplication key], the data, the options.
         args = [pack([self.keys.base, job_id, name, timestamp, *parent_fields, None, None]), data_json, pack(opts)]
-        keys = self._add_keys[script]
+        keys = self.add_keys[script]
         if pipe is not None:
             return await self._run(script, keys, args, pipe)
         if self.replica_wait is None:
