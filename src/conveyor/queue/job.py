@@ -54,8 +54,9 @@ class _JobIds:
             while True:
                 if self._used + RANDOM_BYTES > len(self._random):
                     self._random, self._used = os.urandom(RANDOM_POOL_BYTES), 0
-                random, self._used = self._random[self._used : self._used + RANDOM_BYTES], self._used + RANDOM_BYTES
-                job_id = f"{ms:012x}{self._sequence:04x}{random.hex()}"
+                digits = self._random[self._used : self._used + RANDOM_BYTES].hex()
+                self._used += RANDOM_BYTES
+                job_id = f"{ms:012x}{self._sequence:04x}{digits}"
                 if not job_id.isdigit():  # BullMQ refuses all-digit custom ids (its counter makes those)
                     return job_id
 
