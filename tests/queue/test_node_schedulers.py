@@ -64,10 +64,13 @@ async def test_a_cron_schedule_with_seconds_and_a_zone_made_in_node_runs_on_whol
     every_second = ("upsert-cron", QUEUE, "sec", "* * * * * *", "Asia/Kathmandu", "ok")
     run_node(node_bullmq, redis_url, "schedulers.mjs", *every_second)
     async with running(app.worker([QUEUE])):
-        await wait_until(lambda: _at_least(app, "sec", 3), timeout=10)
+        await wait_until(lambda: _at_least(app, "sec", 4), timeout=10)
     ids = await completed_runs(app, "sec")
     assert all(tick_of(job_id) % 1000 == 0 for job_id in ids), ids
-    assert_each_tick_once(ids, 1000)
+    # Node added the first run before our worker started; when that run is taken more than a second late, the
+    # next run is the next tick after it was taken (missed ticks are not added, as in BullMQ). From then on,
+    # every tick runs once.
+    assert_each_tick_once(ids[1:], 1000)
 
 
 async def test_a_schedule_added_with_the_cli_is_listed_by_node_and_run_by_a_node_worker(
