@@ -49,7 +49,9 @@ async def test_a_schedule_made_in_node_is_listed_and_run_by_our_worker_once_per_
         await wait_until(lambda: _at_least(app, "beat", 6), timeout=10)
     ids = await completed_runs(app, "beat")
     assert ids[0] == first
-    assert_each_tick_once(ids, 400)
+    # The first run was due at once, before our worker started: when it is taken more than an interval late, the
+    # next run is the next slot after it was taken (BullMQ's script skips missed slots). From then on, each once.
+    assert_each_tick_once(ids[1:], 400)
     jobs = [await app.queue(QUEUE).get_job(job_id) for job_id in ids[1:]]  # the first one ran at once
     started = [job.processed_at.timestamp() * 1000 - tick_of(job.id) for job in jobs if job.processed_at]
     assert_latency(started, promised_ms=100, what="tick to started")
@@ -120,7 +122,7 @@ async def test_workers_of_both_runtimes_on_one_queue_run_each_tick_once(
     assert node.returncode == 0
     ids = await completed_runs(app, "both")
     assert len(ids) >= 10, ids
-    assert_each_tick_once(ids, 400)
+    assert_each_tick_once(ids[1:], 400)  # the first run may be taken late, as the workers start (see above)
     by_node = set(json.loads(out))
     results = [(await app.queue(QUEUE).get_job(job_id)).result for job_id in ids]
     assert {job_id for job_id, result in zip(ids, results, strict=True) if result.get("node")} == by_node & set(ids)
