@@ -5,9 +5,10 @@
   start with `PYTHONPROFILEIMPORTTIME`), except Conveyor's own and the benchmark app's. Its RSS is what
   asyncio with ssl, uvloop, redis-py, pydantic, pydantic-settings, Typer and the rest take before any line of
   Conveyor runs: no worker built on those libraries can be smaller.
-- **The pinned add script alone** (`add_script_alone`): BullMQ's `addStandardJob` called one by one over
-  Conveyor's own connection (`conveyor.redis.lane`), with everything but the job id built ahead: the keys, the
-  payload's JSON, the options Conveyor stores by default, the ids themselves. No validation, no options or ids
+- **The pinned add script alone** (`add_script_alone`): the BullMQ add script `Conveyor.add` runs for a job with
+  the default options (`addPrioritizedJob`: the default priority is `normal`) called one by one over Conveyor's
+  own connection (`conveyor.redis.lane`), with everything built ahead: the keys, the payload's JSON, the
+  options Conveyor stores by default, the ids themselves. No validation, no options or ids
   made per call: the fastest one-by-one enqueue on BullMQ's scripts from a Python process, which
   `Conveyor.add` can approach but not pass.
 """
@@ -27,7 +28,7 @@ from conveyor.config import QueueSettings
 from conveyor.queue.options import DEFAULT_OPTIONS, bullmq_options
 from conveyor.redis.keys import QueueKeys
 from conveyor.redis.lane import close_lane
-from conveyor.redis.scripts import QueueScripts, pack, script_source
+from conveyor.redis.scripts import QueueScripts, add_script_name, pack, script_source
 
 OWN_MODULES = ("conveyor", "bench", "__main__")
 # Imports the modules named on stdin's first line (space-separated, in the order the worker imported them; those
@@ -88,10 +89,10 @@ async def add_script_alone(url: str, jobs: int) -> tuple[float, float]:
     client = Redis.from_url(url, decode_responses=True)
     try:
         scripts = QueueScripts(client, QueueKeys("bull", QUEUE))
-        script = client.register_script(script_source("addStandardJob"))
-        keys = scripts.add_keys["addStandardJob"]
         now = int(time.time() * 1000)
-        opts = pack(bullmq_options(DEFAULT_OPTIONS, QueueSettings(), now))
+        options = bullmq_options(DEFAULT_OPTIONS, QueueSettings(), now)
+        name = add_script_name(options)  # the script `Conveyor.add` runs for a job with the default options
+        script, keys, opts = client.register_script(script_source(name)), scripts.add_keys[name], pack(options)
         base = scripts.keys.base
         headers = [pack([base, f"floor-{i}", "job", now, None, None, None, None, None]) for i in range(jobs + 1)]
         await scripts.lane.run(script, keys, [headers[-1], '{"n":1}', opts])  # loads the script, connects

@@ -153,7 +153,7 @@ class ParentRef:
         return value
 
 
-def _add_script(opts: dict[str, Any], has_children: bool) -> str:
+def add_script_name(opts: dict[str, Any], has_children: bool = False) -> str:
     """The BullMQ script that adds a job: a flow's parent waits for its children, else the job's options decide."""
     if has_children:
         return "addParentJob"
@@ -259,7 +259,7 @@ class QueueScripts:
             NotReplicatedError: (with a `replica_wait`, when no `pipe` is given) the job was written on the master
                 but too few replicas acknowledged it in time.
         """
-        script = _add_script(opts, has_children)
+        script = add_script_name(opts, has_children)
         parent_fields = (parent.key, parent.dependencies_key, parent.packed()) if parent else _NO_PARENT
         # ARGV as every add script's header has it: [prefix, id, name, timestamp, parent key, parent dependencies
         # key, parent, repeat job key, deduplication key], the data, the options.
