@@ -175,6 +175,21 @@ async def test_up_serves_the_graphql_api_on_loopback(embedded_cli: Cli) -> None:
     await _stop(embedded_cli, up)
 
 
+async def test_up_imports_the_api_server_before_its_worker_serves(embedded_cli: Cli) -> None:
+    # Imported by the running API service, the server's stack held the event loop right after the worker had
+    # announced itself: its heartbeats stopped for as long as the import took, seconds on a busy machine, long
+    # enough to drop out of the live worker list (jobs added then warned that no worker handled their type).
+    embedded_cli.env["PYTHONPROFILEIMPORTTIME"] = "1"  # each import's line on stderr, as it ends
+    up = await _start_up(embedded_cli)
+    imported = re.compile(r"^import time:.*\| conveyor\.api\.server$", re.MULTILINE)
+    await wait_until(lambda: imported.search(embedded_cli.output(up)) is not None, timeout=30, interval=0.1)
+    output = embedded_cli.output(up)
+    server_imported = imported.search(output)
+    assert server_imported is not None
+    assert server_imported.start() < output.index("Conveyor is up"), output[-2000:]
+    await _stop(embedded_cli, up)
+
+
 async def _healthy(http: httpx.AsyncClient) -> bool:
     try:
         return (await http.get("/healthz")).status_code == 200

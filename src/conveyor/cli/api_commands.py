@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
 import typer
 
@@ -39,14 +40,22 @@ def check_api_port(app: Conveyor, host: str | None = None, port: int | None = No
             ) from None
 
 
-async def api_service(app: Conveyor, host: str | None = None, port: int | None = None) -> None:
-    """The API server as a service of `conveyor up` (the worker owns the signals; cancel to stop)."""
-    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    config = load_api_config(app.settings, **overrides)
-    say(f"API: http://{config.host}:{config.port}/graphql, dashboard at http://{config.host}:{config.port}/")
+def api_service(host: str | None = None, port: int | None = None) -> Callable[[Conveyor], Coroutine[Any, Any, None]]:
+    """The API server as a service of `conveyor up`: `await service(app)` serves until cancelled (the worker
+    owns the signals).
+
+    The server's stack is imported here, when the service is made, before the worker starts: imported by the
+    running service, it held the worker's event loop (about 0.7 s, seconds on a busy machine) right after the
+    worker had announced itself, so its heartbeats stopped and it could drop out of the live worker list."""
     from conveyor.api.server import serve as serve_api  # the server's stack only where one runs
 
-    await serve_api(app, config, handle_signals=False)
+    async def service(app: Conveyor) -> None:
+        overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+        config = load_api_config(app.settings, **overrides)
+        say(f"API: http://{config.host}:{config.port}/graphql, dashboard at http://{config.host}:{config.port}/")
+        await serve_api(app, config, handle_signals=False)
+
+    return service
 
 
 @cli_command

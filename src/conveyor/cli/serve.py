@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 import logging
 import os
@@ -57,7 +56,7 @@ def up_services(app: Conveyor, host: str | None = None, port: int | None = None)
     the GraphQL API server (and the dashboard it serves)."""
     from conveyor.cli.api_commands import api_service  # the API stack: only `up` needs it, never a worker
 
-    return [functools.partial(api_service, host=host, port=port)]
+    return [api_service(host, port)]
 
 
 @cli_command
