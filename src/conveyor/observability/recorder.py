@@ -53,7 +53,7 @@ class MetricsRecorder(WorkerHook):
         job = start.job
         series = self._series.get((job.queue, job.type)) or self.process.counts(job.queue, job.type)
         series.wait.observe(start.wait_s)
-        if self._timer is None and self._flushing is None:  # (the test `_schedule` makes, without the call)
+        if self._timer is None and self._flushing is None:  # `idle`, inline: this runs for every job
             self._schedule()
 
     def attempt_ended(self, end: AttemptEnd) -> None:
@@ -64,7 +64,7 @@ class MetricsRecorder(WorkerHook):
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
         if outcome in COUNTED:
             series.run.observe(end.run_s)
-            if self._timer is None and self._flushing is None:
+            if self._timer is None and self._flushing is None:  # `idle`, inline
                 self._schedule()
 
     def jobs_stalled(self, queue: str, job_ids: Sequence[str]) -> None:
